@@ -1,0 +1,115 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let upcoming: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "fanout",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "fanout", targets: ["fanout"]),
+        .library(name: "CQRSCore", targets: ["CQRSCore"]),
+        .library(name: "Subscribers", targets: ["Subscribers"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"])]
+        ),
+        .target(
+            name: "Kafka",
+            dependencies: [
+                "CRdKafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "AWS",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "CQRSCore",
+            dependencies: [
+                "AWS",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "StreamReader",
+            dependencies: [
+                "AWS",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "Router",
+            dependencies: [
+                "CQRSCore", "StreamReader", "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "Subscribers",
+            dependencies: [
+                "CQRSCore", "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "ExampleDomain",
+            dependencies: ["CQRSCore"],
+            swiftSettings: upcoming
+        ),
+        .target(
+            name: "FanoutApp",
+            dependencies: [
+                "AWS", "Kafka", "CQRSCore", "StreamReader", "Router", "Subscribers", "ExampleDomain",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "fanout",
+            dependencies: [
+                "FanoutApp",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka"], swiftSettings: upcoming),
+        .testTarget(name: "AWSTests", dependencies: ["AWS"], swiftSettings: upcoming),
+        .testTarget(name: "CQRSCoreTests", dependencies: ["CQRSCore", "ExampleDomain"], swiftSettings: upcoming),
+        .testTarget(name: "StreamReaderTests", dependencies: ["StreamReader"], swiftSettings: upcoming),
+        .testTarget(name: "RouterTests", dependencies: ["Router"], swiftSettings: upcoming),
+        .testTarget(name: "SubscribersTests", dependencies: ["Subscribers"], swiftSettings: upcoming),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["FanoutApp", "ExampleDomain"],
+            swiftSettings: upcoming
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
