@@ -99,15 +99,16 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka"], swiftSettings: upcoming),
-        .testTarget(name: "AWSTests", dependencies: ["AWS"], swiftSettings: upcoming),
-        .testTarget(name: "CQRSCoreTests", dependencies: ["CQRSCore", "ExampleDomain"], swiftSettings: upcoming),
-        .testTarget(name: "StreamReaderTests", dependencies: ["StreamReader"], swiftSettings: upcoming),
-        .testTarget(name: "RouterTests", dependencies: ["Router"], swiftSettings: upcoming),
-        .testTarget(name: "SubscribersTests", dependencies: ["Subscribers"], swiftSettings: upcoming),
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: upcoming),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "CQRSCoreTests", dependencies: ["CQRSCore", "ExampleDomain", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "StreamReaderTests", dependencies: ["StreamReader", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "RouterTests", dependencies: ["Router", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "SubscribersTests", dependencies: ["Subscribers", "TestSupport"], swiftSettings: upcoming),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["FanoutApp", "ExampleDomain"],
+            dependencies: ["FanoutApp", "ExampleDomain", "TestSupport"],
             swiftSettings: upcoming
         ),
     ],
