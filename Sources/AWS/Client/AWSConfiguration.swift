@@ -1,0 +1,129 @@
+import Foundation
+
+/// Region, credentials, endpoints, timeouts and retries shared by every AWS client.
+public struct AWSConfiguration: Sendable {
+    public var region: String
+    public var credentialProvider: any AWSCredentialProvider
+    /// Endpoints to use instead of the public AWS ones (moto, VPC endpoints).
+    public var endpointOverrides: [AWSService: URL]
+    /// How long one HTTP attempt may take, response body included. Default 10 s.
+    public var requestTimeout: Duration
+    /// How throttling, 5xx and connection errors are retried.
+    public var retryPolicy: AWSRetryPolicy
+
+    /// - Parameter endpoint: when given, every service is sent there.
+    public init(
+        region: String,
+        credentialProvider: any AWSCredentialProvider,
+        endpoint: URL? = nil,
+        requestTimeout: Duration = .seconds(10),
+        retryPolicy: AWSRetryPolicy = .default
+    ) {
+        self.region = region
+        self.credentialProvider = credentialProvider
+        self.requestTimeout = requestTimeout
+        self.retryPolicy = retryPolicy
+        var overrides: [AWSService: URL] = [:]
+        if let endpoint {
+            for service in AWSService.allCases { overrides[service] = endpoint }
+        }
+        self.endpointOverrides = overrides
+    }
+
+    /// Reads `AWS_REGION` (or `AWS_DEFAULT_REGION`), the credentials
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), and the
+    /// endpoints `AWS_ENDPOINT_URL` and per service `AWS_ENDPOINT_URL_DYNAMODB`,
+    /// `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`, `AWS_ENDPOINT_URL_KINESIS`, `AWS_ENDPOINT_URL_STS`.
+    ///
+    /// Throws an ``AWSConfigurationError`` naming the variable when the region or
+    /// the credentials are missing or an endpoint is not an http(s) URL.
+    public static func fromEnvironment(
+        _ env: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> AWSConfiguration {
+        func value(_ key: String) -> String? {
+            guard let v = env[key]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+            return v
+        }
+        guard let region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") else {
+            throw AWSConfigurationError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)")
+        }
+        let provider = EnvironmentCredentialProvider(environment: env)
+        _ = try provider.resolve()
+        func url(_ key: String) throws -> URL? {
+            guard let text = value(key) else { return nil }
+            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(),
+                scheme == "http" || scheme == "https", url.host != nil
+            else {
+                throw AWSConfigurationError("\(key) is not an http(s) URL: \(text)")
+            }
+            return url
+        }
+        var configuration = AWSConfiguration(
+            region: region,
+            credentialProvider: provider,
+            endpoint: try url("AWS_ENDPOINT_URL")
+        )
+        for service in AWSService.allCases {
+            if let endpoint = try url("AWS_ENDPOINT_URL_\(service.environmentSuffix)") {
+                configuration.endpointOverrides[service] = endpoint
+            }
+        }
+        return configuration
+    }
+
+    /// The override for the service, else `https://{prefix}.{region}.amazonaws.com`.
+    public func endpoint(for service: AWSService) -> URL {
+        if let url = endpointOverrides[service] { return url }
+        let suffix = region.hasPrefix("cn-") ? "amazonaws.com.cn" : "amazonaws.com"
+        // The string is built from a fixed pattern; fall back to a valid URL for odd regions.
+        return URL(string: "https://\(service.endpointPrefix).\(region).\(suffix)")
+            ?? URL(fileURLWithPath: "/").deletingLastPathComponent()
+    }
+}
+
+/// Exponential backoff with full jitter, bounded by attempts and by total time.
+public struct AWSRetryPolicy: Sendable, Hashable {
+    /// Attempts in all, the first included. 1 means no retry.
+    public var maxAttempts: Int
+    /// The backoff ceiling of the first retry; it doubles each retry.
+    public var baseDelay: Duration
+    /// The base for throttling errors, which need a longer pause.
+    public var throttlingBaseDelay: Duration
+    /// No single pause is longer.
+    public var maxDelay: Duration
+    /// No retry starts after this much time since the first attempt.
+    public var maxElapsed: Duration
+
+    public init(
+        maxAttempts: Int = 5,
+        baseDelay: Duration = .milliseconds(100),
+        throttlingBaseDelay: Duration = .milliseconds(500),
+        maxDelay: Duration = .seconds(5),
+        maxElapsed: Duration = .seconds(20)
+    ) {
+        self.maxAttempts = max(1, maxAttempts)
+        self.baseDelay = baseDelay
+        self.throttlingBaseDelay = throttlingBaseDelay
+        self.maxDelay = maxDelay
+        self.maxElapsed = maxElapsed
+    }
+
+    /// 5 attempts within 20 s.
+    public static let `default` = AWSRetryPolicy()
+    /// A single attempt.
+    public static let none = AWSRetryPolicy(maxAttempts: 1)
+
+    /// The pause before retry number `retry` (1 for the first retry): uniformly
+    /// random in 0...min(maxDelay, base × 2^(retry-1)).
+    public func delay(beforeRetry retry: Int, throttled: Bool) -> Duration {
+        let base = Self.seconds(throttled ? throttlingBaseDelay : baseDelay)
+        let ceiling = min(Self.seconds(maxDelay), base * pow(2, Double(max(0, min(retry - 1, 30)))))
+        guard ceiling > 0 else { return .zero }
+        return .milliseconds(Int64(Double.random(in: 0...ceiling) * 1000))
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        let c = duration.components
+        return Double(c.seconds) + Double(c.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,212 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The AWS JSON 1.0/1.1 protocol: `POST /` with `X-Amz-Target: <prefix>.<Operation>`,
+/// a JSON body, SigV4 signed.
+///
+/// Throttling, 5xx and connection errors are retried with exponential backoff and
+/// full jitter, as the configuration's ``AWSRetryPolicy`` allows; other errors
+/// surface at once as ``AWSError``.
+public final class AWSJSONClient: Sendable {
+    public let service: AWSService
+    public let configuration: AWSConfiguration
+    public let endpoint: URL
+    let httpClient: HTTPClient
+    let logger: Logger
+
+    /// The largest response body accepted (GetRecords and Query answer at most 1 MB of data).
+    static let maxResponseBytes = 32 * 1024 * 1024
+
+    public init(service: AWSService, configuration: AWSConfiguration, httpClient: HTTPClient, logger: Logger) {
+        self.service = service
+        self.configuration = configuration
+        self.endpoint = configuration.endpoint(for: service)
+        self.httpClient = httpClient
+        var logger = logger
+        logger[metadataKey: "aws.service"] = .string(service.displayName)
+        self.logger = logger
+    }
+
+    /// Calls `operation` with `input` encoded as JSON and decodes the answer.
+    /// A response that does not decode is an ``AWSError`` of type `InvalidResponse`.
+    public func call<Output: Decodable>(_ operation: String, input: some Encodable) async throws -> Output {
+        let body: [UInt8]
+        do {
+            body = Array(try Self.encoder.encode(input))
+        } catch {
+            throw AWSError(
+                operation: name(operation),
+                type: "InvalidRequest",
+                message: "cannot encode the request: \(error)"
+            )
+        }
+        let response = try await call(operation, jsonBody: body)
+        return try decode(Output.self, from: response, operation: operation)
+    }
+
+    /// Calls `operation` for its effect, ignoring the answer's body.
+    public func send(_ operation: String, input: some Encodable) async throws {
+        let _: EmptyOutput = try await call(operation, input: input)
+    }
+
+    /// The raw form: JSON bytes in, JSON bytes of a 2xx answer out.
+    public func call(_ operation: String, jsonBody: [UInt8]) async throws -> [UInt8] {
+        let policy = configuration.retryPolicy
+        let started = ContinuousClock.now
+        var attempt = 1
+        while true {
+            do {
+                return try await attemptCall(operation, body: jsonBody)
+            } catch var error as AWSError {
+                error.attempts = attempt
+                guard error.isRetriable, attempt < policy.maxAttempts else { throw error }
+                let delay = policy.delay(beforeRetry: attempt, throttled: error.isThrottling)
+                guard ContinuousClock.now - started + delay < policy.maxElapsed else { throw error }
+                logger.debug(
+                    "retrying AWS call",
+                    metadata: [
+                        "aws.operation": .string(operation), "aws.attempt": .stringConvertible(attempt),
+                        "aws.error": .string(error.type), "aws.delay": .string("\(delay)"),
+                    ]
+                )
+                try await Task.sleep(for: delay)
+                attempt += 1
+            }
+        }
+    }
+
+    func name(_ operation: String) -> String { "\(service.displayName).\(operation)" }
+
+    func decode<Output: Decodable>(_ type: Output.Type, from body: [UInt8], operation: String) throws -> Output {
+        do {
+            return try JSONDecoder().decode(Output.self, from: Data(body.isEmpty ? Array("{}".utf8) : body))
+        } catch {
+            throw AWSError(
+                operation: name(operation),
+                type: AWSError.invalidResponse,
+                message: "cannot decode the response: \(Self.describe(decodingError: error))",
+                statusCode: 200
+            )
+        }
+    }
+
+    private func attemptCall(_ operation: String, body: [UInt8]) async throws -> [UInt8] {
+        let credentials = try await configuration.credentialProvider.credentials()
+        let signer = SigV4Signer(credentials: credentials, region: configuration.region, service: service.signingName)
+        let headers: [(name: String, value: String)] = [
+            (name: "Content-Type", value: service.jsonContentType),
+            (name: "X-Amz-Target", value: "\(service.targetPrefix).\(operation)"),
+        ]
+        let signed = signer.signHeaders(method: "POST", url: endpoint, headers: headers, body: body)
+
+        var request = HTTPClientRequest(url: endpoint.absoluteString)
+        request.method = .POST
+        for header in headers + signed {
+            request.headers.add(name: header.name, value: header.value)
+        }
+        request.body = .bytes(body)
+
+        let status: Int
+        let responseHeaders: [(name: String, value: String)]
+        let responseBody: [UInt8]
+        do {
+            let response = try await httpClient.execute(
+                request,
+                timeout: .nanoseconds(Self.nanoseconds(configuration.requestTimeout)),
+                logger: logger
+            )
+            status = Int(response.status.code)
+            responseHeaders = response.headers.map { (name: $0.name, value: $0.value) }
+            var buffer = ByteBuffer()
+            for try await chunk in response.body {
+                guard buffer.readableBytes + chunk.readableBytes <= Self.maxResponseBytes else {
+                    throw AWSError(
+                        operation: name(operation),
+                        type: AWSError.invalidResponse,
+                        message: "response body larger than \(Self.maxResponseBytes) bytes",
+                        statusCode: status
+                    )
+                }
+                var chunk = chunk
+                buffer.writeBuffer(&chunk)
+            }
+            responseBody = buffer.readBytes(length: buffer.readableBytes) ?? []
+        } catch let error as AWSError {
+            throw error
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw transportError(operation, error)
+        }
+        guard (200..<300).contains(status) else {
+            let error = AWSError.fromResponse(
+                operation: name(operation),
+                statusCode: status,
+                headers: responseHeaders,
+                body: responseBody
+            )
+            logger.debug(
+                "AWS call failed",
+                metadata: ["aws.operation": .string(operation), "aws.error": .string(error.type)]
+            )
+            throw error
+        }
+        return responseBody
+    }
+
+    private func transportError(_ operation: String, _ error: any Error) -> AWSError {
+        if let httpError = error as? HTTPClientError {
+            if httpError == .deadlineExceeded || httpError == .readTimeout || httpError == .writeTimeout {
+                return AWSError(
+                    operation: name(operation),
+                    type: AWSError.requestTimeout,
+                    message: "no complete answer from \(endpoint.absoluteString) within \(configuration.requestTimeout)"
+                )
+            }
+            if httpError == .cancelled {
+                return AWSError(operation: name(operation), type: "Cancelled", message: "the request was cancelled")
+            }
+        }
+        return AWSError(
+            operation: name(operation),
+            type: AWSError.connectionError,
+            message: "cannot reach \(endpoint.absoluteString): \(error)"
+        )
+    }
+
+    static func nanoseconds(_ duration: Duration) -> Int64 {
+        let c = duration.components
+        let (total, overflow) = c.seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? Int64.max : total &+ c.attoseconds / 1_000_000_000
+    }
+
+    static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return encoder
+    }
+
+    static func describe(decodingError error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        func path(_ context: DecodingError.Context) -> String {
+            let text = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return text.isEmpty ? "top level" : text
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing \(path(context)).\(key.stringValue)"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context):
+            return "\(path(context)): \(context.debugDescription)"
+        case .dataCorrupted(let context):
+            return "\(path(context)): \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
+
+/// An answer whose content is not needed.
+struct EmptyOutput: Decodable {}
