@@ -1,0 +1,57 @@
+import AWS
+import Foundation
+
+extension JSONValue {
+    /// The plain-JSON form of a DynamoDB typed value: S → string, N → number
+    /// (exact), BOOL, NULL, M → object, L → array, SS/NS/BS → arrays, B → base64 string.
+    public init(_ attribute: AttributeValue) {
+        switch attribute {
+        case .s(let text): self = .string(text)
+        case .n(let text): self = .number(text)
+        case .b(let bytes): self = .string(Data(bytes).base64EncodedString())
+        case .bool(let flag): self = .bool(flag)
+        case .null: self = .null
+        case .m(let map):
+            var object = JSONObject()
+            for key in map.keys.sorted() { object[key] = JSONValue(map[key]!) }
+            self = .object(object)
+        case .l(let list): self = .array(list.map(JSONValue.init))
+        case .ss(let strings): self = .array(strings.map(JSONValue.string))
+        case .ns(let numbers): self = .array(numbers.map(JSONValue.number))
+        case .bs(let blobs): self = .array(blobs.map { .string(Data($0).base64EncodedString()) })
+        }
+    }
+
+    /// The DynamoDB typed form of this value (objects become M, arrays L).
+    public var attributeValue: AttributeValue {
+        switch self {
+        case .null: .null
+        case .bool(let flag): .bool(flag)
+        case .number(let text): .n(text)
+        case .string(let text): .s(text)
+        case .array(let values): .l(values.map(\.attributeValue))
+        case .object(let object):
+            .m(Dictionary(uniqueKeysWithValues: object.map { ($0.key, $0.value.attributeValue) }))
+        }
+    }
+}
+
+extension GenericDomainEventMessage {
+    /// The events table item for this event (attribute names as in `Field`).
+    public var item: DynamoDBItem {
+        var item: DynamoDBItem = [:]
+        for (key, value) in jsonObject { item[key] = value.attributeValue }
+        return item
+    }
+
+    /// Reads an event from an events table item.
+    public init(item: DynamoDBItem) throws(EventDecodingError) {
+        var object = JSONObject()
+        for key in item.keys.sorted() { object[key] = JSONValue(item[key]!) }
+        // sequenceNumber is the table's numeric sort key; a string one is a foreign writer's mistake.
+        if case .s? = item[Field.sequenceNumber] {
+            throw EventDecodingError(field: Field.sequenceNumber, reason: "expected N (a number), found S")
+        }
+        try self.init(decoding: object)
+    }
+}

@@ -1,0 +1,94 @@
+import CQRSCore
+import Foundation
+import Testing
+
+@Suite struct JSONParserTests {
+    @Test func parsesEveryKindOfValueAndKeepsNumbersExact() throws {
+        let text = #"{"a": [1, -2.5e3, 123456789012345678901234567890.125], "b": {"c": null, "d": true, "e": false}, "s": "x\u00e9\n\ud83d\ude00"}"#
+        let value = try JSONParser.parse(text)
+        #expect(value["a"]?.arrayValue == [.number("1"), .number("-2.5e3"), .number("123456789012345678901234567890.125")])
+        #expect(value["b"]?["c"] == .null)
+        #expect(value["b"]?["d"] == .bool(true))
+        #expect(value["s"]?.stringValue == "xé\n😀")
+    }
+
+    @Test func writerRoundTripsThroughParser() throws {
+        let value: JSONValue = ["k": ["q\"uote", "back\\slash", "tab\t", "ctl\u{01}"], "n": .number("1.50"), "o": [:]]
+        let text = JSONWriter.string(value)
+        #expect(try JSONParser.parse(text) == value)
+        #expect(text.contains("1.50"))
+        #expect(text.contains(#"\u0001"#))
+    }
+
+    @Test func keepsMemberOrder() throws {
+        let value = try JSONParser.parse(#"{"z": 1, "a": 2, "m": 3}"#)
+        #expect(value.objectValue?.keys == ["z", "a", "m"])
+        #expect(JSONWriter.string(value) == #"{"z":1,"a":2,"m":3}"#)
+    }
+
+    @Test(arguments: [
+        (#"{"a": 1,}"#, 1, 9, "expected a member name"),
+        ("{\n  \"a\": tru\n}", 2, 8, "expected a value"),
+        (#"[1 2]"#, 1, 4, "expected ',' or ']'"),
+        (#"{"a": 1} x"#, 1, 10, "after the end of the document"),
+        (#"{"a": 01}"#, 1, 8, "expected ',' or '}'"),
+        (#"{"a": "x"#, 1, 9, "end of file inside a string"),
+        (#"{"a": 1, "a": 2}"#, 1, 15, "duplicate member name"),
+    ])
+    func reportsSyntaxErrorsWithPosition(text: String, line: Int, column: Int, reason: String) {
+        do {
+            _ = try JSONParser.parse(text)
+            Issue.record("expected a syntax error for \(text)")
+        } catch {
+            #expect(error.position == TextPosition(line: line, column: column), "\(error)")
+            #expect(error.reason.contains(reason), "\(error)")
+        }
+    }
+
+    @Test func refusesDeepNesting() {
+        let text = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(text) }
+        #expect(throws: Never.self) { try JSONParser.parse(text, maximumDepth: 300) }
+    }
+
+    @Test func recordsPositionsOfValues() throws {
+        let located = try JSONParser.parseLocated(Array("{\n  \"routes\": [\n    {\"name\": \"x\"}\n  ]\n}".utf8))
+        #expect(located.positions["$.routes[0].name"] == TextPosition(line: 3, column: 14))
+        #expect(located.position(of: "$.routes[0].missing") == TextPosition(line: 3, column: 5))
+    }
+}
+
+@Suite struct EventMessageJSONTests {
+    @Test func roundTripsThroughJSONBytes() throws {
+        let event = GenericDomainEventMessage(
+            eventName: "OrderPlaced", aggregateID: "order-1", aggregateType: "Order", sequenceNumber: 3,
+            payload: ["total": .number("12345678901234567890.01"), "items": ["a"]],
+            metadata: MessageMetadata(correlationID: "c-1", causationID: "m-0", traceparent: "00-abc-def-01")
+        )
+        let decoded = try GenericDomainEventMessage(jsonBytes: event.jsonBytes())
+        #expect(decoded.messageID == event.messageID)
+        #expect(decoded.payload == event.payload)
+        #expect(decoded.metadata == event.metadata)
+        #expect(decoded.sequenceNumber == 3)
+        #expect(abs(decoded.timestamp.timeIntervalSince(event.timestamp)) < 0.001)
+    }
+
+    @Test(arguments: [
+        (#"{"aggregateId": "a"}"#, "eventName"),
+        (#"{"eventName": "X"}"#, "aggregateId"),
+        (#"{"eventName": 5, "aggregateId": "a"}"#, "eventName"),
+        (#"{"eventName": "X", "aggregateId": "a", "payload": [1]}"#, "payload"),
+        (#"{"eventName": "X", "aggregateId": "a", "sequenceNumber": 1.5}"#, "sequenceNumber"),
+        (#"{"eventName": "X", "aggregateId": "a", "timestamp": "yesterday"}"#, "timestamp"),
+        (#"[1]"#, "$"),
+        (#"not json"#, "$"),
+    ])
+    func namesTheFieldThatIsWrong(json: String, field: String) {
+        do {
+            _ = try GenericDomainEventMessage(jsonBytes: Array(json.utf8))
+            Issue.record("expected a decoding error")
+        } catch {
+            #expect(error.field == field, "\(error)")
+        }
+    }
+}
