@@ -1,0 +1,44 @@
+import Synchronization
+
+/// How far a shard has been routed: every record up to `sequenceNumber` is
+/// acknowledged by Kafka for every target topic.
+public struct Checkpoint: Sendable, Hashable, Codable {
+    /// The last sequence number routed, or nil when nothing was.
+    public var sequenceNumber: String?
+    /// The shard is closed and every record in it was routed: never read it again.
+    public var isFinished: Bool
+    /// The lease epoch of the writer (for fencing across instances); nil without leases.
+    public var epoch: Int64?
+
+    public init(sequenceNumber: String?, isFinished: Bool = false, epoch: Int64? = nil) {
+        self.sequenceNumber = sequenceNumber
+        self.isFinished = isFinished
+        self.epoch = epoch
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case sequenceNumber, isFinished = "finished", epoch
+    }
+}
+
+/// Where checkpoints are kept. Implementations must make `save` durable before returning.
+public protocol CheckpointStore: Sendable {
+    /// Every checkpoint of the stream, by shard id.
+    func load(streamARN: String) async throws -> [String: Checkpoint]
+    func save(streamARN: String, shardID: String, checkpoint: Checkpoint) async throws
+}
+
+/// Checkpoints kept in memory: for tests and for runs that always start from the stream's start position.
+public final class InMemoryCheckpointStore: CheckpointStore {
+    private let state = Mutex<[String: [String: Checkpoint]]>([:])
+
+    public init() {}
+
+    public func load(streamARN: String) async throws -> [String: Checkpoint] {
+        state.withLock { $0[streamARN] ?? [:] }
+    }
+
+    public func save(streamARN: String, shardID: String, checkpoint: Checkpoint) async throws {
+        state.withLock { $0[streamARN, default: [:]][shardID] = checkpoint }
+    }
+}
