@@ -1,0 +1,124 @@
+import AWS
+import CQRSCore
+import Kafka
+import StreamReader
+
+/// Header names of every record Fanout writes (DESIGN.md's Kafka record contract).
+public enum FanoutHeader {
+    public static let contentType = "content-type"
+    public static let eventName = "fanout-event-name"
+    public static let messageID = "fanout-message-id"
+    public static let aggregateID = "fanout-aggregate-id"
+    public static let route = "fanout-route"
+    /// `<stream ARN>/<shard id>/<sequence number>`: split from the right.
+    public static let source = "fanout-source"
+    public static let traceparent = "traceparent"
+    /// Why a record went to the dead-letter topic.
+    public static let error = "fanout-error"
+}
+
+/// What became of one stream record.
+public enum RecordOutcome: Sendable, Hashable {
+    /// Sent to these topics.
+    case routed(topics: [String])
+    /// No route matched; counted, and sent to the unrouted topic if one is set.
+    case unrouted(eventName: String)
+    /// Could not be read as an event; sent to the dead-letter topic.
+    case deadLettered(reason: String)
+    /// Not a new event (a MODIFY or REMOVE of an events-table item); events are immutable, so nothing is sent.
+    case ignored(changeType: String)
+}
+
+/// Turns stream records into the Kafka records of their fan-out. Pure: no I/O.
+public struct FanOutPlanner: Sendable {
+    public let routes: CompiledRoutes
+
+    public init(routes: CompiledRoutes) {
+        self.routes = routes
+    }
+
+    /// Appends the Kafka records for `record` to `output`, in topic order, and says what happened.
+    public func plan(_ record: StreamRecord, streamARN: String, shardID: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome {
+        let source = "\(streamARN)/\(shardID)/\(record.sequenceNumber)"
+        guard record.eventName == "INSERT" else { return .ignored(changeType: record.eventName) }
+        guard let image = record.newImage else {
+            return deadLetter(.object(JSONObject()), keys: record.keys, reason: "INSERT record has no NewImage (is the stream view type KEYS_ONLY or OLD_IMAGE?)", source: source, into: &output)
+        }
+        let event: GenericDomainEventMessage
+        do {
+            event = try GenericDomainEventMessage(item: image)
+        } catch {
+            return deadLetter(JSONValue(.m(image)), keys: record.keys, reason: "not an event: \(error)", source: source, into: &output)
+        }
+        let value = event.jsonBytes()
+        let targets = routes.targets(for: event)
+        if targets.isEmpty {
+            if let topic = routes.file.unroutedTopic {
+                output.append(makeRecord(topic: topic, key: Array(event.aggregateID.utf8), value: value, event: event, routeHeader: "", source: source))
+            }
+            return .unrouted(eventName: event.eventName)
+        }
+        for target in targets {
+            let key = Self.key(for: event, from: target.key)
+            output.append(makeRecord(topic: target.topic, key: key, value: value, event: event, routeHeader: target.routeHeader, source: source))
+        }
+        return .routed(topics: targets.map(\.topic))
+    }
+
+    private func makeRecord(topic: String, key: [UInt8], value: [UInt8], event: GenericDomainEventMessage, routeHeader: String, source: String) -> KafkaProducerRecord {
+        var headers = [
+            KafkaHeader(key: FanoutHeader.contentType, string: "application/json"),
+            KafkaHeader(key: FanoutHeader.eventName, string: event.eventName),
+            KafkaHeader(key: FanoutHeader.messageID, string: event.messageID),
+            KafkaHeader(key: FanoutHeader.aggregateID, string: event.aggregateID),
+            KafkaHeader(key: FanoutHeader.route, string: routeHeader),
+            KafkaHeader(key: FanoutHeader.source, string: source),
+        ]
+        if let traceparent = event.metadata.traceparent {
+            headers.append(KafkaHeader(key: FanoutHeader.traceparent, string: traceparent))
+        }
+        return KafkaProducerRecord(topic: topic, key: key, value: value, headers: headers)
+    }
+
+    private func deadLetter(_ value: JSONValue, keys: DynamoDBItem, reason: String, source: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome {
+        let key = keys["aggregateId"].flatMap { JSONValue($0).stringValue } ?? ""
+        output.append(KafkaProducerRecord(
+            topic: routes.file.deadLetterTopic,
+            key: key.isEmpty ? nil : Array(key.utf8),
+            value: JSONWriter.bytes(value),
+            headers: [
+                KafkaHeader(key: FanoutHeader.contentType, string: "application/json"),
+                KafkaHeader(key: FanoutHeader.error, string: reason),
+                KafkaHeader(key: FanoutHeader.source, string: source),
+            ]
+        ))
+        return .deadLettered(reason: reason)
+    }
+
+    /// The record key a route asks for; falls back to the aggregate id when the field is absent.
+    static func key(for event: GenericDomainEventMessage, from source: KeySource) -> [UInt8] {
+        func lookup(_ root: JSONValue, _ path: [String]) -> String? {
+            var value = root
+            for part in path {
+                guard let next = value[part] else { return nil }
+                value = next
+            }
+            switch value {
+            case .string(let text): return text
+            case .number(let text): return text
+            case .bool(let flag): return flag ? "true" : "false"
+            default: return nil
+            }
+        }
+        let text: String? =
+            switch source {
+            case .aggregateID: event.aggregateID
+            case .messageID: event.messageID
+            case .eventName: event.eventName
+            case .aggregateType: event.aggregateType
+            case .payload(let path): lookup(event.payload, path)
+            case .metadata(let path): lookup(.object(event.metadata.values), path)
+            }
+        return Array((text ?? event.aggregateID).utf8)
+    }
+}

@@ -1,0 +1,133 @@
+import CQRSCore
+
+/// One destination of a routed event: a topic, the routes that chose it, and the key to use.
+public struct RouteTarget: Sendable, Hashable {
+    public var topic: String
+    /// Names of the matching routes that send to this topic, in file order.
+    public var routeNames: [String]
+    /// The key source of the first of those routes.
+    public var key: KeySource
+    /// `routeNames` joined with ",": the `fanout-route` header value, built once.
+    public let routeHeader: String
+
+    init(topic: String, routeNames: [String], key: KeySource) {
+        self.topic = topic
+        self.routeNames = routeNames
+        self.key = key
+        self.routeHeader = routeNames.joined(separator: ",")
+    }
+}
+
+/// How one route judged one event, for `fanout routes explain`.
+public struct RouteVerdict: Sendable, Hashable {
+    public var route: String
+    public var matched: Bool
+    /// Why it did not match: the first condition that failed.
+    public var reason: String?
+    public var topics: [String]
+}
+
+/// Routes compiled into an immutable lookup table.
+///
+/// Every event name that appears literally in some route is resolved at
+/// compile time to the routes whose name patterns match it (exact and
+/// wildcard together). When none of those routes has a `where` pattern, its
+/// de-duplicated target list is built once too, so routing such a name is one
+/// hash lookup returning a shared array: its cost does not grow with the number
+/// of routes, and it allocates nothing. Other names are matched against the
+/// wildcard patterns only; content patterns are evaluated only for routes whose
+/// name already matched.
+public struct CompiledRoutes: Sendable {
+    public let file: RoutesFile
+    private let exact: [String: Candidates]
+    private let wildcards: [(pattern: EventNamePattern, route: Int)]
+
+    struct Candidates: Sendable {
+        /// Routes whose name patterns match, in file order.
+        var routes: [Int]
+        /// The targets, when no candidate route has a content pattern.
+        var fixedTargets: [RouteTarget]?
+    }
+
+    private static let noTargets: [RouteTarget] = []
+
+    public init(_ file: RoutesFile) {
+        self.file = file
+        var wildcards: [(EventNamePattern, Int)] = []
+        var exactNames: [String] = []
+        for (index, route) in file.routes.enumerated() {
+            for pattern in route.events {
+                if pattern.isExact {
+                    exactNames.append(pattern.text)
+                } else {
+                    wildcards.append((pattern, index))
+                }
+            }
+        }
+        self.wildcards = wildcards
+        var exact: [String: Candidates] = [:]
+        for name in exactNames where exact[name] == nil {
+            let routes = file.routes.indices.filter { file.routes[$0].events.contains { $0.matches(name) } }
+            exact[name] = Self.candidates(routes, in: file.routes)
+        }
+        self.exact = exact
+    }
+
+    private static func candidates(_ routes: [Int], in all: [Route]) -> Candidates {
+        let fixed = routes.allSatisfy { all[$0].condition == nil } ? targets(routes: routes.map { all[$0] }) : nil
+        return Candidates(routes: routes, fixedTargets: fixed)
+    }
+
+    private func candidates(for eventName: String) -> Candidates {
+        if let candidates = exact[eventName] { return candidates }
+        var matched: [Int] = []
+        for (pattern, route) in wildcards where pattern.matches(eventName) {
+            if matched.last != route { matched.append(route) }
+        }
+        return Self.candidates(matched, in: file.routes)
+    }
+
+    /// The targets of an event; empty when no route matches.
+    public func targets(for event: GenericDomainEventMessage) -> [RouteTarget] {
+        let candidates = candidates(for: event.eventName)
+        if let fixed = candidates.fixedTargets { return fixed }
+        let json = JSONValue.object(event.jsonObject)
+        let matched = candidates.routes.filter { file.routes[$0].condition?.matches(json) ?? true }
+        return matched.isEmpty ? Self.noTargets : Self.targets(routes: matched.map { file.routes[$0] })
+    }
+
+    /// Every route's verdict on the event, in file order.
+    public func explain(_ event: GenericDomainEventMessage) -> [RouteVerdict] {
+        let json = JSONValue.object(event.jsonObject)
+        return file.routes.map { route in
+            guard route.events.contains(where: { $0.matches(event.eventName) }) else {
+                return RouteVerdict(
+                    route: route.name, matched: false,
+                    reason: "event name \"\(event.eventName)\" matches none of \(route.events.map(\.text).joined(separator: ", "))",
+                    topics: route.topics
+                )
+            }
+            if let failure = route.condition?.firstFailure(json) {
+                return RouteVerdict(route: route.name, matched: false, reason: "where: \(failure)", topics: route.topics)
+            }
+            return RouteVerdict(route: route.name, matched: true, reason: nil, topics: route.topics)
+        }
+    }
+
+    /// The union of the routes' topics, each once, in order of first appearance.
+    private static func targets(routes: [Route]) -> [RouteTarget] {
+        var order: [String] = []
+        var byTopic: [String: (names: [String], key: KeySource)] = [:]
+        for route in routes {
+            for topic in route.topics {
+                if byTopic[topic] == nil {
+                    order.append(topic)
+                    byTopic[topic] = ([route.name], route.key)
+                } else if byTopic[topic]!.names.last != route.name {
+                    byTopic[topic]!.names.append(route.name)
+                }
+            }
+        }
+        return order.map { RouteTarget(topic: $0, routeNames: byTopic[$0]!.names, key: byTopic[$0]!.key) }
+    }
+}

@@ -1,0 +1,111 @@
+import AWS
+import CQRSCore
+import Kafka
+import Router
+import Testing
+
+@Suite struct FanOutPlannerTests {
+    static let routes = CompiledRoutes(try! RoutesFile.parse(Array("""
+        {
+          "version": 1,
+          "topics": { "orders": {}, "billing": {}, "audit": {}, "lost": {} },
+          "routes": [
+            { "name": "orders", "events": ["Order*"], "to": ["orders"] },
+            { "name": "billing", "events": ["OrderPlaced"], "to": ["billing"], "key": "payload.customer.id" },
+            { "name": "audit", "events": ["*Placed"], "to": ["audit", "orders"] }
+          ],
+          "unrouted": { "topic": "lost" },
+          "deadLetterTopic": "dlq"
+        }
+        """.utf8), file: "test.json"))
+
+    static func record(_ image: DynamoDBItem?, change: String = "INSERT", sequence: String = "100") -> StreamRecord {
+        StreamRecord(
+            eventID: "e", eventName: change,
+            keys: ["aggregateId": .s("order-7"), "sequenceNumber": .n("3")],
+            newImage: image, oldImage: nil, sequenceNumber: sequence
+        )
+    }
+
+    static func event(name: String, traceparent: String? = nil) -> GenericDomainEventMessage {
+        GenericDomainEventMessage(
+            eventName: name, aggregateID: "order-7", aggregateType: "Order", sequenceNumber: 3,
+            payload: ["total": .number("1000000000000000000000.01"), "customer": ["id": "cust-1"]],
+            metadata: MessageMetadata(correlationID: "corr", traceparent: traceparent)
+        )
+    }
+
+    func plan(_ record: StreamRecord) -> ([KafkaProducerRecord], RecordOutcome) {
+        var output: [KafkaProducerRecord] = []
+        let outcome = FanOutPlanner(routes: Self.routes).plan(record, streamARN: "arn:stream", shardID: "shard-1", into: &output)
+        return (output, outcome)
+    }
+
+    @Test func writesOneRecordPerTopicWithTheContractsKeyValueAndHeaders() throws {
+        let event = Self.event(name: "OrderPlaced", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        let (records, outcome) = plan(Self.record(event.item))
+        #expect(outcome == .routed(topics: ["orders", "billing", "audit"]))
+        #expect(records.map(\.topic) == ["orders", "billing", "audit"])
+        let orders = records[0]
+        #expect(orders.key == Array("order-7".utf8))
+        #expect(records[1].key == Array("cust-1".utf8))
+        let decoded = try GenericDomainEventMessage(jsonBytes: orders.value)
+        #expect(decoded.payload == event.payload)
+        #expect(decoded.messageID == event.messageID)
+        // Exact numbers survive: no trip through Double.
+        #expect(String(decoding: orders.value, as: UTF8.self).contains("1000000000000000000000.01"))
+        let headers = Dictionary(uniqueKeysWithValues: orders.headers.map { ($0.key, String(decoding: $0.value, as: UTF8.self)) })
+        #expect(headers == [
+            "content-type": "application/json",
+            "fanout-event-name": "OrderPlaced",
+            "fanout-message-id": event.messageID,
+            "fanout-aggregate-id": "order-7",
+            "fanout-route": "orders,audit",
+            "fanout-source": "arn:stream/shard-1/100",
+            "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ])
+        #expect(!records[1].headers.contains { $0.key == "traceparent" && $0.value.isEmpty })
+    }
+
+    @Test func anUnroutedEventIsCountedAndSentToTheUnroutedTopic() {
+        let (records, outcome) = plan(Self.record(Self.event(name: "PaymentReceived").item))
+        #expect(outcome == .unrouted(eventName: "PaymentReceived"))
+        #expect(records.map(\.topic) == ["lost"])
+    }
+
+    @Test(arguments: [
+        (["aggregateId": AttributeValue.s("order-7")] as DynamoDBItem, "eventName: is missing"),
+        (["aggregateId": .s("order-7"), "eventName": .n("5")], "eventName: expected a string, found number"),
+        (["aggregateId": .s("order-7"), "eventName": .s("X"), "payload": .s("text")], "payload: expected an object, found string"),
+        (["aggregateId": .s("order-7"), "eventName": .s("X"), "sequenceNumber": .s("1")], "sequenceNumber: expected N"),
+    ])
+    func aRecordThatIsNotAnEventGoesToTheDeadLetterTopicWithTheReason(image: DynamoDBItem, reason: String) {
+        let (records, outcome) = plan(Self.record(image))
+        guard case .deadLettered(let said) = outcome else {
+            Issue.record("expected a dead letter, got \(outcome)")
+            return
+        }
+        #expect(said.contains(reason), "\(said)")
+        #expect(records.count == 1)
+        #expect(records[0].topic == "dlq")
+        #expect(records[0].key == Array("order-7".utf8))
+        #expect(records[0].headers.contains { $0.key == "fanout-error" && String(decoding: $0.value, as: UTF8.self).contains(reason) })
+        #expect(records[0].headers.contains { $0.key == "fanout-source" && $0.value == Array("arn:stream/shard-1/100".utf8) })
+    }
+
+    @Test func anInsertWithoutANewImageIsADeadLetter() {
+        let (records, outcome) = plan(Self.record(nil))
+        #expect(records.map(\.topic) == ["dlq"])
+        guard case .deadLettered = outcome else {
+            Issue.record("expected a dead letter")
+            return
+        }
+    }
+
+    @Test(arguments: ["MODIFY", "REMOVE"])
+    func changesToStoredEventsAreIgnored(change: String) {
+        let (records, outcome) = plan(Self.record(Self.event(name: "OrderPlaced").item, change: change))
+        #expect(records.isEmpty)
+        #expect(outcome == .ignored(changeType: change))
+    }
+}
