@@ -11,6 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "fanout", targets: ["fanout"]),
+        .executable(name: "fanout-demo", targets: ["FanoutDemo"]),
         .library(name: "CQRSCore", targets: ["CQRSCore"]),
         .library(name: "Subscribers", targets: ["Subscribers"]),
     ],
@@ -63,8 +64,9 @@ let package = Package(
         .target(
             name: "Router",
             dependencies: [
-                "CQRSCore", "StreamReader", "Kafka",
+                "AWS", "CQRSCore", "StreamReader", "Kafka",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: upcoming
         ),
@@ -86,6 +88,7 @@ let package = Package(
             dependencies: [
                 "AWS", "Kafka", "CQRSCore", "StreamReader", "Router", "Subscribers", "ExampleDomain",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: upcoming
@@ -93,13 +96,22 @@ let package = Package(
         .executableTarget(
             name: "fanout",
             dependencies: [
-                "FanoutApp",
+                "FanoutApp", "AWS", "Kafka", "StreamReader",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
         ),
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: upcoming),
+        .executableTarget(
+            name: "FanoutDemo",
+            dependencies: [
+                "AWS", "CQRSCore", "ExampleDomain", "Kafka", "Router", "Subscribers",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: upcoming
+        ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "CQRSCoreTests", dependencies: ["CQRSCore", "ExampleDomain", "TestSupport"], swiftSettings: upcoming),

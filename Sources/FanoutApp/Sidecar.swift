@@ -1,0 +1,160 @@
+import AWS
+import AsyncHTTPClient
+import CQRSCore
+import Kafka
+import Logging
+import Router
+import ServiceLifecycle
+import StreamReader
+
+/// A start-up failure, said in one line.
+public struct StartupError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The sidecar, built and checked: routes loaded, Kafka reachable, topics
+/// created, the stream found. `run()` reads until `requestStop()` (or SIGTERM
+/// under `runUntilSignalled`), then drains and flushes.
+public final class Sidecar: Sendable {
+    public let configuration: SidecarConfiguration
+    public let routes: CompiledRoutes
+    public let streamARN: String
+    public let pipeline: FanOutPipeline
+    private let reader: DynamoDBStreamReader
+    private let producer: KafkaProducer
+    private let httpClient: HTTPClient
+    private let logger: Logger
+
+    private init(
+        configuration: SidecarConfiguration, routes: CompiledRoutes, streamARN: String, pipeline: FanOutPipeline,
+        reader: DynamoDBStreamReader, producer: KafkaProducer, httpClient: HTTPClient, logger: Logger
+    ) {
+        self.configuration = configuration
+        self.routes = routes
+        self.streamARN = streamARN
+        self.pipeline = pipeline
+        self.reader = reader
+        self.producer = producer
+        self.httpClient = httpClient
+        self.logger = logger
+    }
+
+    /// Builds the sidecar and checks everything it depends on; fails fast with one clear error.
+    public static func make(configuration: SidecarConfiguration, checkpoints: any CheckpointStore = InMemoryCheckpointStore(), logger: Logger) async throws -> Sidecar {
+        logger.info("starting fanout", metadata: ["librdkafka.version": "\(Librdkafka.version)"])
+        let routesFile: RoutesFile
+        do {
+            routesFile = try RoutesFile.load(path: configuration.routesPath)
+        } catch {
+            throw StartupError("invalid routes file: \(error.issues.first!.description)" + (error.issues.count > 1 ? " (and \(error.issues.count - 1) more; run `fanout routes check \(configuration.routesPath)`)" : ""))
+        }
+        let routes = CompiledRoutes(routesFile)
+        logger.info("routes loaded", metadata: [
+            "fanout.routes.file": "\(configuration.routesPath)", "fanout.routes.count": "\(routesFile.routes.count)",
+            "fanout.routes.hash": "\(routesFile.contentHash.prefix(12))",
+        ])
+
+        let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
+        defer { admin.close() }
+        do {
+            _ = try await admin.listTopics(timeout: configuration.kafkaStartupTimeout)
+        } catch {
+            throw StartupError("Kafka is not reachable at \(configuration.brokers): \(error)")
+        }
+        try await TopicProvisioner.ensureTopics(of: routesFile, admin: admin, logger: logger)
+
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            let streamARN = try await resolveStreamARN(configuration: configuration, httpClient: httpClient, logger: logger)
+            let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
+            let pipeline = FanOutPipeline(routes: routes, producer: producer, logger: logger)
+            let streams = DynamoDBStreams(configuration: configuration.aws, httpClient: httpClient, logger: logger)
+            let reader = DynamoDBStreamReader(
+                streams: streams,
+                configuration: StreamReaderConfiguration(
+                    streamARN: streamARN,
+                    startPosition: configuration.startPosition,
+                    idlePollInterval: configuration.idlePollInterval
+                ),
+                checkpoints: checkpoints,
+                logger: logger
+            )
+            return Sidecar(
+                configuration: configuration, routes: routes, streamARN: streamARN, pipeline: pipeline,
+                reader: reader, producer: producer, httpClient: httpClient, logger: logger
+            )
+        } catch {
+            try? await httpClient.shutdown()
+            throw error
+        }
+    }
+
+    private static func resolveStreamARN(configuration: SidecarConfiguration, httpClient: HTTPClient, logger: Logger) async throws -> String {
+        if let arn = configuration.streamARN { return arn }
+        guard let table = configuration.tableName else {
+            throw StartupError("no source: set --table (FANOUT_TABLE) or --stream-arn (FANOUT_STREAM_ARN)")
+        }
+        let dynamoDB = DynamoDB(configuration: configuration.aws, httpClient: httpClient, logger: logger)
+        let description: TableDescription
+        do {
+            description = try await dynamoDB.describeTable(table)
+        } catch let error as AWSError where error.type == "ResourceNotFoundException" {
+            throw StartupError("table \"\(table)\" does not exist in \(configuration.aws.region) at \(configuration.aws.endpoint(for: .dynamoDB))")
+        } catch {
+            throw StartupError("cannot describe table \"\(table)\": \(error)")
+        }
+        guard let arn = description.latestStreamARN, description.streamSpecification?.enabled ?? true else {
+            throw StartupError("table \"\(table)\" has no stream enabled; enable one with StreamViewType NEW_IMAGE or NEW_AND_OLD_IMAGES")
+        }
+        return arn
+    }
+
+    /// Reads and routes until `requestStop()`; then flushes the producer and releases everything.
+    public func run() async throws {
+        logger.info("routing", metadata: ["fanout.stream": "\(streamARN)"])
+        do {
+            try await reader.run(process: pipeline.process)
+        } catch {
+            await shutdown()
+            throw error
+        }
+        await shutdown()
+        logger.info("stopped", metadata: ["fanout.records": "\(pipeline.currentCounts.recordsRead)"])
+    }
+
+    /// Stops reading: each shard finishes and checkpoints its current page, then `run()` returns.
+    public func requestStop() {
+        reader.requestStop()
+    }
+
+    private func shutdown() async {
+        await producer.shutdown()
+        try? await httpClient.shutdown()
+    }
+
+    /// Runs until SIGTERM or SIGINT, then stops gracefully.
+    public func runUntilSignalled() async throws {
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: SidecarService(sidecar: self))],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+    }
+}
+
+/// The sidecar as a lifecycle service: graceful shutdown asks it to stop reading and drain.
+struct SidecarService: Service {
+    let sidecar: Sidecar
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await sidecar.run()
+        } onGracefulShutdown: {
+            sidecar.requestStop()
+        }
+    }
+}

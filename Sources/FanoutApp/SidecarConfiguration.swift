@@ -1,0 +1,52 @@
+import AWS
+import Kafka
+import StreamReader
+
+/// Everything `fanout run` needs. Flags and `FANOUT_*` environment variables fill it (see docs/configuration.md).
+public struct SidecarConfiguration: Sendable {
+    /// Kafka bootstrap servers, `host:port[,host:port…]`.
+    public var brokers: String
+    /// Path of the routes file.
+    public var routesPath: String
+    /// The events table; its stream is found through DescribeTable. Ignored when `streamARN` is set.
+    public var tableName: String?
+    /// The stream to read, when given directly.
+    public var streamARN: String?
+    /// Where a shard without a checkpoint starts.
+    public var startPosition: StartPosition
+    /// Any librdkafka property (`-X key=value`), applied to every Kafka client after Fanout's defaults.
+    public var kafkaProperties: [String: String]
+    /// Longest wait between polls of an idle shard.
+    public var idlePollInterval: Duration
+    /// How long start-up waits for Kafka before it gives up.
+    public var kafkaStartupTimeout: Duration
+    /// AWS region, credentials and endpoints.
+    public var aws: AWSConfiguration
+
+    public init(
+        brokers: String,
+        routesPath: String = "routes.json",
+        tableName: String? = nil,
+        streamARN: String? = nil,
+        startPosition: StartPosition = .trimHorizon,
+        kafkaProperties: [String: String] = [:],
+        idlePollInterval: Duration = .milliseconds(250),
+        kafkaStartupTimeout: Duration = .seconds(5),
+        aws: AWSConfiguration
+    ) {
+        self.brokers = brokers
+        self.routesPath = routesPath
+        self.tableName = tableName
+        self.streamARN = streamARN
+        self.startPosition = startPosition
+        self.kafkaProperties = kafkaProperties
+        self.idlePollInterval = idlePollInterval
+        self.kafkaStartupTimeout = kafkaStartupTimeout
+        self.aws = aws
+    }
+
+    /// The Kafka client settings: bootstrap servers plus the pass-through properties.
+    public var kafka: KafkaConfiguration {
+        KafkaConfiguration(bootstrapServers: brokers, properties: kafkaProperties)
+    }
+}

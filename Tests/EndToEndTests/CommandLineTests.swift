@@ -1,0 +1,142 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// The `fanout` executable, run as a user runs it.
+@Suite struct CommandLineTests {
+    struct Result {
+        var status: Int32
+        var standardOutput: String
+        var standardError: String
+        var seconds: Double
+    }
+
+    /// The built `fanout` binary, beside the test bundle.
+    static var binary: URL {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [directory, directory.deletingLastPathComponent()] {
+            let url = candidate.appendingPathComponent("fanout")
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        return directory.appendingPathComponent("fanout")
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(30)) throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let start = ContinuousClock.now
+        try process.run()
+        let deadline = start + timeout
+        while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("fanout \(arguments.joined(separator: " ")) did not end within \(timeout)")
+        }
+        process.waitUntilExit()
+        let elapsed = ContinuousClock.now - start
+        return Result(
+            status: process.terminationStatus,
+            standardOutput: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+            standardError: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        )
+    }
+
+    static func write(_ text: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(TestServices.uniqueName("routes")).json").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func routesCheckSummarisesAValidFile() throws {
+        let root = TestServices.packageRoot.appendingPathComponent("routes.json").path
+        let result = try Self.run(["routes", "check", root])
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.hasPrefix("\(root): valid (version 1): 4 routes, 4 topics"))
+        #expect(result.standardOutput.contains("route billing: OrderPlaced, OrderCancelled, Payment* -> billing.events"))
+    }
+
+    @Test func routesCheckPrintsEveryProblemOnALineAndExits1() throws {
+        let path = try Self.write("""
+            {
+              "version": 1,
+              "topics": { "t": {} },
+              "routes": [
+                { "name": "a", "events": ["X**"], "to": ["t"] },
+                { "name": "b", "events": ["Y"], "to": ["missing"] }
+              ]
+            }
+            """)
+        let result = try Self.run(["routes", "check", path])
+        #expect(result.status == 1)
+        let lines = result.standardError.split(separator: "\n").map(String.init)
+        #expect(lines == [
+            "\(path):5:27: $.routes[0].events[0]: \"X**\" has consecutive wildcards; one '*' already matches any run of characters",
+            "\(path):6:40: $.routes[1].to[0]: topic \"missing\" is not declared in $.topics (declare it, with {} for the defaults)",
+        ])
+        #expect(result.standardOutput.isEmpty)
+    }
+
+    @Test func routesCheckOnMalformedJSONNamesThePosition() throws {
+        let path = try Self.write("{\n  \"version\": 1,\n  \"topics\": {}\n  \"routes\": []\n}\n")
+        let result = try Self.run(["routes", "check", path])
+        #expect(result.status == 1)
+        #expect(result.standardError == "\(path):4:3: $: unexpected '\"', expected ',' or '}'\n")
+    }
+
+    @Test func runFailsFastWhenKafkaIsNotThere() throws {
+        let result = try Self.run(
+            ["run", "--brokers", "127.0.0.1:1", "--table", "t", "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],
+            environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"]
+        )
+        #expect(result.status == 1)
+        #expect(result.seconds < 15)
+        let lastLine = result.standardError.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(lastLine.hasPrefix("fanout: error: Kafka is not reachable at 127.0.0.1:1"), "\(result.standardError)")
+    }
+
+    @Test func runFailsFastWhenDynamoDBIsNotThere() throws {
+        let result = try Self.run(
+            ["run", "--brokers", try TestServices.kafkaBrokers(), "--table", "t", "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],
+            environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"]
+        )
+        #expect(result.status == 1)
+        #expect(result.seconds < 30)
+        let lastLine = result.standardError.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(lastLine.hasPrefix("fanout: error: cannot describe table \"t\""), "\(result.standardError)")
+        #expect(!result.standardError.contains("y\""))
+    }
+
+    @Test func runFailsWhenTheTableDoesNotExist() throws {
+        let result = try Self.run(
+            ["run", "--brokers", try TestServices.kafkaBrokers(), "--table", "no-such-table", "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],
+            environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ENDPOINT_URL": try TestServices.awsEndpoint()]
+        )
+        #expect(result.status == 1)
+        #expect(result.standardError.hasSuffix("fanout: error: table \"no-such-table\" does not exist in us-east-1 at \(try TestServices.awsEndpoint())\n"), "\(result.standardError)")
+    }
+
+    @Test func runRefusesAnInvalidRoutesFile() throws {
+        let path = try Self.write(#"{"version": 7, "topics": {}, "routes": []}"#)
+        let result = try Self.run(
+            ["run", "--brokers", "127.0.0.1:1", "--table", "t", "--routes", path],
+            environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"]
+        )
+        #expect(result.status == 1)
+        #expect(result.standardError.hasSuffix("fanout: error: invalid routes file: \(path):1:13: $.version: unsupported version 7; this Fanout reads version 1\n"), "\(result.standardError)")
+    }
+
+    @Test func versionNamesLibrdkafka() throws {
+        let result = try Self.run(["version"])
+        #expect(result.status == 0)
+        #expect(result.standardOutput.contains("librdkafka 2."))
+    }
+}

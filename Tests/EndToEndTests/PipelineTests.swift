@@ -1,0 +1,171 @@
+import AWS
+import AsyncHTTPClient
+import CQRSCore
+import ExampleDomain
+import FanoutApp
+import Foundation
+import Kafka
+import Logging
+import Router
+import Subscribers
+import Synchronization
+import TestSupport
+import Testing
+
+/// The whole pipe on real servers: commands → DynamoDB events table (moto) →
+/// its stream → `Sidecar` with a routes file → Kafka topics (noida-db) →
+/// subscriber groups.
+@Suite(.serialized) struct PipelineTests {
+    static let logger = Logger(label: "e2e")
+
+    /// A routes file with topics unique to this test run.
+    struct Topics {
+        let suffix = TestServices.uniqueName("e2e")
+        var orders: String { "orders.\(suffix)" }
+        var billing: String { "billing.\(suffix)" }
+        var shipping: String { "shipping.\(suffix)" }
+        var audit: String { "audit.\(suffix)" }
+        var deadLetter: String { "dead-letter.\(suffix)" }
+        var all: [String] { [orders, billing, shipping, audit] }
+
+        func write() throws -> String {
+            let text = """
+                {
+                  "version": 1,
+                  "defaults": { "partitions": 3 },
+                  "topics": { "\(orders)": { "partitions": 4 }, "\(billing)": {}, "\(shipping)": {}, "\(audit)": {} },
+                  "routes": [
+                    { "name": "orders", "events": ["Order*"], "to": ["\(orders)"] },
+                    { "name": "billing", "events": ["OrderPlaced", "Payment*"], "to": ["\(billing)"] },
+                    { "name": "shipping", "events": ["OrderShipped"], "to": ["\(shipping)"] },
+                    { "name": "audit-payments", "events": ["Payment*"], "to": ["\(audit)"] },
+                    { "name": "audit-cancellations", "events": ["*Cancelled"], "to": ["\(audit)"] }
+                  ],
+                  "deadLetterTopic": "\(deadLetter)"
+                }
+                """
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(suffix).json").path
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+    }
+
+    static func awsConfiguration() throws -> AWSConfiguration {
+        AWSConfiguration(
+            region: "us-east-1",
+            credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
+            endpoint: URL(string: try TestServices.awsEndpoint())!
+        )
+    }
+
+    /// Equal in every field, the timestamp to the millisecond the JSON form keeps.
+    static func same(_ a: GenericDomainEventMessage, _ b: GenericDomainEventMessage) -> Bool {
+        var b = b
+        guard abs(a.timestamp.timeIntervalSince(b.timestamp)) < 0.001 else { return false }
+        b.timestamp = a.timestamp
+        return a == b
+    }
+
+    struct Received: Sendable {
+        var event: GenericDomainEventMessage
+        var context: EventContext
+    }
+
+    @Test func eachTopicHoldsExactlyTheEventsItsRoutesSelect() async throws {
+        let brokers = try TestServices.kafkaBrokers()
+        let aws = try Self.awsConfiguration()
+        let topics = Topics()
+        let routesPath = try topics.write()
+        let table = TestServices.uniqueName("events")
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { try? httpClient.syncShutdown() }
+        let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Self.logger), tableName: table)
+        try await store.createTableIfMissing()
+
+        let sidecar = try await Sidecar.make(
+            configuration: SidecarConfiguration(brokers: brokers, routesPath: routesPath, tableName: table, aws: aws),
+            logger: Self.logger
+        )
+        let running = Task { try await sidecar.run() }
+
+        // Commands of two orders and a payment, interleaved.
+        let dispatcher = makeExampleDispatcher(store: store)
+        var stored: [GenericDomainEventMessage] = []
+        for command in [
+            try GenericCommandMessage(PlaceOrder(orderId: "o-1", customerId: "alice", total: 10.5, items: ["a"])),
+            try GenericCommandMessage(PlaceOrder(orderId: "o-2", customerId: "bob", total: 99, items: ["b", "c"])),
+            try GenericCommandMessage(ShipOrder(orderId: "o-1", carrier: "dhl")),
+            try GenericCommandMessage(ReceivePayment(paymentId: "p-1", orderId: "o-2", amount: 99)),
+            try GenericCommandMessage(CancelOrder(orderId: "o-2", reason: "late")),
+            try GenericCommandMessage(RefundPayment(paymentId: "p-1")),
+        ] {
+            stored += try await dispatcher.dispatch(command)
+        }
+        #expect(stored.map(\.eventName) == ["OrderPlaced", "OrderPlaced", "OrderShipped", "PaymentReceived", "OrderCancelled", "PaymentRefunded"])
+
+        // What the routes file says, written out by hand.
+        let expected: [String: [String]] = [
+            topics.orders: ["o-1#1 OrderPlaced", "o-2#1 OrderPlaced", "o-1#2 OrderShipped", "o-2#2 OrderCancelled"],
+            topics.billing: ["o-1#1 OrderPlaced", "o-2#1 OrderPlaced", "p-1#1 PaymentReceived", "p-1#2 PaymentRefunded"],
+            topics.shipping: ["o-1#2 OrderShipped"],
+            topics.audit: ["p-1#1 PaymentReceived", "o-2#2 OrderCancelled", "p-1#2 PaymentRefunded"],
+        ]
+        let total = expected.values.reduce(0) { $0 + $1.count }
+
+        // One subscriber group per topic.
+        let received = Mutex<[String: [Received]]>([:])
+        let groups = topics.all.map { topic in
+            SubscriberGroup(
+                name: "g-\(topic)",
+                configuration: KafkaConfiguration(bootstrapServers: brokers),
+                subscriptions: [Subscription(topic: topic) { event, context in
+                    received.withLock { $0[topic, default: []].append(Received(event: event, context: context)) }
+                }],
+                logger: Self.logger
+            )
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for subscriber in groups { group.addTask { try await subscriber.run() } }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while received.withLock({ $0.values.reduce(0) { $0 + $1.count } }) < total, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await Task.sleep(for: .seconds(2))  // room for anything extra to show up
+            group.cancelAll()
+        }
+        sidecar.requestStop()
+        try await running.value
+
+        let result = received.withLock { $0 }
+        for topic in topics.all {
+            let got = result[topic, default: []]
+            // Exactly the routed events, each once.
+            #expect(got.map { "\($0.event.aggregateID)#\($0.event.sequenceNumber) \($0.event.eventName)" }.sorted() == expected[topic]!.sorted(), "topic \(topic)")
+            // A subscriber of one topic never sees another topic's records.
+            #expect(got.allSatisfy { $0.context.topic == topic })
+            // Per-aggregate order.
+            for aggregate in Set(got.map(\.event.aggregateID)) {
+                let sequence = got.filter { $0.event.aggregateID == aggregate }.map(\.event.sequenceNumber)
+                #expect(sequence == sequence.sorted(), "order of \(aggregate) in \(topic)")
+            }
+            for item in got {
+                let original = stored.first { $0.messageID == item.event.messageID }
+                // The value is the stored event, payload and metadata as plain JSON.
+                #expect(original.map { Self.same($0, item.event) } == true, "value of \(item.event.eventName) in \(topic)")
+                // Key and headers of DESIGN.md's contract.
+                #expect(item.context.key == item.event.aggregateID)
+                #expect(item.context.header("content-type") == "application/json")
+                #expect(item.context.header("fanout-event-name") == item.event.eventName)
+                #expect(item.context.header("fanout-message-id") == item.event.messageID)
+                #expect(item.context.header("fanout-aggregate-id") == item.event.aggregateID)
+                #expect(item.context.header("fanout-source")?.hasPrefix(sidecar.streamARN + "/") == true)
+            }
+        }
+        // The route header names the routes that chose the topic.
+        let audited = result[topics.audit, default: []]
+        #expect(Set(audited.compactMap { $0.context.header("fanout-route") }) == ["audit-payments", "audit-cancellations"])
+        let counts = sidecar.pipeline.currentCounts
+        #expect(counts.recordsRead == 6)
+        #expect(counts.routedByTopic == expected.mapValues(\.count))
+    }
+}
