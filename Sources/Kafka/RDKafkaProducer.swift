@@ -1,0 +1,371 @@
+import CRdKafka
+import Foundation
+import Logging
+import Synchronization
+
+/// Owns the producer's `rd_kafka_t` and its poll loop; matches delivery reports
+/// (integer msg_opaque ids) to the batches waiting for them.
+final class RDKafkaProducer: Sendable {
+    typealias Outcome = Result<KafkaAcknowledgement, KafkaError>
+
+    struct Batch {
+        var outcomes: [Outcome?]
+        /// Records enqueued in librdkafka whose delivery report has not arrived.
+        var outstanding = 0
+        /// Set when `send` has enqueued everything it is going to enqueue.
+        var isSealed = false
+        var continuation: CheckedContinuation<[Outcome?], Never>?
+    }
+
+    struct State {
+        var nextRecordID: UInt = 1
+        var nextBatchID = 0
+        /// record id -> (batch id, index in the batch)
+        var records: [UInt: (batch: Int, index: Int)] = [:]
+        var batches: [Int: Batch] = [:]
+        /// Delivery reports handled so far; QUEUE_FULL waiters wait for it to move.
+        var deliveries: UInt64 = 0
+        var capacityWaiters: [CheckedContinuation<Void, Never>] = []
+        var isShutdownStarted = false
+        var isStopRequested = false
+        var isLoopFinished = false
+        var stopWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    static let defaults: [String: String] = [
+        "enable.idempotence": "true",
+        "acks": "all",
+        "partitioner": "murmur2_random",
+        "max.in.flight.requests.per.connection": "5",
+        "linger.ms": "5",
+    ]
+
+    let handle: RDKafkaHandle
+    let logger: Logger
+    private let state = Mutex(State())
+
+    init(configuration: KafkaConfiguration, logger: Logger) throws {
+        var properties = configuration.rendered(defaults: Self.defaults)
+        properties["log.queue"] = "true"
+        let conf = try RDKafkaConfig.make(properties)
+        rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_ERROR)
+        let rk = try RDKafkaConfig.makeHandle(type: RD_KAFKA_PRODUCER, conf: conf)
+        // Logs go to the main queue, which the poll loop drains.
+        rd_kafka_set_log_queue(rk, nil)
+        self.handle = RDKafkaHandle(rk)
+        self.logger = logger
+        logger.debug(
+            "Kafka producer created",
+            metadata: ["kafka.librdkafka": "\(Librdkafka.version)", "kafka.brokers": "\(configuration.bootstrapServers)"]
+        )
+        startThread("fanout.kafka.producer.poll") { [self] in runPollLoop() }
+    }
+
+    // MARK: sending
+
+    func send(_ records: [KafkaProducerRecord]) async throws -> [KafkaAcknowledgement] {
+        guard !records.isEmpty else { return [] }
+        let batchID = state.withLock { state in
+            let id = state.nextBatchID
+            state.nextBatchID += 1
+            state.batches[id] = Batch(outcomes: Array(repeating: nil, count: records.count))
+            return id
+        }
+
+        var failure: KafkaError?
+        for (index, record) in records.enumerated() {
+            if let failure {
+                let skipped = KafkaError(
+                    code: failure.code,
+                    message: "record for topic '\(record.topic)' not sent: an earlier record of the batch failed",
+                    isRetriable: failure.isRetriable,
+                    isFatal: failure.isFatal
+                )
+                state.withLock { $0.batches[batchID]?.outcomes[index] = .failure(skipped) }
+                continue
+            }
+            failure = await enqueue(record, batch: batchID, index: index)
+        }
+
+        let outcomes = await withCheckedContinuation { (continuation: CheckedContinuation<[Outcome?], Never>) in
+            let ready = state.withLock { state -> [Outcome?]? in
+                state.batches[batchID]!.isSealed = true
+                if state.batches[batchID]!.outstanding == 0 {
+                    return state.batches.removeValue(forKey: batchID)!.outcomes
+                }
+                state.batches[batchID]!.continuation = continuation
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+
+        var acknowledgements: [KafkaAcknowledgement] = []
+        acknowledgements.reserveCapacity(outcomes.count)
+        for outcome in outcomes {
+            switch outcome {
+            case .success(let ack): acknowledgements.append(ack)
+            case .failure(let error): throw error
+            case nil: throw KafkaError(code: .fatal, message: "a record of the batch has no delivery report")
+            }
+        }
+        return acknowledgements
+    }
+
+    /// Enqueues one record, waiting for deliveries while librdkafka's queue is full.
+    /// Returns the error when the record cannot be enqueued.
+    private func enqueue(_ record: KafkaProducerRecord, batch: Int, index: Int) async -> KafkaError? {
+        while true {
+            let (id, observed) = state.withLock { state in
+                let id = state.nextRecordID
+                state.nextRecordID += 1
+                state.records[id] = (batch, index)
+                state.batches[batch]!.outstanding += 1
+                return (id, state.deliveries)
+            }
+            let error: KafkaError?
+            do {
+                error = try handle.withHandle(what: "the Kafka producer") { rk in
+                    Self.produce(record, id: id, rk: rk)
+                }
+            } catch let thrown {
+                error = (thrown as? KafkaError) ?? KafkaError(code: .fatal, message: "\(thrown)")
+            }
+            guard let error else { return nil }
+            state.withLock { state in
+                state.records[id] = nil
+                state.batches[batch]!.outstanding -= 1
+            }
+            guard error.code == .queueFull else { return error }
+            await waitForCapacity(after: observed)
+        }
+    }
+
+    /// Waits until a delivery report arrives after `observed`, or the next poll tick.
+    private func waitForCapacity(after observed: UInt64) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                if state.deliveries != observed || state.isStopRequested { return true }
+                state.capacityWaiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    /// One `rd_kafka_produceva` call: copies key, value and headers into librdkafka.
+    private static func produce(_ record: KafkaProducerRecord, id: UInt, rk: OpaquePointer) -> KafkaError? {
+        var headers: OpaquePointer?
+        if !record.headers.isEmpty {
+            headers = rd_kafka_headers_new(record.headers.count)
+            for header in record.headers {
+                header.value.withUnsafeBytes { value in
+                    _ = rd_kafka_header_add(headers, header.key, -1, value.baseAddress, value.count)
+                }
+            }
+        }
+        let error: OpaquePointer? = record.topic.withCString { topic in
+            withOptionalBytes(record.key) { key in
+                record.value.withUnsafeBytes { value in
+                    var vus: [rd_kafka_vu_t] = []
+                    vus.reserveCapacity(7)
+                    var vu = rd_kafka_vu_t()
+                    vu.vtype = RD_KAFKA_VTYPE_TOPIC
+                    vu.u.cstr = topic
+                    vus.append(vu)
+
+                    vu = rd_kafka_vu_t()
+                    vu.vtype = RD_KAFKA_VTYPE_VALUE
+                    vu.u.mem.ptr = value.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
+                    vu.u.mem.size = value.count
+                    vus.append(vu)
+
+                    if let key {
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_KEY
+                        vu.u.mem.ptr = key.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
+                        vu.u.mem.size = key.count
+                        vus.append(vu)
+                    }
+                    if let partition = record.partition {
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_PARTITION
+                        vu.u.i32 = partition
+                        vus.append(vu)
+                    }
+                    if let headers {
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_HEADERS
+                        vu.u.headers = headers
+                        vus.append(vu)
+                    }
+                    vu = rd_kafka_vu_t()
+                    vu.vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                    vu.u.i = RD_KAFKA_MSG_F_COPY
+                    vus.append(vu)
+
+                    vu = rd_kafka_vu_t()
+                    vu.vtype = RD_KAFKA_VTYPE_OPAQUE
+                    vu.u.ptr = UnsafeMutableRawPointer(bitPattern: id)
+                    vus.append(vu)
+
+                    return vus.withUnsafeBufferPointer { rd_kafka_produceva(rk, $0.baseAddress, $0.count) }
+                }
+            }
+        }
+        guard let error else { return nil }  // librdkafka owns the headers now
+        if let headers { rd_kafka_headers_destroy(headers) }
+        return KafkaError(consuming: error, context: "could not produce to topic '\(record.topic)'")
+    }
+
+    // MARK: flush and shutdown
+
+    func flush(timeout: Duration) async throws {
+        let ms = milliseconds(timeout)
+        try await runOffPool("fanout.kafka.producer.flush") { [handle] in
+            try handle.withHandle(what: "the Kafka producer") { rk in
+                let err = rd_kafka_flush(rk, ms)
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    let left = rd_kafka_outq_len(rk)
+                    throw KafkaError(err, context: "flush did not finish within \(timeout) (\(left) requests or records left)")
+                }
+            }
+        }
+    }
+
+    func shutdown(flushTimeout: Duration) async {
+        let first = state.withLock { state -> Bool in
+            defer { state.isShutdownStarted = true }
+            return !state.isShutdownStarted
+        }
+        if first {
+            do {
+                try await flush(timeout: flushTimeout)
+            } catch {
+                logger.warning("Kafka producer shutting down with undelivered records", metadata: ["kafka.error": "\(error)"])
+            }
+            requestStop()
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state -> Bool in
+                if state.isLoopFinished { return true }
+                state.stopWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    /// Asks the poll loop to purge what is left, fail the waiting batches and destroy the handle.
+    func requestStop() {
+        let waiters = state.withLock { state in
+            state.isStopRequested = true
+            defer { state.capacityWaiters = [] }
+            return state.capacityWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    // MARK: the poll loop (runs on its own thread)
+
+    private func runPollLoop() {
+        let rk = handle.pointer
+        let queue = rd_kafka_queue_get_main(rk)!
+        while !state.withLock({ $0.isStopRequested }) {
+            if let event = rd_kafka_queue_poll(queue, 100) {
+                handleEvent(event)
+                rd_kafka_event_destroy(event)
+            } else {
+                wakeCapacityWaiters()
+            }
+        }
+
+        // Stopping: purge what is left; purged records get their delivery reports.
+        rd_kafka_purge(rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+        let deadline = ContinuousClock.now + .seconds(2)
+        while ContinuousClock.now < deadline {
+            if let event = rd_kafka_queue_poll(queue, 50) {
+                handleEvent(event)
+                rd_kafka_event_destroy(event)
+            } else if rd_kafka_outq_len(rk) == 0 {
+                break
+            }
+        }
+        rd_kafka_queue_destroy(queue)
+        handle.destroy()
+
+        let (batches, waiters) = state.withLock { state in
+            state.isLoopFinished = true
+            let batches = state.batches.values.compactMap { batch -> ([Outcome?], CheckedContinuation<[Outcome?], Never>)? in
+                guard let continuation = batch.continuation else { return nil }
+                let outcomes = batch.outcomes.map { $0 ?? .failure(KafkaError.destroyed("the Kafka producer")) }
+                return (outcomes, continuation)
+            }
+            state.batches = state.batches.filter { $0.value.continuation == nil }
+            state.records = [:]
+            defer { state.stopWaiters = []; state.capacityWaiters = [] }
+            return (batches, state.stopWaiters + state.capacityWaiters)
+        }
+        for (outcomes, continuation) in batches { continuation.resume(returning: outcomes) }
+        for waiter in waiters { waiter.resume() }
+        logger.debug("Kafka producer closed")
+    }
+
+    private func handleEvent(_ event: OpaquePointer) {
+        switch rd_kafka_event_type(event) {
+        case RD_KAFKA_EVENT_DR:
+            handleDeliveryReports(event)
+        case RD_KAFKA_EVENT_LOG:
+            RDKafkaLog.forward(event, to: logger)
+        case RD_KAFKA_EVENT_ERROR:
+            RDKafkaLog.forwardError(event, to: logger)
+        default:
+            break
+        }
+    }
+
+    private func handleDeliveryReports(_ event: OpaquePointer) {
+        var reports: [(id: UInt, outcome: Outcome)] = []
+        while let message = rd_kafka_event_message_next(event) {
+            let m = message.pointee
+            let id = UInt(bitPattern: m._private)
+            let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? "?"
+            if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                reports.append((id, .success(KafkaAcknowledgement(topic: topic, partition: m.partition, offset: m.offset))))
+            } else {
+                reports.append((id, .failure(KafkaError(m.err, context: "delivery to topic '\(topic)' failed"))))
+            }
+        }
+        let (completed, waiters) = state.withLock { state in
+            var completed: [([Outcome?], CheckedContinuation<[Outcome?], Never>)] = []
+            for report in reports {
+                guard let (batchID, index) = state.records.removeValue(forKey: report.id) else { continue }
+                state.batches[batchID]!.outcomes[index] = report.outcome
+                state.batches[batchID]!.outstanding -= 1
+                let batch = state.batches[batchID]!
+                if batch.outstanding == 0, batch.isSealed, let continuation = batch.continuation {
+                    state.batches[batchID] = nil
+                    completed.append((batch.outcomes, continuation))
+                }
+            }
+            state.deliveries += UInt64(reports.count)
+            defer { state.capacityWaiters = [] }
+            return (completed, state.capacityWaiters)
+        }
+        for (outcomes, continuation) in completed { continuation.resume(returning: outcomes) }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func wakeCapacityWaiters() {
+        let waiters = state.withLock { state in
+            defer { state.capacityWaiters = [] }
+            return state.capacityWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+}
+
+/// Calls `body` with the bytes of `bytes`, or with `nil` when there are none.
+private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeRawBufferPointer?) -> R) -> R {
+    guard let bytes else { return body(nil) }
+    return bytes.withUnsafeBytes { body($0) }
+}
