@@ -174,6 +174,7 @@ final class RDKafkaConsumer: Sendable {
             }
         }
 
+        leaveGroup(rk)
         let err = rd_kafka_consumer_close(rk)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             logger.warning("Kafka consumer did not leave its group cleanly", metadata: ["kafka.error": "\(KafkaError.Code(err).name)"])
@@ -191,6 +192,26 @@ final class RDKafkaConsumer: Sendable {
         }
         for waiter in closeWaiters { waiter.resume() }
         logger.debug("Kafka consumer closed")
+    }
+
+    /// librdkafka 2.0.2 does not send LeaveGroup when a cooperative-sticky member closes
+    /// (the broker then waits `session.timeout.ms` before the next member may join).
+    /// Unsubscribing first, and serving the consumer until the incremental unassign has
+    /// finished, makes it leave the group.
+    private func leaveGroup(_ rk: OpaquePointer) {
+        guard rd_kafka_unsubscribe(rk) == RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+        let deadline = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < deadline {
+            if let message = rd_kafka_consumer_poll(rk, 50) {
+                rd_kafka_message_destroy(message)  // dropped: the sequence has ended
+            }
+            drainLogs()
+            var assignment: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+            guard rd_kafka_assignment(rk, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR, let assignment else { break }
+            let count = assignment.pointee.cnt
+            rd_kafka_topic_partition_list_destroy(assignment)
+            if count == 0, rd_kafka_assignment_lost(rk) == 0 { break }
+        }
     }
 
     private func deliver(_ message: KafkaConsumerMessage) {
