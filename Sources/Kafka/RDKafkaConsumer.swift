@@ -1,0 +1,301 @@
+import CRdKafka
+import Dispatch
+import Foundation
+import Logging
+import Synchronization
+
+/// Owns the consumer's `rd_kafka_t`, its poll thread and the bounded message buffer.
+final class RDKafkaConsumer: Sendable {
+    struct State {
+        var buffer: [KafkaConsumerMessage] = []
+        var readers: [CheckedContinuation<KafkaConsumerMessage?, any Error>] = []
+        var failure: KafkaError?
+        var isCloseRequested = false
+        var isLoopFinished = false
+        var isPollerWaiting = false
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    static let defaults: [String: String] = [
+        "enable.auto.commit": "false",
+        "enable.auto.offset.store": "false",
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+    ]
+
+    /// The poll thread stops polling when this many messages wait to be read...
+    static let highWatermark = 256
+    /// ... and resumes when the reader has brought the buffer down to this many.
+    static let lowWatermark = 64
+
+    let handle: RDKafkaHandle
+    let logger: Logger
+    // rd_kafka_queue_t for librdkafka's logs; used only by the poll thread.
+    nonisolated(unsafe) let logQueue: OpaquePointer
+    private let state = Mutex(State())
+    private let space = DispatchSemaphore(value: 0)
+
+    init(configuration: KafkaConfiguration, topics: [String], logger: Logger) throws {
+        guard let group = configuration["group.id"], !group.isEmpty else {
+            throw KafkaError.config("the consumer configuration has no 'group.id'")
+        }
+        var properties = configuration.rendered(defaults: Self.defaults)
+        properties["log.queue"] = "true"
+        let conf = try RDKafkaConfig.make(properties)
+        rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_LOG)
+        let rk = try RDKafkaConfig.makeHandle(type: RD_KAFKA_CONSUMER, conf: conf)
+        let logQueue = rd_kafka_queue_new(rk)!
+        rd_kafka_set_log_queue(rk, logQueue)
+        rd_kafka_poll_set_consumer(rk)
+
+        let list = rd_kafka_topic_partition_list_new(Int32(topics.count))!
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        for topic in topics {
+            rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA)
+        }
+        let err = rd_kafka_subscribe(rk, list)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            rd_kafka_queue_destroy(logQueue)
+            rd_kafka_destroy(rk)
+            throw KafkaError(err, context: "could not subscribe to \(topics)")
+        }
+
+        self.handle = RDKafkaHandle(rk)
+        self.logQueue = logQueue
+        self.logger = logger
+        logger.debug(
+            "Kafka consumer subscribed",
+            metadata: ["kafka.group": "\(group)", "kafka.topics": "\(topics)", "kafka.librdkafka": "\(Librdkafka.version)"]
+        )
+        startThread("fanout.kafka.consumer.poll") { [self] in runPollLoop() }
+    }
+
+    // MARK: reading
+
+    func next() async throws -> KafkaConsumerMessage? {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<KafkaConsumerMessage?, any Error>) in
+            enum Action { case value(KafkaConsumerMessage?, wakePoller: Bool), fail(KafkaError), wait }
+            let action = state.withLock { state -> Action in
+                if state.isCloseRequested { return .value(nil, wakePoller: false) }
+                if !state.buffer.isEmpty {
+                    let message = state.buffer.removeFirst()
+                    let wake = state.isPollerWaiting && state.buffer.count <= Self.lowWatermark
+                    if wake { state.isPollerWaiting = false }
+                    return .value(message, wakePoller: wake)
+                }
+                if let failure = state.failure { return .fail(failure) }
+                if state.isLoopFinished { return .value(nil, wakePoller: false) }
+                state.readers.append(continuation)
+                return .wait
+            }
+            switch action {
+            case .value(let message, let wake):
+                if wake { space.signal() }
+                continuation.resume(returning: message)
+            case .fail(let error):
+                continuation.resume(throwing: error)
+            case .wait:
+                break
+            }
+        }
+    }
+
+    // MARK: committing
+
+    func commit(topic: String, partition: Int32, offset: Int64) async throws {
+        try await runOffPool("fanout.kafka.consumer.commit") { [handle] in
+            try handle.withHandle(what: "the Kafka consumer") { rk in
+                let list = rd_kafka_topic_partition_list_new(1)!
+                defer { rd_kafka_topic_partition_list_destroy(list) }
+                rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
+                let err = rd_kafka_commit(rk, list, 0)
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    throw KafkaError(err, context: "could not commit offset \(offset) of topic '\(topic)' partition \(partition)")
+                }
+                let partitionErr = list.pointee.elems[0].err
+                guard partitionErr == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    throw KafkaError(
+                        partitionErr,
+                        context: "could not commit offset \(offset) of topic '\(topic)' partition \(partition)"
+                    )
+                }
+            }
+        }
+    }
+
+    // MARK: closing
+
+    /// Ends the message sequence and asks the poll thread to leave the group and destroy the handle.
+    func requestClose() {
+        let readers = state.withLock { state in
+            state.isCloseRequested = true
+            defer { state.readers = [] }
+            return state.readers
+        }
+        space.signal()
+        for reader in readers { reader.resume(returning: nil) }
+    }
+
+    func close() async {
+        requestClose()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let done = state.withLock { state -> Bool in
+                if state.isLoopFinished { return true }
+                state.closeWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    // MARK: the poll loop (runs on its own thread)
+
+    private func runPollLoop() {
+        let rk = handle.pointer
+        while true {
+            drainLogs()
+            let (stop, full) = state.withLock { state -> (Bool, Bool) in
+                let full = state.buffer.count >= Self.highWatermark
+                if full { state.isPollerWaiting = true }
+                return (state.isCloseRequested || state.failure != nil, full)
+            }
+            if stop { break }
+            if full {
+                // Backpressure: the reader is slow; wait for it (re-checking every 100 ms).
+                _ = space.wait(timeout: .now() + .milliseconds(100))
+                continue
+            }
+            guard let message = rd_kafka_consumer_poll(rk, 100) else { continue }
+            defer { rd_kafka_message_destroy(message) }
+            if message.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                deliver(Self.copy(message))
+            } else {
+                handleError(message, rk: rk)
+            }
+        }
+
+        leaveGroup(rk)
+        let err = rd_kafka_consumer_close(rk)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            logger.warning("Kafka consumer did not leave its group cleanly", metadata: ["kafka.error": "\(KafkaError.Code(err).name)"])
+        }
+        drainLogs()
+        handle.destroy { _ in rd_kafka_queue_destroy(logQueue) }
+
+        let (readers, closeWaiters, failure) = state.withLock { state in
+            state.isLoopFinished = true
+            defer { state.readers = []; state.closeWaiters = [] }
+            return (state.readers, state.closeWaiters, state.failure)
+        }
+        for reader in readers {
+            if let failure { reader.resume(throwing: failure) } else { reader.resume(returning: nil) }
+        }
+        for waiter in closeWaiters { waiter.resume() }
+        logger.debug("Kafka consumer closed")
+    }
+
+    /// librdkafka 2.0.2 does not send LeaveGroup when a cooperative-sticky member closes
+    /// (the broker then waits `session.timeout.ms` before the next member may join).
+    /// Unsubscribing first, and serving the consumer until the incremental unassign has
+    /// finished, makes it leave the group.
+    private func leaveGroup(_ rk: OpaquePointer) {
+        guard rd_kafka_unsubscribe(rk) == RD_KAFKA_RESP_ERR_NO_ERROR else { return }
+        let deadline = ContinuousClock.now + .seconds(3)
+        while ContinuousClock.now < deadline {
+            if let message = rd_kafka_consumer_poll(rk, 50) {
+                rd_kafka_message_destroy(message)  // dropped: the sequence has ended
+            }
+            drainLogs()
+            var assignment: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+            guard rd_kafka_assignment(rk, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR, let assignment else { break }
+            let count = assignment.pointee.cnt
+            rd_kafka_topic_partition_list_destroy(assignment)
+            if count == 0, rd_kafka_assignment_lost(rk) == 0 { break }
+        }
+    }
+
+    private func deliver(_ message: KafkaConsumerMessage) {
+        let reader = state.withLock { state -> CheckedContinuation<KafkaConsumerMessage?, any Error>? in
+            if !state.readers.isEmpty { return state.readers.removeFirst() }
+            state.buffer.append(message)
+            return nil
+        }
+        reader?.resume(returning: message)
+    }
+
+    private func handleError(_ message: UnsafeMutablePointer<rd_kafka_message_t>, rk: OpaquePointer) {
+        let err = message.pointee.err
+        if err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+            logger.debug(
+                "Kafka consumer reached the end of a partition",
+                metadata: ["kafka.partition": "\(message.pointee.partition)"]
+            )
+            return
+        }
+        let text = rd_kafka_message_errstr(message).map { String(cString: $0) } ?? KafkaError.Code(err).name
+        guard err == RD_KAFKA_RESP_ERR__FATAL else {
+            logger.warning("Kafka consumer error: \(text)", metadata: ["kafka.error": "\(KafkaError.Code(err).name)"])
+            return
+        }
+        var errstr = [CChar](repeating: 0, count: 512)
+        let fatal = rd_kafka_fatal_error(rk, &errstr, errstr.count)
+        let failure = KafkaError(
+            code: KafkaError.Code(fatal),
+            message: "fatal consumer error: \(RDKafkaConfig.decode(errstr))",
+            isRetriable: false,
+            isFatal: true
+        )
+        logger.error("\(failure)")
+        let readers = state.withLock { state in
+            state.failure = failure
+            defer { state.readers = [] }
+            return state.readers
+        }
+        for reader in readers { reader.resume(throwing: failure) }
+    }
+
+    private func drainLogs() {
+        while let event = rd_kafka_queue_poll(logQueue, 0) {
+            if rd_kafka_event_type(event) == RD_KAFKA_EVENT_LOG {
+                RDKafkaLog.forward(event, to: logger)
+            }
+            rd_kafka_event_destroy(event)
+        }
+    }
+
+    /// Copies a consumed message out of librdkafka.
+    static func copy(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> KafkaConsumerMessage {
+        let m = message.pointee
+        let topic = m.rkt.map { String(cString: rd_kafka_topic_name($0)) } ?? ""
+        let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+        let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
+
+        var headers: [KafkaHeader] = []
+        var hdrs: OpaquePointer?
+        if rd_kafka_message_headers(message, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+            var index = 0
+            var name: UnsafePointer<CChar>?
+            var bytes: UnsafeRawPointer?
+            var size = 0
+            while rd_kafka_header_get_all(hdrs, index, &name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let headerValue = bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+                headers.append(KafkaHeader(key: name.map { String(cString: $0) } ?? "", value: headerValue))
+                index += 1
+            }
+        }
+
+        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let ms = rd_kafka_message_timestamp(message, &timestampType)
+        let timestamp = ms >= 0 ? Date(timeIntervalSince1970: Double(ms) / 1_000) : nil
+
+        return KafkaConsumerMessage(
+            topic: topic,
+            partition: m.partition,
+            offset: m.offset,
+            key: key,
+            value: value,
+            headers: headers,
+            timestamp: timestamp
+        )
+    }
+}
