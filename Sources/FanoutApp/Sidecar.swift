@@ -5,6 +5,7 @@ import Kafka
 import Logging
 import Router
 import ServiceLifecycle
+import UnixSignals
 import StreamReader
 
 /// A start-up failure, said in one line.

@@ -123,9 +123,10 @@ struct Demo {
                 logger: logger
             )
         }
+        let wanted = expected
         let complete: @Sendable () -> Bool = {
             received.withLock { received in
-                expected.allSatisfy { topic, events in
+                wanted.allSatisfy { topic, events in
                     Set(received[topic, default: []].map(\.messageID)).isSuperset(of: events.map(\.messageID))
                 }
             }

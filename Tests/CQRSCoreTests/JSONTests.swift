@@ -92,3 +92,23 @@ import Testing
         }
     }
 }
+
+@Suite struct TimestampTests {
+    @Test(arguments: [0.0, 1_795_814_466.2606618, 1_795_814_466.298802, 1_795_814_466.999_999, 951_782_400.5, -1.25])
+    func formatsMillisecondsExactly(seconds: Double) throws {
+        let date = Date(timeIntervalSince1970: seconds)
+        let text = GenericDomainEventMessage.formatTimestamp(date)
+        let parsed = try #require(GenericDomainEventMessage.parseTimestamp(text))
+        let expected = (seconds * 1000).rounded(.down) / 1000
+        #expect(abs(parsed.timeIntervalSince1970 - expected) < 0.000_001, "\(text)")
+        #expect(text.hasSuffix("Z"))
+        #expect(text.count == 24)
+    }
+
+    @Test func readsTheFormsOtherWritersUse() {
+        #expect(GenericDomainEventMessage.parseTimestamp("2026-11-27T21:04:05Z")?.timeIntervalSince1970 == 1_795_813_445)
+        #expect(GenericDomainEventMessage.parseTimestamp("2026-11-27T21:04:05.5Z")?.timeIntervalSince1970 == 1_795_813_445.5)
+        #expect(GenericDomainEventMessage.parseTimestamp("2026-11-27T21:04:05.123456Z") != nil)
+        #expect(GenericDomainEventMessage.parseTimestamp("yesterday") == nil)
+    }
+}

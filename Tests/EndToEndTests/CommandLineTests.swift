@@ -79,8 +79,8 @@ import Testing
         #expect(result.status == 1)
         let lines = result.standardError.split(separator: "\n").map(String.init)
         #expect(lines == [
-            "\(path):5:27: $.routes[0].events[0]: \"X**\" has consecutive wildcards; one '*' already matches any run of characters",
-            "\(path):6:40: $.routes[1].to[0]: topic \"missing\" is not declared in $.topics (declare it, with {} for the defaults)",
+            "\(path):5:31: $.routes[0].events[0]: \"X**\" has consecutive wildcards; one '*' already matches any run of characters",
+            "\(path):6:44: $.routes[1].to[0]: topic \"missing\" is not declared in $.topics (declare it, with {} for the defaults)",
         ])
         #expect(result.standardOutput.isEmpty)
     }

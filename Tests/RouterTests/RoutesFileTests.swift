@@ -65,7 +65,7 @@ import Testing
         (#"{"version": 1, "topics": {"bad topic": {}}, "routes": []}"#, "is not a valid topic name"),
         (#"{"version": 1, "topics": {"t": {}}, "routes": [{"name": "r", "events": ["A**"], "to": ["t"]}]}"#, "$.routes[0].events[0]: \"A**\" has consecutive wildcards"),
         (#"{"version": 1, "topics": {"t": {}}, "routes": [{"name": "r", "events": [""], "to": ["t"]}]}"#, "$.routes[0].events[0]: an event-name pattern must not be empty"),
-        (#"{"version": 1, "topics": {"t": {}}, "routes": [{"name": "r", "events": ["A"], "to": ["u"]}]}"#, "1:70: $.routes[0].to[0]: topic \"u\" is not declared in $.topics"),
+        (#"{"version": 1, "topics": {"t": {}}, "routes": [{"name": "r", "events": ["A"], "to": ["u"]}]}"#, "1:86: $.routes[0].to[0]: topic \"u\" is not declared in $.topics"),
         (#"{"version": 1, "topics": {"t": {}}, "routes": [{"name": "r", "events": ["A"], "to": ["t"]}, {"name": "r", "events": ["B"], "to": ["t"]}]}"#, "$.routes[1].name: duplicate route name \"r\""),
         (#"{"version": 1, "topics": {"t": {}}, "routes": [{"name": "r", "events": [], "to": ["t"]}]}"#, "$.routes[0].events: must not be empty"),
         (#"{"version": 1, "topics": {"t": {}}, "routes": [{"events": ["A"], "to": ["t"]}]}"#, "$.routes[0]: missing required field \"name\""),
@@ -73,7 +73,7 @@ import Testing
         (#"{"version": 1, "topics": {"t": {}}, "routes": [], "unrouted": "drop"}"#, "$.unrouted: expected \"count\" or {\"topic\": \"name\"}"),
         (#"{"topics": {}, "routes": []}"#, "$: missing required field \"version\""),
         ("{\n  \"version\": 1,\n  \"topics\": {\n    \"t\": {}\n  \n  \"routes\": []\n}", "routes.json:6:3: $.topics: unexpected '\"', expected ',' or '}'"),
-        (#"{"version": 1, "topics": {"t": {}}, "routes": [{"name": "r", "events": ["A"], "to": ["t"], "where": {"payload": {"total": 5}}}]}"#, "1:99: $.routes[0].where.payload.total: a field's pattern must be an array"),
+        (#"{"version": 1, "topics": {"t": {}}, "routes": [{"name": "r", "events": ["A"], "to": ["t"], "where": {"payload": {"total": 5}}}]}"#, "1:123: $.routes[0].where.payload.total: a field's pattern must be an array"),
         (#"{"version": 1, "topics": {"t": {}}, "routes": [{"name": "r", "events": ["A"], "to": ["t"], "where": {"payload": {"total": [{"numeric": [">", "x"]}]}}}]}"#, "$.routes[0].where.payload.total[0].numeric[1]: a numeric bound must be a number"),
     ])
     func refusesABadFileNamingWhereAndWhy(text: String, expected: String) {

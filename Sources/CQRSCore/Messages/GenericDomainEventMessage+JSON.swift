@@ -128,14 +128,30 @@ extension GenericDomainEventMessage {
         )
     }
 
-    /// ISO-8601 UTC with milliseconds, e.g. `2026-11-27T21:04:05.123Z`.
+    /// ISO-8601 UTC with milliseconds, e.g. `2026-11-27T21:04:05.123Z` (truncated, never rounded up).
     public static func formatTimestamp(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        // Foundation's fractional-second formatting is off by up to a millisecond on Linux; do the fraction by hand.
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let (seconds, fraction) = milliseconds.quotientAndRemainder(dividingBy: 1000)
+        let (wholeSeconds, millis) = fraction < 0 ? (seconds - 1, fraction + 1000) : (seconds, fraction)
+        let base = Date(timeIntervalSince1970: Double(wholeSeconds)).formatted(Date.ISO8601FormatStyle())
+        let digits = String(millis)
+        return base.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
     }
 
-    /// Parses ISO-8601 with or without fractional seconds.
+    /// Parses ISO-8601 UTC (`…Z`) with or without fractional seconds, and other ISO-8601 forms Foundation reads.
     public static func parseTimestamp(_ text: String) -> Date? {
-        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
-        return try? Date.ISO8601FormatStyle().parse(text)
+        if text.hasSuffix("Z"), let dot = text.firstIndex(of: ".") {
+            let digits = text[text.index(after: dot)..<text.index(before: text.endIndex)]
+            if !digits.isEmpty, digits.count <= 9, digits.allSatisfy(\.isASCII), let fraction = Int(digits),
+                let whole = try? Date.ISO8601FormatStyle().parse(String(text[..<dot]) + "Z")
+            {
+                var scale = 1.0
+                for _ in 0..<digits.count { scale *= 10 }
+                return Date(timeIntervalSince1970: whole.timeIntervalSince1970 + Double(fraction) / scale)
+            }
+        }
+        if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
+        return try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)
     }
 }
