@@ -181,4 +181,22 @@ import Testing
         #expect(error?.attempts == 2)
         #expect(ContinuousClock.now - started < .seconds(3))
     }
+
+    @Test func cancellationStopsTheCallAndItsRetries() async throws {
+        let server = try ScriptedServer([.init(status: 200, body: "{}", delay: 5)])
+        defer { server.stop() }
+        let client = AWSJSONClient(
+            service: .dynamoDB, configuration: Self.configuration(server, attempts: 5),
+            httpClient: .shared, logger: Logger(label: "t")
+        )
+        let started = ContinuousClock.now
+        let task = Task { try await client.call("ListTables", jsonBody: Array("{}".utf8)) }
+        try await Task.sleep(for: .milliseconds(200))
+        task.cancel()
+        await #expect(throws: CancellationError.self) {
+            _ = try await task.value
+        }
+        #expect(ContinuousClock.now - started < .seconds(2))
+        #expect(try server.requests().count == 1)
+    }
 }
