@@ -143,6 +143,9 @@ import Testing
             _ = try AWSConfiguration.fromEnvironment(base.merging(["AWS_REGION": "x", "AWS_ENDPOINT_URL_KINESIS": "not a url"]) { $1 })
         } throws: { "\($0)".contains("AWS_ENDPOINT_URL_KINESIS") }
         #expect {
+            _ = try AWSConfiguration.fromEnvironment(base.merging(["AWS_REGION": "eu west/1"]) { $1 })
+        } throws: { "\($0)".contains("not a region name") }
+        #expect {
             _ = try AWSConfiguration.fromEnvironment(["AWS_REGION": "us-east-1"])
         } throws: { "\($0)".contains("AWS_ACCESS_KEY_ID") }
     }

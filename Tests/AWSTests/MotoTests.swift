@@ -6,7 +6,8 @@ import TestSupport
 
 @testable import AWS
 
-/// Against moto_server (started by `scripts/services start`).
+/// Against moto_server (started by `scripts/services start`). Every test uses its
+/// own uniquely named table; `scripts/services stop` discards them with moto.
 @Suite struct MotoTests {
     let configuration: AWSConfiguration
     let dynamoDB: DynamoDB
@@ -81,7 +82,6 @@ import TestSupport
 
     @Test func transactionWithFailingConditionIsCanceledWithReasons() async throws {
         let table = try await makeTable()
-        defer { Task { [dynamoDB] in try? await dynamoDB.deleteTable(table.tableName) } }
         try await dynamoDB.putItem(table: table.tableName, item: Self.item("agg", 1))
 
         await #expect {
@@ -111,7 +111,6 @@ import TestSupport
 
     @Test func queryPages() async throws {
         let table = try await makeTable()
-        defer { Task { [dynamoDB] in try? await dynamoDB.deleteTable(table.tableName) } }
         for sk in 1...5 {
             try await dynamoDB.putItem(table: table.tableName, item: Self.item("q", sk))
         }
@@ -145,7 +144,6 @@ import TestSupport
 
     @Test func streamRecordsReadBackInOrder() async throws {
         let table = try await makeTable()
-        defer { Task { [dynamoDB] in try? await dynamoDB.deleteTable(table.tableName) } }
         let streamARN = try #require(table.latestStreamARN)
         let before = Date().addingTimeInterval(-60)
         for sk in 1...4 {

@@ -47,6 +47,10 @@ public struct AWSConfiguration: Sendable {
         guard let region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") else {
             throw AWSConfigurationError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)")
         }
+        guard region.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" })
+        else {
+            throw AWSConfigurationError("AWS_REGION is not a region name (like eu-west-1): \(region)")
+        }
         let provider = EnvironmentCredentialProvider(environment: env)
         _ = try provider.resolve()
         func url(_ key: String) throws -> URL? {
@@ -75,9 +79,12 @@ public struct AWSConfiguration: Sendable {
     public func endpoint(for service: AWSService) -> URL {
         if let url = endpointOverrides[service] { return url }
         let suffix = region.hasPrefix("cn-") ? "amazonaws.com.cn" : "amazonaws.com"
-        // The string is built from a fixed pattern; fall back to a valid URL for odd regions.
-        return URL(string: "https://\(service.endpointPrefix).\(region).\(suffix)")
-            ?? URL(fileURLWithPath: "/").deletingLastPathComponent()
+        let host = "\(service.endpointPrefix).\(region).\(suffix)"
+        // A region that cannot be part of a host name gives a URL that fails to
+        // connect (a ConnectionError naming it) rather than a crash.
+        return URL(string: "https://\(host)")
+            ?? URL(string: "https://\(host.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "invalid-region")")
+            ?? URL(filePath: "/invalid-region")
     }
 }
 

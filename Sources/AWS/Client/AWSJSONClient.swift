@@ -139,6 +139,7 @@ public final class AWSJSONClient: Sendable {
         } catch is CancellationError {
             throw CancellationError()
         } catch {
+            if Task.isCancelled { throw CancellationError() }
             throw transportError(operation, error)
         }
         guard (200..<300).contains(status) else {

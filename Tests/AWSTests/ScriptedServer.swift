@@ -1,0 +1,92 @@
+import Foundation
+
+/// A throwaway HTTP server (python3) that answers with scripted responses in
+/// order and records every request it gets, for tests of retries, timeouts
+/// and malformed answers.
+final class ScriptedServer {
+    struct Response: Encodable {
+        var status: Int
+        var body: String
+        var headers: [String: String] = [:]
+        /// Seconds to wait before answering.
+        var delay: Double = 0
+    }
+
+    struct RecordedRequest: Decodable {
+        var path: String
+        var headers: [String: String]
+        var body: String
+    }
+
+    let process = Process()
+    let input = Pipe()
+    let port: Int
+    let logFile: URL
+
+    var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
+
+    static let script = #"""
+        import sys, json, time, http.server, threading, os
+        # The test process may block SIGTERM for its children, so the server ends
+        # when its stdin closes (stop(), or the test process dying), or after 120 s.
+        def watchdog():
+            sys.stdin.read()
+            os._exit(0)
+        threading.Thread(target=watchdog, daemon=True).start()
+        threading.Timer(120, lambda: os._exit(0)).start()
+        responses = json.loads(sys.argv[1]); log = sys.argv[2]; n = [0]
+        class H(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a): pass
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with open(log, "a") as f:
+                    f.write(json.dumps({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
+                                        "body": body.decode("utf-8", "replace")}) + "\n")
+                r = responses[min(n[0], len(responses) - 1)]; n[0] += 1
+                time.sleep(r.get("delay", 0))
+                data = r["body"].encode()
+                self.send_response(r["status"])
+                for k, v in r.get("headers", {}).items(): self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+        s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        print(s.server_address[1], flush=True)
+        s.serve_forever()
+        """#
+
+    init(_ responses: [Response]) throws {
+        logFile = FileManager.default.temporaryDirectory.appendingPathComponent("scripted-\(UUID().uuidString).jsonl")
+        let output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "python3", "-c", Self.script,
+            String(decoding: try JSONEncoder().encode(responses), as: UTF8.self), logFile.path,
+        ]
+        process.standardOutput = output
+        process.standardInput = input
+        try process.run()
+        var line = Data()
+        while true {
+            let byte = output.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line.append(byte)
+        }
+        guard let port = Int(String(decoding: line, as: UTF8.self)) else {
+            try? input.fileHandleForWriting.close()
+            throw ServerFailure(description: "the scripted python3 server did not start")
+        }
+        self.port = port
+    }
+
+    struct ServerFailure: Error, CustomStringConvertible { var description: String }
+
+    func requests() throws -> [RecordedRequest] {
+        guard let text = try? String(contentsOf: logFile, encoding: .utf8) else { return [] }
+        return try text.split(separator: "\n").map { try JSONDecoder().decode(RecordedRequest.self, from: Data($0.utf8)) }
+    }
+
+    func stop() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: logFile)
+    }
+}
