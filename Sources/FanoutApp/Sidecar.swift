@@ -65,7 +65,7 @@ public final class Sidecar: Sendable {
         }
         try await TopicProvisioner.ensureTopics(of: routesFile, admin: admin, logger: logger)
 
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
         do {
             let streamARN = try await resolveStreamARN(configuration: configuration, httpClient: httpClient, logger: logger)
             let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)

@@ -42,7 +42,7 @@ struct Demo {
     static let logger = Logger(label: "fanout-demo")
 
     static func withStore<T>(table: String, _ body: (DynamoDBEventStore) async throws -> T) async throws -> T {
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
         do {
             let aws = try AWSConfiguration.fromEnvironment()
             let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: logger), tableName: table)

@@ -9,7 +9,7 @@ import Testing
 
 /// The event store against moto's DynamoDB: items as DESIGN.md's contract says,
 /// atomic appends, and optimistic concurrency.
-@Suite struct DynamoDBEventStoreTests {
+@Suite(.timeLimit(.minutes(2))) struct DynamoDBEventStoreTests {
     static let logger = Logger(label: "event-store-test")
 
     static func withStore(_ body: (DynamoDBEventStore) async throws -> Void) async throws {
@@ -18,7 +18,7 @@ import Testing
             credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
             endpoint: URL(string: try TestServices.awsEndpoint())!
         )
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
         let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: logger), tableName: TestServices.uniqueName("store"))
         do {
             let arn = try await store.createTableIfMissing()

@@ -3,7 +3,7 @@ import TestSupport
 import Testing
 
 /// The `fanout` executable, run as a user runs it.
-@Suite struct CommandLineTests {
+@Suite(.timeLimit(.minutes(2))) struct CommandLineTests {
     struct Result {
         var status: Int32
         var standardOutput: String

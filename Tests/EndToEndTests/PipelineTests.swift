@@ -15,7 +15,7 @@ import Testing
 /// The whole pipe on real servers: commands → DynamoDB events table (moto) →
 /// its stream → `Sidecar` with a routes file → Kafka topics (noida-db) →
 /// subscriber groups.
-@Suite(.serialized) struct PipelineTests {
+@Suite(.serialized, .timeLimit(.minutes(2))) struct PipelineTests {
     static let logger = Logger(label: "e2e")
 
     /// A routes file with topics unique to this test run.
@@ -83,7 +83,8 @@ import Testing
         let topics = Topics()
         let routesPath = try topics.write()
         let table = TestServices.uniqueName("events")
-        let httpClient = HTTPClient.shared
+        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        defer { _ = Task { try? await httpClient.shutdown() } }
         let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Self.logger), tableName: table)
         try await store.createTableIfMissing()
 

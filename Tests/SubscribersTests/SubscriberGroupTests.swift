@@ -7,7 +7,7 @@ import TestSupport
 import Testing
 
 /// Subscriber groups against the real broker (noida-db).
-@Suite struct SubscriberGroupTests {
+@Suite(.timeLimit(.minutes(2))) struct SubscriberGroupTests {
     static let logger = Logger(label: "subscribers-test")
 
     static func event(_ name: String, _ aggregate: String, _ sequence: Int64) -> GenericDomainEventMessage {
