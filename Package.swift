@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -66,6 +67,7 @@ let package = Package(
             dependencies: [
                 "AWS", "CQRSCore", "StreamReader", "Kafka",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: upcoming
@@ -117,7 +119,7 @@ let package = Package(
         .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "CQRSCoreTests", dependencies: ["CQRSCore", "ExampleDomain", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "StreamReaderTests", dependencies: ["StreamReader", "TestSupport"], swiftSettings: upcoming),
-        .testTarget(name: "RouterTests", dependencies: ["Router", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "RouterTests", dependencies: ["Router", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics")], swiftSettings: upcoming),
         .testTarget(name: "SubscribersTests", dependencies: ["Subscribers", "TestSupport"], swiftSettings: upcoming),
         .testTarget(
             name: "EndToEndTests",

@@ -19,24 +19,29 @@ public struct StartupError: Error, Sendable, CustomStringConvertible {
 /// under `runUntilSignalled`), then drains and flushes.
 public final class Sidecar: Sendable {
     public let configuration: SidecarConfiguration
-    public let routes: CompiledRoutes
+    /// The routes in force; swapped by the reloader.
+    public let routes: LiveRoutes
+    public let reloader: RoutesReloader
     public let streamARN: String
     public let pipeline: FanOutPipeline
     private let reader: DynamoDBStreamReader
     private let producer: KafkaProducer
+    private let admin: KafkaAdmin
     private let httpClient: HTTPClient
     private let logger: Logger
 
     private init(
-        configuration: SidecarConfiguration, routes: CompiledRoutes, streamARN: String, pipeline: FanOutPipeline,
-        reader: DynamoDBStreamReader, producer: KafkaProducer, httpClient: HTTPClient, logger: Logger
+        configuration: SidecarConfiguration, routes: LiveRoutes, reloader: RoutesReloader, streamARN: String, pipeline: FanOutPipeline,
+        reader: DynamoDBStreamReader, producer: KafkaProducer, admin: KafkaAdmin, httpClient: HTTPClient, logger: Logger
     ) {
         self.configuration = configuration
         self.routes = routes
+        self.reloader = reloader
         self.streamARN = streamARN
         self.pipeline = pipeline
         self.reader = reader
         self.producer = producer
+        self.admin = admin
         self.httpClient = httpClient
         self.logger = logger
     }
@@ -50,20 +55,28 @@ public final class Sidecar: Sendable {
         } catch {
             throw StartupError("invalid routes file: \(error.issues.first!.description)" + (error.issues.count > 1 ? " (and \(error.issues.count - 1) more; run `fanout routes check \(configuration.routesPath)`)" : ""))
         }
-        let routes = CompiledRoutes(routesFile)
+        let routes = LiveRoutes(CompiledRoutes(routesFile), path: configuration.routesPath)
         logger.info("routes loaded", metadata: [
             "fanout.routes.file": "\(configuration.routesPath)", "fanout.routes.count": "\(routesFile.routes.count)",
             "fanout.routes.hash": "\(routesFile.contentHash.prefix(12))",
         ])
 
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
-        defer { admin.close() }
         do {
             _ = try await admin.listTopics(timeout: configuration.kafkaStartupTimeout)
         } catch {
+            admin.close()
             throw StartupError("Kafka is not reachable at \(configuration.brokers): \(error)")
         }
-        try await TopicProvisioner.ensureTopics(of: routesFile, admin: admin, logger: logger)
+        do {
+            try await TopicProvisioner.ensureTopics(of: routesFile, admin: admin, logger: logger)
+        } catch {
+            admin.close()
+            throw StartupError("cannot create the topics of \(configuration.routesPath): \(error)")
+        }
+        let reloader = RoutesReloader(
+            path: configuration.routesPath, live: routes, admin: admin, pollInterval: configuration.routesPollInterval, logger: logger
+        )
 
         let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
         do {
@@ -82,10 +95,11 @@ public final class Sidecar: Sendable {
                 logger: logger
             )
             return Sidecar(
-                configuration: configuration, routes: routes, streamARN: streamARN, pipeline: pipeline,
-                reader: reader, producer: producer, httpClient: httpClient, logger: logger
+                configuration: configuration, routes: routes, reloader: reloader, streamARN: streamARN, pipeline: pipeline,
+                reader: reader, producer: producer, admin: admin, httpClient: httpClient, logger: logger
             )
         } catch {
+            admin.close()
             try? await httpClient.shutdown()
             throw error
         }
@@ -111,16 +125,32 @@ public final class Sidecar: Sendable {
         return arn
     }
 
-    /// Reads and routes until `requestStop()`; then flushes the producer and releases everything.
-    public func run() async throws {
+    /// Reads and routes until `requestStop()`, reloading the routes file when it changes
+    /// (and on SIGHUP when `reloadOnHangup`); then flushes the producer and releases everything.
+    public func run(reloadOnHangup: Bool = false) async throws {
         logger.info("routing", metadata: ["fanout.stream": "\(streamARN)"])
-        do {
-            try await reader.run(process: pipeline.process)
-        } catch {
-            await shutdown()
-            throw error
+        let reloader = self.reloader
+        let result = await withTaskGroup(of: Void.self) { group -> Result<Void, any Error> in
+            group.addTask { await reloader.run() }
+            if reloadOnHangup {
+                group.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                        await reloader.reloadNow()
+                    }
+                }
+            }
+            let result: Result<Void, any Error>
+            do {
+                try await reader.run(process: pipeline.process)
+                result = .success(())
+            } catch {
+                result = .failure(error)
+            }
+            group.cancelAll()
+            return result
         }
         await shutdown()
+        try result.get()
         logger.info("stopped", metadata: ["fanout.records": "\(pipeline.currentCounts.recordsRead)"])
     }
 
@@ -131,6 +161,7 @@ public final class Sidecar: Sendable {
 
     private func shutdown() async {
         await producer.shutdown()
+        admin.close()
         try? await httpClient.shutdown()
     }
 
@@ -153,7 +184,7 @@ struct SidecarService: Service {
 
     func run() async throws {
         try await withGracefulShutdownHandler {
-            try await sidecar.run()
+            try await sidecar.run(reloadOnHangup: true)
         } onGracefulShutdown: {
             sidecar.requestStop()
         }

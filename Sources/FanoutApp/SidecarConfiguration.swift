@@ -20,6 +20,8 @@ public struct SidecarConfiguration: Sendable {
     public var idlePollInterval: Duration
     /// How long start-up waits for Kafka before it gives up.
     public var kafkaStartupTimeout: Duration
+    /// How often the routes file is checked for changes (SIGHUP checks at once).
+    public var routesPollInterval: Duration
     /// AWS region, credentials and endpoints.
     public var aws: AWSConfiguration
 
@@ -32,6 +34,7 @@ public struct SidecarConfiguration: Sendable {
         kafkaProperties: [String: String] = [:],
         idlePollInterval: Duration = .milliseconds(250),
         kafkaStartupTimeout: Duration = .seconds(5),
+        routesPollInterval: Duration = .seconds(2),
         aws: AWSConfiguration
     ) {
         self.brokers = brokers
@@ -42,6 +45,7 @@ public struct SidecarConfiguration: Sendable {
         self.kafkaProperties = kafkaProperties
         self.idlePollInterval = idlePollInterval
         self.kafkaStartupTimeout = kafkaStartupTimeout
+        self.routesPollInterval = routesPollInterval
         self.aws = aws
     }
 

@@ -174,4 +174,111 @@ import Testing
         #expect(counts.recordsRead == 6)
         #expect(counts.routedByTopic == expected.mapValues(\.count))
     }
+
+    /// Collects what subscriber groups receive from `topics` until `expected` records arrived (or 60 s), plus 2 s for extras.
+    static func collect(_ topics: [String], brokers: String, expected: Int) async throws -> [String: [Received]] {
+        let received = Mutex<[String: [Received]]>([:])
+        let groups = topics.map { topic in
+            SubscriberGroup(
+                name: TestServices.uniqueName("g-\(topic)"),
+                configuration: KafkaConfiguration(bootstrapServers: brokers),
+                subscriptions: [Subscription(topic: topic) { event, context in
+                    received.withLock { $0[topic, default: []].append(Received(event: event, context: context)) }
+                }],
+                logger: Self.logger
+            )
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for subscriber in groups { group.addTask { try await subscriber.run() } }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while received.withLock({ $0.values.reduce(0) { $0 + $1.count } }) < expected, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            try await Task.sleep(for: .seconds(2))
+            group.cancelAll()
+        }
+        return received.withLock { $0 }
+    }
+
+    /// The stream sequence number of a routed record, from its `fanout-source` header.
+    static func streamSequence(_ item: Received) -> String {
+        String(item.context.header("fanout-source")?.split(separator: "/").last ?? "")
+    }
+
+    @Test func reloadingUnderALiveStreamLosesDuplicatesAndSplitsNothing() async throws {
+        let brokers = try TestServices.kafkaBrokers()
+        let aws = try Self.awsConfiguration()
+        let suffix = TestServices.uniqueName("reload")
+        let first = "first.\(suffix)"
+        let second = "second.\(suffix)"
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(suffix).json").path
+        func routes(_ targets: [String]) -> String {
+            let list = targets.map { "\"\($0)\"" }.joined(separator: ", ")
+            return #"{"version": 1, "topics": {"\#(first)": {"partitions": 2}, "\#(second)": {"partitions": 2}}, "routes": [{"name": "ticks", "events": ["Tick"], "to": [\#(list)]}]}"#
+        }
+        try routes([first]).write(toFile: path, atomically: true, encoding: .utf8)
+        let table = TestServices.uniqueName("events")
+        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        defer { _ = Task { try? await httpClient.shutdown() } }
+        let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Self.logger), tableName: table)
+        try await store.createTableIfMissing()
+        let sidecar = try await Sidecar.make(
+            configuration: SidecarConfiguration(
+                brokers: brokers, routesPath: path, tableName: table, idlePollInterval: .milliseconds(20),
+                routesPollInterval: .milliseconds(50), aws: aws
+            ),
+            logger: Self.logger
+        )
+        let running = Task { try await sidecar.run() }
+
+        // Events keep arriving while the routes change underneath.
+        let total = 240
+        let writer = Task {
+            for index in 1...total {
+                let aggregate = "clock-\(index % 4)"
+                try await store.append([GenericDomainEventMessage(
+                    eventName: "Tick", aggregateID: aggregate, aggregateType: "Clock", sequenceNumber: Int64((index + 3) / 4), payload: ["n": .number(index)]
+                )])
+            }
+        }
+        while sidecar.pipeline.currentCounts.recordsRead < total / 3 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        try routes([first, second]).write(toFile: path, atomically: true, encoding: .utf8)
+        try await writer.value
+        while sidecar.pipeline.currentCounts.recordsRead < total {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let reloaded = sidecar.routes.status
+        let received = try await Self.collect([first, second], brokers: brokers, expected: total + 1)
+        sidecar.requestStop()
+        try await running.value
+
+        #expect(reloaded.reloads == 1)
+        let inFirst = received[first, default: []]
+        let inSecond = received[second, default: []]
+        // The first topic holds every event exactly once.
+        #expect(inFirst.count == total)
+        #expect(Set(inFirst.map(\.event.messageID)).count == total)
+        // The second topic holds each event at most once, and exactly the events after some point of the stream:
+        // every event was routed by the old table or the new one, never by a mix, and nothing after the swap was missed.
+        #expect(Set(inSecond.map(\.event.messageID)).count == inSecond.count)
+        #expect(!inSecond.isEmpty && inSecond.count < total, "the reload should land mid-stream; \(inSecond.count) of \(total) went to the second topic")
+        // Sequence numbers are decimal strings: order by length, then text.
+        let sequences: [String] = inFirst.map(Self.streamSequence)
+        let order: [String] = sequences.sorted { (a: String, b: String) -> Bool in
+            a.count != b.count ? a.count < b.count : a < b
+        }
+        let secondSet = Set(inSecond.map(Self.streamSequence))
+        if let cut = order.firstIndex(where: secondSet.contains) {
+            #expect(Set(order[cut...]) == secondSet, "after the first event routed by the new table, every event must be routed by it")
+        }
+        // Per-aggregate order holds in both topics.
+        for items in [inFirst, inSecond] {
+            for aggregate in Set(items.map(\.event.aggregateID)) {
+                let sequence = items.filter { $0.event.aggregateID == aggregate }.map(\.event.sequenceNumber)
+                #expect(sequence == sequence.sorted())
+            }
+        }
+    }
 }

@@ -2,10 +2,11 @@ import AWS
 import CQRSCore
 import Kafka
 import Logging
+import Metrics
 import StreamReader
 import Synchronization
 
-/// Running totals of what the router did, for the status model and metrics.
+/// Running totals of what the router did, for the status model.
 public struct RouterCounts: Sendable, Hashable {
     public var recordsRead = 0
     /// Kafka records acknowledged, by topic.
@@ -15,26 +16,30 @@ public struct RouterCounts: Sendable, Hashable {
     public var ignored = 0
 }
 
-/// Routes pages of stream records to Kafka: plans each record's fan-out, produces
-/// the page's records in order, and returns only when Kafka acknowledged all of them.
+/// Routes pages of stream records to Kafka: plans each record's fan-out with
+/// one snapshot of the live routes, produces the page's records in order, and
+/// returns only when Kafka acknowledged all of them.
 public final class FanOutPipeline: Sendable {
-    private let planner: FanOutPlanner
+    public let routes: LiveRoutes
     private let producer: KafkaProducer
     private let logger: Logger
     private let counts = Mutex(RouterCounts())
+    private let metrics = Mutex<[String: Counter]>([:])
+    private let recordsRead = Counter(label: "fanout_records_read_total")
+    private let deadLettered = Counter(label: "fanout_records_dead_lettered_total")
+    private let ignored = Counter(label: "fanout_records_ignored_total")
 
-    public init(routes: CompiledRoutes, producer: KafkaProducer, logger: Logger) {
-        self.planner = FanOutPlanner(routes: routes)
+    public init(routes: LiveRoutes, producer: KafkaProducer, logger: Logger) {
+        self.routes = routes
         self.producer = producer
         self.logger = logger
     }
-
-    public var routes: CompiledRoutes { planner.routes }
 
     public var currentCounts: RouterCounts { counts.withLock { $0 } }
 
     /// Routes one page; throws if any record could not be delivered (the caller retries the page).
     public func process(_ page: ShardRecords) async throws {
+        let planner = FanOutPlanner(routes: routes.current)
         var records: [KafkaProducerRecord] = []
         records.reserveCapacity(page.records.count * 2)
         var outcomes: [RecordOutcome] = []
@@ -51,17 +56,49 @@ public final class FanOutPipeline: Sendable {
         if !records.isEmpty {
             _ = try await producer.send(records)
         }
+        record(page: page, records: records, outcomes: outcomes)
+    }
+
+    private func record(page: ShardRecords, records: [KafkaProducerRecord], outcomes: [RecordOutcome]) {
+        recordsRead.increment(by: Int64(page.records.count))
+        var routedByTopic: [String: Int] = [:]
+        for record in records { routedByTopic[record.topic, default: 0] += 1 }
+        var unrouted: [String: Int] = [:]
+        var deadLetters = 0
+        var ignoredCount = 0
+        for outcome in outcomes {
+            switch outcome {
+            case .routed: break
+            case .unrouted(let name): unrouted[name, default: 0] += 1
+            case .deadLettered: deadLetters += 1
+            case .ignored: ignoredCount += 1
+            }
+        }
         counts.withLock { counts in
             counts.recordsRead += page.records.count
-            for record in records { counts.routedByTopic[record.topic, default: 0] += 1 }
-            for outcome in outcomes {
-                switch outcome {
-                case .routed: break
-                case .unrouted(let name): counts.unroutedByEventName[name, default: 0] += 1
-                case .deadLettered: counts.deadLettered += 1
-                case .ignored: counts.ignored += 1
-                }
-            }
+            counts.routedByTopic.merge(routedByTopic, uniquingKeysWith: +)
+            counts.unroutedByEventName.merge(unrouted, uniquingKeysWith: +)
+            counts.deadLettered += deadLetters
+            counts.ignored += ignoredCount
+        }
+        for (topic, count) in routedByTopic {
+            counter("fanout_records_routed_total", ("topic", topic)).increment(by: Int64(count))
+        }
+        for (name, count) in unrouted {
+            counter("fanout_events_unrouted_total", ("event", name)).increment(by: Int64(count))
+        }
+        if deadLetters > 0 { deadLettered.increment(by: Int64(deadLetters)) }
+        if ignoredCount > 0 { ignored.increment(by: Int64(ignoredCount)) }
+    }
+
+    /// One counter per label value, created once.
+    private func counter(_ label: String, _ dimension: (String, String)) -> Counter {
+        let key = "\(label)|\(dimension.1)"
+        return metrics.withLock { metrics in
+            if let counter = metrics[key] { return counter }
+            let counter = Counter(label: label, dimensions: [dimension])
+            metrics[key] = counter
+            return counter
         }
     }
 }
