@@ -118,8 +118,35 @@ struct Run: AsyncParsableCommand {
 struct Routes: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Work with routes files.",
-        subcommands: [Check.self]
+        subcommands: [Check.self, Explain.self]
     )
+
+    struct Explain: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show which routes an event matches, the topics it would go to, and for every other route the first condition that failed.",
+            discussion: """
+                The event is a GenericDomainEventMessage as JSON (as in Fanout's Kafka records): at least eventName and
+                aggregateId, with payload and metadata as plain JSON. Give it as an argument, or on standard input.
+                Example: fanout routes explain routes.json '{"eventName": "OrderPlaced", "aggregateId": "o-1", "payload": {"total": 5}}'
+                """
+        )
+
+        @Argument(help: "The routes file.")
+        var file: String
+
+        @Argument(help: "The event as JSON; read from standard input when omitted.")
+        var event: String?
+
+        func run() throws {
+            let bytes = event.map { Array($0.utf8) } ?? Array(FileHandle.standardInput.readDataToEndOfFile())
+            do {
+                for line in try RoutesExplain.run(path: file, eventJSON: bytes) { print(line) }
+            } catch {
+                printError("fanout: error: \(error)")
+                throw ExitCode.failure
+            }
+        }
+    }
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(

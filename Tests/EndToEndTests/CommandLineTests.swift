@@ -21,7 +21,7 @@ import Testing
         return directory.appendingPathComponent("fanout")
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(30)) throws -> Result {
+    static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil, timeout: Duration = .seconds(30)) throws -> Result {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -32,8 +32,12 @@ import Testing
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
+        let stdin = Pipe()
+        process.standardInput = stdin
         let start = ContinuousClock.now
         try process.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try stdin.fileHandleForWriting.close()
         let deadline = start + timeout
         while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
         if process.isRunning {
@@ -138,5 +142,37 @@ import Testing
         let result = try Self.run(["version"])
         #expect(result.status == 0)
         #expect(result.standardOutput.contains("librdkafka 2."))
+    }
+}
+
+extension CommandLineTests {
+    @Test func routesExplainShowsMatchesTopicsAndTheFirstFailedCondition() throws {
+        let path = try Self.write(#"""
+            {"version": 1, "topics": {"orders": {}, "fraud": {}, "audit": {}},
+             "routes": [
+               {"name": "orders", "events": ["Order*"], "to": ["orders"]},
+               {"name": "big", "events": ["OrderPlaced"], "where": {"payload": {"total": [{"numeric": [">", 1000]}]}}, "to": ["fraud"], "key": "payload.customer"},
+               {"name": "payments", "events": ["Payment*"], "to": ["audit"]}
+             ]}
+            """#)
+        let result = try Self.run(["routes", "explain", path, #"{"eventName": "OrderPlaced", "aggregateId": "o-1", "payload": {"total": 5, "customer": "c-9"}}"#])
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.split(separator: "\n").map(String.init) == [
+            "OrderPlaced -> orders",
+            "  orders: routes orders; key \"o-1\" (aggregateId)",
+            "  match     orders -> orders",
+            "  no match  big: where: payload.total is 5, not {numeric: > 1000.0}",
+            "  no match  payments: event name \"OrderPlaced\" matches none of Payment*",
+        ])
+    }
+
+    @Test func routesExplainReadsTheEventFromStandardInputAndRefusesANonEvent() throws {
+        let root = TestServices.packageRoot.appendingPathComponent("routes.json").path
+        let good = try Self.run(["routes", "explain", root], input: #"{"eventName": "PaymentReceived", "aggregateId": "p-1"}"#)
+        #expect(good.status == 0, "\(good.standardError)")
+        #expect(good.standardOutput.hasPrefix("PaymentReceived -> billing.events, audit.all\n"))
+        let bad = try Self.run(["routes", "explain", root, #"{"aggregateId": "o-1"}"#])
+        #expect(bad.status == 1)
+        #expect(bad.standardError == "fanout: error: event: eventName: is missing\n")
     }
 }

@@ -96,7 +96,7 @@ public struct FanOutPlanner: Sendable {
     }
 
     /// The record key a route asks for; falls back to the aggregate id when the field is absent.
-    static func key(for event: GenericDomainEventMessage, from source: KeySource) -> [UInt8] {
+    public static func key(for event: GenericDomainEventMessage, from source: KeySource) -> [UInt8] {
         func lookup(_ root: JSONValue, _ path: [String]) -> String? {
             var value = root
             for part in path {
