@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "fanout", targets: ["fanout"]),
         .executable(name: "fanout-demo", targets: ["FanoutDemo"]),
+        .executable(name: "fanout-bench", targets: ["FanoutBench"]),
         .library(name: "CQRSCore", targets: ["CQRSCore"]),
         .library(name: "Subscribers", targets: ["Subscribers"]),
     ],
@@ -113,6 +114,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
+            swiftSettings: upcoming
+        ),
+        .executableTarget(
+            name: "FanoutBench",
+            dependencies: ["AWS", "CQRSCore", "Router"],
             swiftSettings: upcoming
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], swiftSettings: upcoming),

@@ -55,6 +55,11 @@ public final class LiveRoutes: Sendable {
         }
     }
 
+    /// Swaps in routes as a reload does; for the benchmarks.
+    public func replaceForBenchmark(with routes: CompiledRoutes) {
+        replace(with: routes)
+    }
+
     /// Records that a newer file was refused; the live routes stay as they are.
     func recordFailure(_ message: String, at date: Date = Date()) {
         state.withLock { state in
