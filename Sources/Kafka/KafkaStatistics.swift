@@ -17,6 +17,9 @@ public struct KafkaStatistics: Sendable, Hashable {
         public var requestsWaiting: Int64
         /// `waitresp_cnt`: requests sent and waiting for a response.
         public var requestsInFlight: Int64
+        /// `txretries`: requests retried (a Produce error answered by the broker re-enqueues
+        /// the records instead: see `sentMessages` growing past the records sent).
+        public var retries: Int64
 
         public init(
             name: String,
@@ -24,7 +27,8 @@ public struct KafkaStatistics: Sendable, Hashable {
             state: String,
             averageRoundTripMicroseconds: Int64,
             requestsWaiting: Int64,
-            requestsInFlight: Int64
+            requestsInFlight: Int64,
+            retries: Int64 = 0
         ) {
             self.name = name
             self.nodeID = nodeID
@@ -32,6 +36,7 @@ public struct KafkaStatistics: Sendable, Hashable {
             self.averageRoundTripMicroseconds = averageRoundTripMicroseconds
             self.requestsWaiting = requestsWaiting
             self.requestsInFlight = requestsInFlight
+            self.retries = retries
         }
     }
 
@@ -53,6 +58,10 @@ public struct KafkaStatistics: Sendable, Hashable {
     public var sentRequests: Int64
     /// `replyq`: operations (delivery reports, events) waiting to be polled.
     public var replyQueue: Int64
+    /// The sum of the brokers' `txretries`: requests retried.
+    public var retries: Int64 {
+        brokers.values.reduce(0) { $0 + $1.retries }
+    }
     /// `brokers`, by broker name.
     public var brokers: [String: Broker]
 
@@ -80,7 +89,8 @@ public struct KafkaStatistics: Sendable, Hashable {
                 state: value["state"] as? String ?? "",
                 averageRoundTripMicroseconds: int(rtt, "avg"),
                 requestsWaiting: int(value, "outbuf_cnt"),
-                requestsInFlight: int(value, "waitresp_cnt")
+                requestsInFlight: int(value, "waitresp_cnt"),
+                retries: int(value, "txretries")
             )
         }
         self.brokers = brokers
