@@ -94,6 +94,9 @@ final class RDKafkaProducer: Sendable {
                 continue
             }
             failure = await enqueue(record, batch: batchID, index: index)
+            if let failure {
+                state.withLock { $0.batches[batchID]?.outcomes[index] = .failure(failure) }
+            }
         }
 
         let outcomes = await withCheckedContinuation { (continuation: CheckedContinuation<[Outcome?], Never>) in

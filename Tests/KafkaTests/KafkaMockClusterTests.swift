@@ -155,6 +155,49 @@ struct KafkaMockClusterTests {
             #expect(!error.isRetriable)
             #expect(error.description.contains(topic))
         }
+        // librdkafka 2.0.2 then refuses to enqueue to the topic until a metadata refresh:
+        // that record's send fails with the enqueue error itself.
+        do {
+            _ = try await producer.send([KafkaProducerRecord(topic: topic, key: nil, value: [2])])
+        } catch let error as KafkaError {
+            #expect(error.code == .topicAuthorizationFailed, "\(error)")
+            #expect(error.description.contains(topic))
+        }
+        await producer.shutdown()
+        await cluster.close()
+    }
+
+    @Test("a permanent Produce error inside a transaction makes commit fail with requiresAbort; after abort the producer goes on")
+    func abortableTransactionError() async throws {
+        let topic = "faults-txn"
+        let cluster = try Self.makeCluster(topic: topic, partitions: 1)
+        let producer = try Self.makeProducer(cluster, ["transactional.id": "fanout-mock-txn"])
+        try await producer.initTransactions()
+        try producer.beginTransaction()
+        try cluster.pushRequestErrors(apiKey: .produce, errors: [.topicAuthorizationFailed])
+        do {
+            _ = try await producer.send([KafkaProducerRecord(topic: topic, key: nil, value: [1])])
+        } catch {
+            // The record's own failure; the transaction is now in an abortable state.
+        }
+        var commitError: KafkaError?
+        do {
+            try await producer.commitTransaction(timeout: .seconds(10))
+        } catch let error as KafkaError {
+            commitError = error
+        }
+        let error = try #require(commitError, "commit succeeded after a failed record")
+        #expect(error.requiresAbort, "\(error)")
+        #expect(!error.isFatal, "\(error)")
+        try await producer.abortTransaction()
+
+        // librdkafka 2.0.2 keeps the topic itself marked with the authorization error (later
+        // enqueues to it fail) until a metadata refresh, so the next transaction writes elsewhere.
+        try cluster.createTopic(name: "faults-txn-next")
+        try producer.beginTransaction()
+        let acks = try await producer.send([KafkaProducerRecord(topic: "faults-txn-next", key: nil, value: [2])])
+        try await producer.commitTransaction()
+        #expect(acks.count == 1)
         await producer.shutdown()
         await cluster.close()
     }
