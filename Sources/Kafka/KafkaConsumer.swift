@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 
 /// A consumer-group member reading the given topics.
@@ -33,6 +34,36 @@ public final class KafkaConsumer: Sendable {
     /// on a thread of its own (off the cooperative pool).
     public func commit(_ message: KafkaConsumerMessage) async throws {
         try await core.commit(topic: message.topic, partition: message.partition, offset: message.offset + 1)
+    }
+
+    /// Moves the read position of an assigned partition: the next message of that
+    /// partition in ``messages`` is the one at `offset` (`rd_kafka_seek_partitions`, run on
+    /// the poll thread; messages of the partition already buffered are dropped).
+    /// - Throws: ``KafkaError``, e.g. `_STATE` / `_UNKNOWN_PARTITION` when the partition is not assigned.
+    public func seek(topic: String, partition: Int32, offset: Int64, timeout: Duration = .seconds(10)) async throws {
+        try await core.seek(topic: topic, partition: partition, offset: offset, timeout: timeout)
+    }
+
+    /// Replays every assigned partition from the first message whose timestamp is at or
+    /// after `timestamp` (`rd_kafka_offsets_for_times`, then seek); a partition with no such
+    /// message continues at its end. Only partitions assigned now move: with a consumer
+    /// group, wait for the assignment (e.g. read a first message) before calling it.
+    /// - Returns: the new position of each assigned partition (`offset` -1 means its end).
+    @discardableResult
+    public func seek(toTimestamp timestamp: Date, timeout: Duration = .seconds(10)) async throws -> [KafkaAcknowledgement] {
+        let ms = Int64((timestamp.timeIntervalSince1970 * 1_000).rounded(.down))
+        return try await core.seek(toTimestamp: ms, timeout: timeout)
+    }
+
+    /// Stops fetching an assigned partition (`rd_kafka_pause_partitions`); messages of it
+    /// already buffered are still delivered.
+    public func pause(topic: String, partition: Int32) async throws {
+        try await core.setPaused(true, topic: topic, partition: partition)
+    }
+
+    /// Resumes fetching a paused partition (`rd_kafka_resume_partitions`).
+    public func resume(topic: String, partition: Int32) async throws {
+        try await core.setPaused(false, topic: topic, partition: partition)
     }
 
     /// Stops polling, leaves the group (`rd_kafka_consumer_close`) and destroys the handle. Idempotent.

@@ -59,6 +59,17 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         public static let illegalGeneration = Code(RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)
         /// `_NO_OFFSET`: nothing to commit.
         public static let noOffset = Code(RD_KAFKA_RESP_ERR__NO_OFFSET)
+        /// `_FENCED`: this producer was fenced by a newer instance with the same `transactional.id`.
+        public static let fenced = Code(RD_KAFKA_RESP_ERR__FENCED)
+        /// `PRODUCER_FENCED`: the broker fenced this transactional producer.
+        public static let producerFenced = Code(RD_KAFKA_RESP_ERR_PRODUCER_FENCED)
+        /// `INVALID_PRODUCER_EPOCH`: the producer's epoch is stale (fenced).
+        public static let invalidProducerEpoch = Code(RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
+        /// `_STATE`: the operation is not allowed in the client's current state
+        /// (e.g. `beginTransaction` before `initTransactions`).
+        public static let state = Code(RD_KAFKA_RESP_ERR__STATE)
+        /// `TOPIC_AUTHORIZATION_FAILED`.
+        public static let topicAuthorizationFailed = Code(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
 
         /// librdkafka's name for the code, e.g. `_QUEUE_FULL` or `UNKNOWN_TOPIC_OR_PART`.
         public var name: String {
@@ -97,12 +108,29 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     public var isRetriable: Bool
     /// Whether the client instance is unusable and must be recreated.
     public var isFatal: Bool
+    /// Whether the current transaction must be aborted (``KafkaProducer/abortTransaction(timeout:)``)
+    /// before the producer can go on: librdkafka's `rd_kafka_error_txn_requires_abort`.
+    public var requiresAbort: Bool
 
-    public init(code: Code, message: String, isRetriable: Bool? = nil, isFatal: Bool? = nil) {
+    public init(
+        code: Code,
+        message: String,
+        isRetriable: Bool? = nil,
+        isFatal: Bool? = nil,
+        requiresAbort: Bool = false
+    ) {
         self.code = code
         self.message = message
         self.isRetriable = isRetriable ?? Code.retriableCodes.contains(code)
         self.isFatal = isFatal ?? (code == .fatal)
+        self.requiresAbort = requiresAbort
+    }
+
+    /// Whether a newer producer with the same `transactional.id` has fenced this one
+    /// (`_FENCED`, `PRODUCER_FENCED` or `INVALID_PRODUCER_EPOCH`). A fenced producer is
+    /// unusable: shut it down.
+    public var isFenced: Bool {
+        [Code.fenced, .producerFenced, .invalidProducerEpoch].contains(code)
     }
 
     /// One line: `Kafka: <message> (<code name>)`.
@@ -127,7 +155,8 @@ extension KafkaError {
             code: code,
             message: "\(context): \(text)",
             isRetriable: rd_kafka_error_is_retriable(error) != 0 || Code.retriableCodes.contains(code),
-            isFatal: rd_kafka_error_is_fatal(error) != 0
+            isFatal: rd_kafka_error_is_fatal(error) != 0,
+            requiresAbort: rd_kafka_error_txn_requires_abort(error) != 0
         )
     }
 

@@ -1,6 +1,7 @@
 import Logging
 
-/// An idempotent Kafka producer.
+/// An idempotent Kafka producer; a transactional one when the configuration sets
+/// `transactional.id` (see ``initTransactions(timeout:)``).
 ///
 /// Records are copied into librdkafka; a dedicated thread drains librdkafka's
 /// event queue (delivery reports, logs, errors) and resumes the waiting `send`
@@ -34,6 +35,48 @@ public final class KafkaProducer: Sendable {
     /// or has failed; throws `timedOut` when records are still outstanding after `timeout`.
     public func flush(timeout: Duration) async throws {
         try await core.flush(timeout: timeout)
+    }
+
+    /// librdkafka's statistics reports, when the configuration sets `statistics.interval.ms`
+    /// (default 0: none). One sequence per producer, meant for one reader; it keeps only
+    /// the 8 newest reports when unread and ends at ``shutdown()``.
+    public var statistics: AsyncStream<KafkaStatistics> {
+        core.statistics
+    }
+
+    // MARK: transactions
+
+    /// Registers the producer's `transactional.id` with the transaction coordinator and
+    /// fences older producers with the same id (`rd_kafka_init_transactions`). Call once,
+    /// before the first ``beginTransaction()``. Runs off the cooperative pool.
+    ///
+    /// - Throws: ``KafkaError``; `state` when the configuration has no `transactional.id`.
+    ///   A retriable error (e.g. `timedOut`) may be retried by calling this again.
+    public func initTransactions(timeout: Duration = .seconds(30)) async throws {
+        try await core.initTransactions(timeout: timeout)
+    }
+
+    /// Starts a transaction: every record sent until ``commitTransaction(timeout:)`` or
+    /// ``abortTransaction(timeout:)`` belongs to it (`rd_kafka_begin_transaction`, non-blocking).
+    public func beginTransaction() throws {
+        try core.beginTransaction()
+    }
+
+    /// Flushes the transaction's records and commits it (`rd_kafka_commit_transaction`),
+    /// off the cooperative pool.
+    ///
+    /// - Throws: ``KafkaError``. `isRetriable`: call commit again. `requiresAbort`: call
+    ///   ``abortTransaction(timeout:)``, then start over. `isFatal` (e.g. ``KafkaError/isFenced``):
+    ///   the producer is unusable; shut it down.
+    public func commitTransaction(timeout: Duration = .seconds(30)) async throws {
+        try await core.commitTransaction(timeout: timeout)
+    }
+
+    /// Aborts the transaction: its records are never seen by `read_committed` consumers
+    /// (`rd_kafka_abort_transaction`, off the cooperative pool). Records of the transaction
+    /// not yet delivered fail their `send` with a purge error.
+    public func abortTransaction(timeout: Duration = .seconds(30)) async throws {
+        try await core.abortTransaction(timeout: timeout)
     }
 
     /// Flushes (at most 10 seconds), stops the poll loop, fails what is still

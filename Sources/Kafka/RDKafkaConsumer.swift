@@ -14,6 +14,8 @@ final class RDKafkaConsumer: Sendable {
         var isLoopFinished = false
         var isPollerWaiting = false
         var closeWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Work for the poll thread (seek, pause, resume); called with nil when the consumer is gone.
+        var commands: [@Sendable (OpaquePointer?) -> Void] = []
     }
 
     static let defaults: [String: String] = [
@@ -123,6 +125,128 @@ final class RDKafkaConsumer: Sendable {
         }
     }
 
+    // MARK: positioning (run on the poll thread, between polls)
+
+    /// Runs `body` on the poll thread with the handle, and returns its result.
+    private func onPollThread<T: Sendable>(
+        _ body: @escaping @Sendable (OpaquePointer) throws -> T
+    ) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let command: @Sendable (OpaquePointer?) -> Void = { rk in
+                guard let rk else {
+                    continuation.resume(throwing: KafkaError.destroyed("the Kafka consumer"))
+                    return
+                }
+                continuation.resume(with: Result { try body(rk) })
+            }
+            let accepted = state.withLock { state -> Bool in
+                guard !state.isCloseRequested, !state.isLoopFinished else { return false }
+                state.commands.append(command)
+                return true
+            }
+            if accepted { space.signal() } else { command(nil) }
+        }
+    }
+
+    private func runCommands(_ rk: OpaquePointer?) {
+        let commands = state.withLock { state in
+            defer { state.commands = [] }
+            return state.commands
+        }
+        for command in commands { command(rk) }
+    }
+
+    /// Drops buffered messages of the given partitions (called on the poll thread after a seek).
+    private func dropBuffered(_ partitions: Set<TopicPartition>) {
+        state.withLock { state in
+            state.buffer.removeAll { partitions.contains(TopicPartition(topic: $0.topic, partition: $0.partition)) }
+        }
+    }
+
+    struct TopicPartition: Hashable, Sendable {
+        var topic: String
+        var partition: Int32
+    }
+
+    func seek(topic: String, partition: Int32, offset: Int64, timeout: Duration) async throws {
+        let ms = milliseconds(timeout)
+        try await onPollThread { [self] rk in
+            let list = rd_kafka_topic_partition_list_new(1)!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = offset
+            try Self.seek(rk, list, ms: ms, context: "could not seek topic '\(topic)' partition \(partition) to offset \(offset)")
+            dropBuffered([TopicPartition(topic: topic, partition: partition)])
+        }
+    }
+
+    func seek(toTimestamp milliseconds: Int64, timeout: Duration) async throws -> [KafkaAcknowledgement] {
+        let ms = Kafka.milliseconds(timeout)
+        return try await onPollThread { [self] rk in
+            var assignment: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+            let err = rd_kafka_assignment(rk, &assignment)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let list = assignment else {
+                throw KafkaError(err, context: "could not read the consumer's assignment")
+            }
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            let elements = UnsafeMutableBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt))
+            guard !elements.isEmpty else { return [] }
+            for index in elements.indices { elements[index].offset = milliseconds }
+            let context = "could not look up the offsets for timestamp \(milliseconds) ms"
+            let lookup = rd_kafka_offsets_for_times(rk, list, ms)
+            guard lookup == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(lookup, context: context) }
+            var positions: [KafkaAcknowledgement] = []
+            var partitions: Set<TopicPartition> = []
+            for index in elements.indices {
+                let element = elements[index]
+                let topic = String(cString: element.topic)
+                guard element.err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    throw KafkaError(element.err, context: "\(context) in topic '\(topic)' partition \(element.partition)")
+                }
+                // No record at or after the timestamp: continue at the end.
+                if element.offset < 0 { elements[index].offset = Int64(RD_KAFKA_OFFSET_END) }
+                positions.append(KafkaAcknowledgement(topic: topic, partition: element.partition, offset: elements[index].offset))
+                partitions.insert(TopicPartition(topic: topic, partition: element.partition))
+            }
+            try Self.seek(rk, list, ms: ms, context: "could not seek to timestamp \(milliseconds) ms")
+            dropBuffered(partitions)
+            return positions
+        }
+    }
+
+    private static func seek(
+        _ rk: OpaquePointer,
+        _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
+        ms: Int32,
+        context: String
+    ) throws {
+        if let error = rd_kafka_seek_partitions(rk, list, ms) {
+            throw KafkaError(consuming: error, context: context)
+        }
+        try throwFirstPartitionError(list, context: context)
+    }
+
+    private static func throwFirstPartitionError(
+        _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
+        context: String
+    ) throws {
+        for element in UnsafeBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt))
+        where element.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(element.err, context: "\(context) (topic '\(String(cString: element.topic))' partition \(element.partition))")
+        }
+    }
+
+    func setPaused(_ paused: Bool, topic: String, partition: Int32) async throws {
+        try await onPollThread { rk in
+            let list = rd_kafka_topic_partition_list_new(1)!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            rd_kafka_topic_partition_list_add(list, topic, partition)
+            let context = "could not \(paused ? "pause" : "resume") topic '\(topic)' partition \(partition)"
+            let err = paused ? rd_kafka_pause_partitions(rk, list) : rd_kafka_resume_partitions(rk, list)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, context: context) }
+            try Self.throwFirstPartitionError(list, context: context)
+        }
+    }
+
     // MARK: closing
 
     /// Ends the message sequence and asks the poll thread to leave the group and destroy the handle.
@@ -154,6 +278,7 @@ final class RDKafkaConsumer: Sendable {
         let rk = handle.pointer
         while true {
             drainLogs()
+            runCommands(rk)
             let (stop, full) = state.withLock { state -> (Bool, Bool) in
                 let full = state.buffer.count >= Self.highWatermark
                 if full { state.isPollerWaiting = true }
@@ -182,6 +307,7 @@ final class RDKafkaConsumer: Sendable {
         drainLogs()
         handle.destroy { _ in rd_kafka_queue_destroy(logQueue) }
 
+        runCommands(nil)
         let (readers, closeWaiters, failure) = state.withLock { state in
             state.isLoopFinished = true
             defer { state.readers = []; state.closeWaiters = [] }

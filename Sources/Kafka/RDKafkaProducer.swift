@@ -42,18 +42,27 @@ final class RDKafkaProducer: Sendable {
 
     let handle: RDKafkaHandle
     let logger: Logger
+    let isTransactional: Bool
+    let statistics: AsyncStream<KafkaStatistics>
+    private let statisticsContinuation: AsyncStream<KafkaStatistics>.Continuation
     private let state = Mutex(State())
 
     init(configuration: KafkaConfiguration, logger: Logger) throws {
         var properties = configuration.rendered(defaults: Self.defaults)
         properties["log.queue"] = "true"
         let conf = try RDKafkaConfig.make(properties)
-        rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_ERROR)
+        rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_LOG | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_STATS)
         let rk = try RDKafkaConfig.makeHandle(type: RD_KAFKA_PRODUCER, conf: conf)
         // Logs go to the main queue, which the poll loop drains.
         rd_kafka_set_log_queue(rk, nil)
         self.handle = RDKafkaHandle(rk)
         self.logger = logger
+        self.isTransactional = !(properties["transactional.id"] ?? "").isEmpty
+        // Bounded: an unread statistics sequence keeps only the newest few.
+        (self.statistics, self.statisticsContinuation) = AsyncStream.makeStream(
+            of: KafkaStatistics.self,
+            bufferingPolicy: .bufferingNewest(8)
+        )
         logger.debug(
             "Kafka producer created",
             metadata: ["kafka.librdkafka": "\(Librdkafka.version)", "kafka.brokers": "\(configuration.bootstrapServers)"]
@@ -85,6 +94,9 @@ final class RDKafkaProducer: Sendable {
                 continue
             }
             failure = await enqueue(record, batch: batchID, index: index)
+            if let failure {
+                state.withLock { $0.batches[batchID]?.outcomes[index] = .failure(failure) }
+            }
         }
 
         let outcomes = await withCheckedContinuation { (continuation: CheckedContinuation<[Outcome?], Never>) in
@@ -217,6 +229,63 @@ final class RDKafkaProducer: Sendable {
         return KafkaError(consuming: error, context: "could not produce to topic '\(record.topic)'")
     }
 
+    // MARK: transactions
+
+    func initTransactions(timeout: Duration) async throws {
+        try await transactionCall("initialise transactions", timeout: timeout) { rk, ms in
+            rd_kafka_init_transactions(rk, ms)
+        }
+    }
+
+    func beginTransaction() throws {
+        try requireTransactional("begin a transaction")
+        try handle.withHandle(what: "the Kafka producer") { rk in
+            if let error = rd_kafka_begin_transaction(rk) {
+                throw KafkaError(consuming: error, context: "could not begin a transaction")
+            }
+        }
+    }
+
+    func commitTransaction(timeout: Duration) async throws {
+        try await transactionCall("commit the transaction", timeout: timeout) { rk, ms in
+            rd_kafka_commit_transaction(rk, ms)
+        }
+    }
+
+    func abortTransaction(timeout: Duration) async throws {
+        try await transactionCall("abort the transaction", timeout: timeout) { rk, ms in
+            rd_kafka_abort_transaction(rk, ms)
+        }
+    }
+
+    private func requireTransactional(_ what: String) throws {
+        guard isTransactional else {
+            throw KafkaError(
+                code: .state,
+                message: "could not \(what): the producer configuration has no 'transactional.id'",
+                isRetriable: false,
+                isFatal: false
+            )
+        }
+    }
+
+    /// Runs a blocking transactional call (returning an `rd_kafka_error_t` or nil) off the cooperative pool.
+    private func transactionCall(
+        _ what: String,
+        timeout: Duration,
+        _ call: @escaping @Sendable (OpaquePointer, Int32) -> OpaquePointer?
+    ) async throws {
+        try requireTransactional(what)
+        let ms = milliseconds(timeout)
+        try await runOffPool("fanout.kafka.producer.txn") { [handle] in
+            try handle.withHandle(what: "the Kafka producer") { rk in
+                if let error = call(rk, ms) {
+                    throw KafkaError(consuming: error, context: "could not \(what)")
+                }
+            }
+        }
+    }
+
     // MARK: flush and shutdown
 
     func flush(timeout: Duration) async throws {
@@ -307,6 +376,7 @@ final class RDKafkaProducer: Sendable {
         }
         for (outcomes, continuation) in batches { continuation.resume(returning: outcomes) }
         for waiter in waiters { waiter.resume() }
+        statisticsContinuation.finish()
         logger.debug("Kafka producer closed")
     }
 
@@ -318,6 +388,10 @@ final class RDKafkaProducer: Sendable {
             RDKafkaLog.forward(event, to: logger)
         case RD_KAFKA_EVENT_ERROR:
             RDKafkaLog.forwardError(event, to: logger)
+        case RD_KAFKA_EVENT_STATS:
+            if let json = rd_kafka_event_stats(event), let statistics = KafkaStatistics(json: String(cString: json)) {
+                statisticsContinuation.yield(statistics)
+            }
         default:
             break
         }
@@ -332,7 +406,7 @@ final class RDKafkaProducer: Sendable {
             if m.err == RD_KAFKA_RESP_ERR_NO_ERROR {
                 reports.append((id, .success(KafkaAcknowledgement(topic: topic, partition: m.partition, offset: m.offset))))
             } else {
-                reports.append((id, .failure(KafkaError(m.err, context: "delivery to topic '\(topic)' failed"))))
+                reports.append((id, .failure(deliveryError(m.err, topic: topic))))
             }
         }
         let (completed, waiters) = state.withLock { state in
@@ -353,6 +427,26 @@ final class RDKafkaProducer: Sendable {
         }
         for (outcomes, continuation) in completed { continuation.resume(returning: outcomes) }
         for waiter in waiters { waiter.resume() }
+    }
+
+    /// The error of a failed delivery. A record purged because the producer hit a fatal
+    /// error (e.g. fenced) fails with that fatal error, not with the purge.
+    private func deliveryError(_ err: rd_kafka_resp_err_t, topic: String) -> KafkaError {
+        let context = "delivery to topic '\(topic)' failed"
+        let purgedOrFatal = [RD_KAFKA_RESP_ERR__PURGE_QUEUE, RD_KAFKA_RESP_ERR__PURGE_INFLIGHT, RD_KAFKA_RESP_ERR__FATAL]
+        if purgedOrFatal.contains(err) {
+            var errstr = [CChar](repeating: 0, count: 512)
+            let fatal = rd_kafka_fatal_error(handle.pointer, &errstr, errstr.count)
+            if fatal != RD_KAFKA_RESP_ERR_NO_ERROR {
+                return KafkaError(
+                    code: KafkaError.Code(fatal),
+                    message: "\(context): fatal producer error: \(RDKafkaConfig.decode(errstr))",
+                    isRetriable: false,
+                    isFatal: true
+                )
+            }
+        }
+        return KafkaError(err, context: context)
     }
 
     private func wakeCapacityWaiters() {
