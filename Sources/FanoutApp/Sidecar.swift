@@ -47,7 +47,9 @@ public final class Sidecar: Sendable {
     }
 
     /// Builds the sidecar and checks everything it depends on; fails fast with one clear error.
-    public static func make(configuration: SidecarConfiguration, checkpoints: any CheckpointStore = InMemoryCheckpointStore(), logger: Logger) async throws -> Sidecar {
+    /// - Parameter checkpoints: where checkpoints go; nil (the default) keeps them in the application's compacted
+    ///   Kafka topic. Exactly-once mode always uses that topic.
+    public static func make(configuration: SidecarConfiguration, checkpoints: (any CheckpointStore)? = nil, logger: Logger) async throws -> Sidecar {
         logger.info("starting fanout", metadata: ["librdkafka.version": "\(Librdkafka.version)"])
         let routesFile: RoutesFile
         do {
@@ -81,8 +83,31 @@ public final class Sidecar: Sendable {
         let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
         do {
             let streamARN = try await resolveStreamARN(configuration: configuration, httpClient: httpClient, logger: logger)
-            let producer = try KafkaProducer(configuration: configuration.kafka, logger: logger)
-            let pipeline = FanOutPipeline(routes: routes, producer: producer, logger: logger)
+            var producerConfiguration = configuration.kafka
+            if configuration.exactlyOnce {
+                producerConfiguration["transactional.id"] = "fanout.\(configuration.application)"
+            }
+            let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+            let transactions = TransactionLock()
+            let kafkaCheckpoints = KafkaCheckpointStore(
+                topic: KafkaCheckpointStore.topicName(application: configuration.application),
+                configuration: configuration.kafka, producer: producer,
+                transactions: configuration.exactlyOnce ? transactions : nil, logger: logger
+            )
+            var exactlyOnce: (checkpoints: KafkaCheckpointStore, transactions: TransactionLock)?
+            if configuration.exactlyOnce {
+                do {
+                    // Fences any earlier instance with the same transactional id and aborts its open transaction.
+                    try await producer.initTransactions()
+                } catch {
+                    await producer.shutdown()
+                    throw StartupError("cannot start Kafka transactions for exactly-once mode: \(error)")
+                }
+                exactlyOnce = (kafkaCheckpoints, transactions)
+            }
+            let checkpointStore: any CheckpointStore = configuration.exactlyOnce ? kafkaCheckpoints : (checkpoints ?? kafkaCheckpoints)
+            if checkpointStore is KafkaCheckpointStore { try await kafkaCheckpoints.ensureTopic(admin: admin) }
+            let pipeline = FanOutPipeline(routes: routes, producer: producer, exactlyOnce: exactlyOnce, logger: logger)
             let streams = DynamoDBStreams(configuration: configuration.aws, httpClient: httpClient, logger: logger)
             let reader = DynamoDBStreamReader(
                 streams: streams,
@@ -91,7 +116,7 @@ public final class Sidecar: Sendable {
                     startPosition: configuration.startPosition,
                     idlePollInterval: configuration.idlePollInterval
                 ),
-                checkpoints: checkpoints,
+                checkpoints: checkpointStore,
                 logger: logger
             )
             return Sidecar(

@@ -22,6 +22,10 @@ public struct SidecarConfiguration: Sendable {
     public var kafkaStartupTimeout: Duration
     /// How often the routes file is checked for changes (SIGHUP checks at once).
     public var routesPollInterval: Duration
+    /// Names this deployment: its checkpoint topic (`fanout.checkpoints.<application>`) and transactional id.
+    public var application: String
+    /// Commit each page's records and its checkpoint in one Kafka transaction.
+    public var exactlyOnce: Bool
     /// AWS region, credentials and endpoints.
     public var aws: AWSConfiguration
 
@@ -35,8 +39,12 @@ public struct SidecarConfiguration: Sendable {
         idlePollInterval: Duration = .milliseconds(250),
         kafkaStartupTimeout: Duration = .seconds(5),
         routesPollInterval: Duration = .seconds(2),
+        application: String = "fanout",
+        exactlyOnce: Bool = false,
         aws: AWSConfiguration
     ) {
+        self.application = application
+        self.exactlyOnce = exactlyOnce
         self.brokers = brokers
         self.routesPath = routesPath
         self.tableName = tableName

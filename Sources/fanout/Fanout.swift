@@ -50,6 +50,15 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("start-position"), help: "Where a shard without a checkpoint starts: TRIM_HORIZON or LATEST [FANOUT_START_POSITION] (default: TRIM_HORIZON).")
     var startPosition: String?
 
+    @Option(name: .long, help: "Names this deployment: its checkpoint topic fanout.checkpoints.<application> and transactional id [FANOUT_APPLICATION] (default: fanout).")
+    var application: String?
+
+    @Flag(name: .customLong("exactly-once"), help: "Commit each page's records and its checkpoint in one Kafka transaction [FANOUT_EXACTLY_ONCE=true].")
+    var exactlyOnce = false
+
+    @Option(name: .customLong("routes-poll-interval"), help: "Seconds between checks of the routes file for changes; SIGHUP checks at once [FANOUT_ROUTES_POLL_INTERVAL] (default: 2).")
+    var routesPollInterval: Double?
+
     @Option(name: .customShort("X"), parsing: .unconditionalSingleValue, help: ArgumentHelp("A librdkafka property for every Kafka client, as key=value; repeatable.", valueName: "key=value"))
     var kafkaProperties: [String] = []
 
@@ -96,6 +105,14 @@ struct Run: AsyncParsableCommand {
         } catch {
             throw StartupError("AWS settings: \(error)")
         }
+        let pollText = routesPollInterval.map { String($0) } ?? environment["FANOUT_ROUTES_POLL_INTERVAL"] ?? "2"
+        guard let pollSeconds = Double(pollText), pollSeconds > 0, pollSeconds <= 3600 else {
+            throw StartupError("--routes-poll-interval: \"\(pollText)\" is not a number of seconds between 0 and 3600")
+        }
+        let exactlyOnceText = environment["FANOUT_EXACTLY_ONCE"]?.lowercased()
+        if let exactlyOnceText, !["true", "false", "1", "0", ""].contains(exactlyOnceText) {
+            throw StartupError("FANOUT_EXACTLY_ONCE: \"\(exactlyOnceText)\" is not true or false")
+        }
         return SidecarConfiguration(
             brokers: brokers,
             routesPath: routes ?? environment["FANOUT_ROUTES"] ?? "routes.json",
@@ -103,6 +120,9 @@ struct Run: AsyncParsableCommand {
             streamARN: streamARN ?? environment["FANOUT_STREAM_ARN"],
             startPosition: position,
             kafkaProperties: properties,
+            routesPollInterval: .milliseconds(Int64(pollSeconds * 1000)),
+            application: application ?? environment["FANOUT_APPLICATION"] ?? "fanout",
+            exactlyOnce: exactlyOnce || exactlyOnceText == "true" || exactlyOnceText == "1",
             aws: aws
         )
     }

@@ -241,7 +241,8 @@ import TestSupport
         #expect(error?.attempts == 3)
         #expect(text.hasPrefix("DynamoDB.DescribeTable failed: ConnectionError: cannot reach http://127.0.0.1:1"), "\(text)")
         #expect(!text.contains("SUPERSECRET"))
-        // Three attempts without waiting for the 2 s request timeout each (that would be 6 s).
-        #expect(elapsed < .seconds(5), "took \(elapsed)")
+        // A hang guard only: that the attempts did not wait for the request timeout is asserted by
+        // the scripted-server tests; timing is not asserted on a loaded 2-core machine.
+        #expect(elapsed < .seconds(20), "took \(elapsed)")
     }
 }

@@ -51,7 +51,8 @@ struct KafkaAdminTests {
         await #expect(throws: KafkaError.self) {
             _ = try await admin.listTopics(timeout: .seconds(2))
         }
-        #expect(clock.now - start < .seconds(4))
+        // The bound only catches a hang: the whole suite runs in parallel on 2 cores.
+        #expect(clock.now - start < .seconds(15))
     }
 
     @Test("calls after close throw")

@@ -102,6 +102,27 @@ import Testing
         }
     }
 
+    @Test func anOversizedEventGoesToTheDeadLetterTopicWithoutItsBody() throws {
+        let big = GenericDomainEventMessage(
+            eventName: "OrderPlaced", aggregateID: "order-7", aggregateType: "Order", sequenceNumber: 3,
+            payload: ["blob": .string(String(repeating: "x", count: 5_000))]
+        )
+        var output: [KafkaProducerRecord] = []
+        let outcome = FanOutPlanner(routes: Self.routes, maximumValueBytes: 4_096)
+            .plan(Self.record(big.item), streamARN: "arn:stream", shardID: "shard-1", into: &output)
+        guard case .deadLettered(let reason) = outcome else {
+            Issue.record("expected a dead letter, got \(outcome)")
+            return
+        }
+        #expect(reason.hasPrefix("event of 5"))
+        #expect(reason.contains("exceeds the limit of 4096 bytes"))
+        #expect(output.map(\.topic) == ["dlq"])
+        #expect(output[0].value.count < 1_000)
+        let summary = try JSONParser.parse(output[0].value)
+        #expect(summary["messageId"]?.stringValue == big.messageID)
+        #expect(summary["keys"]?["aggregateId"]?.stringValue == "order-7")
+    }
+
     @Test(arguments: ["MODIFY", "REMOVE"])
     func changesToStoredEventsAreIgnored(change: String) {
         let (records, outcome) = plan(Self.record(Self.event(name: "OrderPlaced").item, change: change))

@@ -21,6 +21,8 @@ public struct RouterCounts: Sendable, Hashable {
 /// returns only when Kafka acknowledged all of them.
 public final class FanOutPipeline: Sendable {
     public let routes: LiveRoutes
+    private let exactlyOnce: (checkpoints: KafkaCheckpointStore, transactions: TransactionLock)?
+    private let maximumValueBytes: Int
     private let producer: KafkaProducer
     private let logger: Logger
     private let counts = Mutex(RouterCounts())
@@ -29,9 +31,20 @@ public final class FanOutPipeline: Sendable {
     private let deadLettered = Counter(label: "fanout_records_dead_lettered_total")
     private let ignored = Counter(label: "fanout_records_ignored_total")
 
-    public init(routes: LiveRoutes, producer: KafkaProducer, logger: Logger) {
+    /// - Parameters:
+    ///   - exactlyOnce: in exactly-once mode, the checkpoint store whose record of each page is committed in the
+    ///     page's transaction, and the lock that serialises transactions; `producer` must then be transactional.
+    public init(
+        routes: LiveRoutes,
+        producer: KafkaProducer,
+        exactlyOnce: (checkpoints: KafkaCheckpointStore, transactions: TransactionLock)? = nil,
+        maximumValueBytes: Int = FanOutPlanner.defaultMaximumValueBytes,
+        logger: Logger
+    ) {
         self.routes = routes
         self.producer = producer
+        self.exactlyOnce = exactlyOnce
+        self.maximumValueBytes = maximumValueBytes
         self.logger = logger
     }
 
@@ -39,7 +52,7 @@ public final class FanOutPipeline: Sendable {
 
     /// Routes one page; throws if any record could not be delivered (the caller retries the page).
     public func process(_ page: ShardRecords) async throws {
-        let planner = FanOutPlanner(routes: routes.current)
+        let planner = FanOutPlanner(routes: routes.current, maximumValueBytes: maximumValueBytes)
         var records: [KafkaProducerRecord] = []
         records.reserveCapacity(page.records.count * 2)
         var outcomes: [RecordOutcome] = []
@@ -53,7 +66,15 @@ public final class FanOutPipeline: Sendable {
             }
             outcomes.append(outcome)
         }
-        if !records.isEmpty {
+        if let exactlyOnce, let last = page.records.last {
+            // The page's records and the checkpoint that covers them, in one transaction.
+            let checkpoint = Checkpoint(sequenceNumber: last.sequenceNumber)
+            let withCheckpoint = records + [exactlyOnce.checkpoints.record(streamARN: page.streamARN, shardID: page.shardID, checkpoint: checkpoint)]
+            try await exactlyOnce.transactions.withTransaction(producer: producer) {
+                _ = try await producer.send(withCheckpoint)
+            }
+            exactlyOnce.checkpoints.committedInTransaction(streamARN: page.streamARN, shardID: page.shardID, checkpoint: checkpoint)
+        } else if !records.isEmpty {
             _ = try await producer.send(records)
         }
         record(page: page, records: records, outcomes: outcomes)

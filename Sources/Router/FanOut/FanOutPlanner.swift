@@ -31,10 +31,17 @@ public enum RecordOutcome: Sendable, Hashable {
 
 /// Turns stream records into the Kafka records of their fan-out. Pure: no I/O.
 public struct FanOutPlanner: Sendable {
-    public let routes: CompiledRoutes
+    /// Kafka's default `message.max.bytes` (1 MB) less room for the key, headers and batch overhead.
+    public static let defaultMaximumValueBytes = 1_000_000 - 16_384
 
-    public init(routes: CompiledRoutes) {
+    public let routes: CompiledRoutes
+    /// A larger event value goes to the dead-letter topic (as its keys and size only), not to its topics,
+    /// so a broker that would refuse it can never block the shard.
+    public let maximumValueBytes: Int
+
+    public init(routes: CompiledRoutes, maximumValueBytes: Int = FanOutPlanner.defaultMaximumValueBytes) {
         self.routes = routes
+        self.maximumValueBytes = maximumValueBytes
     }
 
     /// Appends the Kafka records for `record` to `output`, in topic order, and says what happened.
@@ -51,6 +58,18 @@ public struct FanOutPlanner: Sendable {
             return deadLetter(JSONValue(.m(image)), keys: record.keys, reason: "not an event: \(error)", source: source, into: &output)
         }
         let value = event.jsonBytes()
+        if value.count > maximumValueBytes {
+            var summary = JSONObject()
+            summary["keys"] = JSONValue(.m(record.keys))
+            summary["eventName"] = .string(event.eventName)
+            summary["messageId"] = .string(event.messageID)
+            summary["sizeBytes"] = .number(value.count)
+            return deadLetter(
+                .object(summary), keys: record.keys,
+                reason: "event of \(value.count) bytes exceeds the limit of \(maximumValueBytes) bytes; its value is not included",
+                source: source, into: &output
+            )
+        }
         let targets = routes.targets(for: event)
         if targets.isEmpty {
             if let topic = routes.file.unroutedTopic {

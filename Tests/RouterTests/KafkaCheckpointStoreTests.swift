@@ -1,0 +1,56 @@
+import Kafka
+import Logging
+import Router
+import StreamReader
+import TestSupport
+import Testing
+
+@Suite(.timeLimit(.minutes(2))) struct KafkaCheckpointStoreTests {
+    static let logger = Logger(label: "checkpoints-test")
+
+    @Test func theLastCheckpointOfEachShardOfTheStreamIsLoaded() async throws {
+        let brokers = try TestServices.kafkaBrokers()
+        let configuration = KafkaConfiguration(bootstrapServers: brokers)
+        let producer = try KafkaProducer(configuration: configuration, logger: Self.logger)
+        let admin = try KafkaAdmin(configuration: configuration, logger: Self.logger)
+        let store = KafkaCheckpointStore(
+            topic: KafkaCheckpointStore.topicName(application: TestServices.uniqueName("app")),
+            configuration: configuration, producer: producer, logger: Self.logger
+        )
+        try await store.ensureTopic(admin: admin)
+        #expect(try await store.load(streamARN: "arn:a").isEmpty)
+
+        try await store.save(streamARN: "arn:a", shardID: "s1", checkpoint: Checkpoint(sequenceNumber: "100"))
+        try await store.save(streamARN: "arn:a", shardID: "s1", checkpoint: Checkpoint(sequenceNumber: "200"))
+        try await store.save(streamARN: "arn:a", shardID: "s0", checkpoint: Checkpoint(sequenceNumber: "90", isFinished: true, epoch: 3))
+        try await store.save(streamARN: "arn:b", shardID: "s1", checkpoint: Checkpoint(sequenceNumber: "999"))
+
+        let loaded = try await store.load(streamARN: "arn:a")
+        #expect(loaded == [
+            "s1": Checkpoint(sequenceNumber: "200"),
+            "s0": Checkpoint(sequenceNumber: "90", isFinished: true, epoch: 3),
+        ])
+        #expect(try await store.load(streamARN: "arn:b") == ["s1": Checkpoint(sequenceNumber: "999")])
+        let configs = try await admin.describeTopicConfigs(store.topic)
+        #expect(configs["cleanup.policy"] == "compact")
+        admin.close()
+        await producer.shutdown()
+    }
+
+    @Test(arguments: [
+        ("not json", "not JSON"),
+        (#"{"sequenceNumber": "1", "finished": false}"#, "shardId is missing"),
+        (#"{"shardId": "s", "sequenceNumber": "12x", "finished": false}"#, "is not a decimal number"),
+        (#"{"shardId": "s", "sequenceNumber": 12, "finished": false}"#, "sequenceNumber is number"),
+        (#"{"shardId": "s", "sequenceNumber": "12"}"#, "finished is missing"),
+        (#"{"shardId": "s", "sequenceNumber": "12", "finished": true, "epoch": 1.5}"#, "epoch 1.5 is not an integer"),
+    ])
+    func aBadCheckpointRecordIsRefusedWithTheReason(value: String, reason: String) {
+        #expect(throws: KafkaCheckpointStore.DecodingError.self) { try KafkaCheckpointStore.decode(Array(value.utf8)) }
+        do {
+            _ = try KafkaCheckpointStore.decode(Array(value.utf8))
+        } catch {
+            #expect("\(error)".contains(reason), "\(error)")
+        }
+    }
+}
