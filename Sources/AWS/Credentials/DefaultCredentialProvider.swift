@@ -148,8 +148,18 @@ public actor DefaultCredentialProvider: AWSCredentialProvider {
 
     /// The source that gave the last credentials first (a refresh), then the whole chain.
     nonisolated func resolve(preferring previous: Source?) async throws -> (value: ExpiringCredentials, source: Source) {
-        if let previous, case .credentials(let value) = try await load(previous) {
-            return (value, previous)
+        if let previous {
+            do {
+                if case .credentials(let value) = try await load(previous) { return (value, previous) }
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                throw AWSCredentialsError(
+                    failedSource: previous.rawValue,
+                    tried: [.init(source: previous.rawValue, outcome: "\(error)")],
+                    underlying: error as? AWSError
+                )
+            }
         }
         var tried: [AWSCredentialsError.Attempt] = []
         for source in Source.allCases {
