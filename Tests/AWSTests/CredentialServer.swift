@@ -20,7 +20,7 @@ final class CredentialServer {
             os._exit(0)
         threading.Thread(target=watchdog, daemon=True).start()
         threading.Timer(120, lambda: os._exit(0)).start()
-        ttl = float(sys.argv[1]); auth = sys.argv[2]; issued = [0]; lock = threading.Lock()
+        ttl = float(sys.argv[1]); auth = sys.argv[2]; hang = sys.argv[3] == "hang"; issued = [0]; lock = threading.Lock()
         def creds():
             with lock:
                 issued[0] += 1; n = issued[0]
@@ -34,6 +34,8 @@ final class CredentialServer {
                 data = text.encode(); self.send_response(status)
                 self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
             def do_PUT(self):
+                if hang:
+                    time.sleep(60)   # an address where nothing answers
                 if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
                     self.answer(200, "IMDS-SESSION")
                 else:
@@ -60,10 +62,11 @@ final class CredentialServer {
         """#
 
     /// - Parameter ttl: seconds from issue to expiration of each credential.
-    init(ttl: Double = 3600) throws {
+    /// - Parameter hang: never answer the IMDS token request.
+    init(ttl: Double = 3600, hang: Bool = false) throws {
         let output = Pipe()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", Self.script, String(ttl), Self.authorization]
+        process.arguments = ["python3", "-c", Self.script, String(ttl), Self.authorization, hang ? "hang" : "answer"]
         process.standardOutput = output
         process.standardInput = input
         try process.run()
@@ -91,4 +94,25 @@ final class CredentialServer {
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()
     }
+}
+
+/// Starts a test server on a Dispatch thread: the servers' start-up reads block,
+/// and on Swift's cooperative pool (two threads here) that would stall other tests.
+func startOffPool<Server>(_ start: @escaping @Sendable () throws -> Server) async throws -> Server {
+    let box = ServerBox<Server>()
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        DispatchQueue.global().async {
+            do {
+                box.server = try start()
+                continuation.resume()
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+    return box.server!
+}
+
+private final class ServerBox<Server>: @unchecked Sendable {
+    var server: Server?
 }

@@ -101,11 +101,11 @@ import TestSupport
 
     @Test func batchWriteItemResendsUnprocessedItems() async throws {
         let unprocessed = #"{"UnprocessedItems":{"t":[{"PutRequest":{"Item":{"pk":{"S":"b"}}}},{"DeleteRequest":{"Key":{"pk":{"S":"c"}}}}]}}"#
-        let server = try ScriptedServer([
+        let server = try await startOffPool { try ScriptedServer([
             .init(status: 200, body: unprocessed),
             .init(status: 200, body: #"{"UnprocessedItems":{}}"#),
             .init(status: 200, body: unprocessed),
-        ])
+        ]) }
         defer { server.stop() }
         let scripted = DynamoDB(configuration: JSONClientTests.configuration(server), httpClient: .shared, logger: Logger(label: "t"))
         try await scripted.batchWriteItem(
@@ -116,7 +116,7 @@ import TestSupport
         #expect(requests.last?.body == #"{"RequestItems":{"t":[{"PutRequest":{"Item":{"pk":{"S":"b"}}}},{"DeleteRequest":{"Key":{"pk":{"S":"c"}}}}]}}"#)
 
         // Never processed: an error after maxRounds.
-        let stuck = try ScriptedServer([.init(status: 200, body: unprocessed)])
+        let stuck = try await startOffPool { try ScriptedServer([.init(status: 200, body: unprocessed)]) }
         defer { stuck.stop() }
         let stuckClient = DynamoDB(configuration: JSONClientTests.configuration(stuck), httpClient: .shared, logger: Logger(label: "t"))
         await #expect {
