@@ -165,7 +165,7 @@ import Testing
     }
 
     @Test func aServerThatDoesNotAnswerTimesOut() async throws {
-        let server = try ScriptedServer([.init(status: 200, body: "{}", delay: 5)])
+        let server = try ScriptedServer([.init(status: 200, body: "{}", delay: 30)])
         defer { server.stop() }
         let client = AWSJSONClient(
             service: .dynamoDB,
@@ -179,12 +179,12 @@ import Testing
         }
         #expect(error?.type == "RequestTimeout")
         #expect(error?.attempts == 2)
-        // Two 300 ms attempts; the bound only catches a hang (the suite runs in parallel on 2 loaded cores).
-        #expect(ContinuousClock.now - started < .seconds(20))
+        // Without the timeout this would take 60 s; the margin is for a loaded 2-core machine.
+        #expect(ContinuousClock.now - started < .seconds(8))
     }
 
     @Test func cancellationStopsTheCallAndItsRetries() async throws {
-        let server = try ScriptedServer([.init(status: 200, body: "{}", delay: 5)])
+        let server = try ScriptedServer([.init(status: 200, body: "{}", delay: 30)])
         defer { server.stop() }
         let client = AWSJSONClient(
             service: .dynamoDB, configuration: Self.configuration(server, attempts: 5),
@@ -197,8 +197,8 @@ import Testing
         await #expect(throws: CancellationError.self) {
             _ = try await task.value
         }
-        // Had cancellation not worked, the call would have returned the 200 after 5 s instead of throwing.
-        _ = started
+        // The response would take 30 s: the call must end well before it (generous for a loaded 2-core machine).
+        #expect(ContinuousClock.now - started < .seconds(8))
         #expect(try server.requests().count == 1)
     }
 }

@@ -78,7 +78,7 @@ final class VerifyingMotoServer {
     }
 
     @Test func motoVerifiesOurSignaturesAndRejectsWrongOnes() async throws {
-        let server = try VerifyingMotoServer()
+        let server = try await startOffPool { try VerifyingMotoServer() }
         defer { server.stop() }
         let logger = Logger(label: "t")
 
@@ -109,5 +109,8 @@ final class VerifyingMotoServer {
         #expect(error?.statusCode == 403)
         #expect(error?.isRetriable == false)
         #expect(!(error?.description.contains("not-the-secret") ?? true))
+        #expect(error?.accessKeyID == server.credentials.accessKeyID)
+
+        try await CredentialProviderTests.checkSignedAssumeRole(on: server)
     }
 }

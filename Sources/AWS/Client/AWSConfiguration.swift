@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Foundation
+import Logging
 
 /// Region, credentials, endpoints, timeouts and retries shared by every AWS client.
 public struct AWSConfiguration: Sendable {
@@ -30,29 +32,40 @@ public struct AWSConfiguration: Sendable {
         self.endpointOverrides = overrides
     }
 
-    /// Reads `AWS_REGION` (or `AWS_DEFAULT_REGION`), the credentials
-    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), and the
-    /// endpoints `AWS_ENDPOINT_URL` and per service `AWS_ENDPOINT_URL_DYNAMODB`,
-    /// `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`, `AWS_ENDPOINT_URL_KINESIS`, `AWS_ENDPOINT_URL_STS`.
+    /// Reads the region (`AWS_REGION`, else `AWS_DEFAULT_REGION`, else the
+    /// `region` of profile `AWS_PROFILE` in the shared config file), the endpoints
+    /// `AWS_ENDPOINT_URL` and per service `AWS_ENDPOINT_URL_DYNAMODB`,
+    /// `AWS_ENDPOINT_URL_DYNAMODB_STREAMS`, `AWS_ENDPOINT_URL_KINESIS`,
+    /// `AWS_ENDPOINT_URL_STS`, and sets up a ``DefaultCredentialProvider``.
     ///
-    /// Throws an ``AWSConfigurationError`` naming the variable when the region or
-    /// the credentials are missing or an endpoint is not an http(s) URL.
+    /// Credentials are not looked up here: the provider resolves them on first
+    /// use and its error lists every source it tried. Throws an
+    /// ``AWSConfigurationError`` naming the variable when no region is found or
+    /// an endpoint is not an http(s) URL.
     public static func fromEnvironment(
-        _ env: [String: String] = ProcessInfo.processInfo.environment
+        _ env: [String: String] = ProcessInfo.processInfo.environment,
+        httpClient: HTTPClient = .shared,
+        logger: Logger = Logger(label: "fanout.aws.credentials")
     ) throws -> AWSConfiguration {
         func value(_ key: String) -> String? {
             guard let v = env[key]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
             return v
         }
-        guard let region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") else {
-            throw AWSConfigurationError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)")
+        let profileName = value("AWS_PROFILE") ?? value("AWS_DEFAULT_PROFILE") ?? "default"
+        let profileRegion = { () -> String? in
+            guard let region = SharedConfigFiles(environment: env).profiles[profileName]?["region"], !region.isEmpty
+            else { return nil }
+            return region
+        }
+        guard let region = value("AWS_REGION") ?? value("AWS_DEFAULT_REGION") ?? profileRegion() else {
+            throw AWSConfigurationError(
+                "no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or region in profile \"\(profileName)\" of ~/.aws/config)"
+            )
         }
         guard region.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" })
         else {
             throw AWSConfigurationError("AWS_REGION is not a region name (like eu-west-1): \(region)")
         }
-        let provider = EnvironmentCredentialProvider(environment: env)
-        _ = try provider.resolve()
         func url(_ key: String) throws -> URL? {
             guard let text = value(key) else { return nil }
             guard let url = URL(string: text), let scheme = url.scheme?.lowercased(),
@@ -64,7 +77,7 @@ public struct AWSConfiguration: Sendable {
         }
         var configuration = AWSConfiguration(
             region: region,
-            credentialProvider: provider,
+            credentialProvider: StaticCredentialProvider(accessKeyID: "", secretAccessKey: ""),
             endpoint: try url("AWS_ENDPOINT_URL")
         )
         for service in AWSService.allCases {
@@ -72,6 +85,13 @@ public struct AWSConfiguration: Sendable {
                 configuration.endpointOverrides[service] = endpoint
             }
         }
+        configuration.credentialProvider = DefaultCredentialProvider(
+            environment: env,
+            region: region,
+            stsEndpoint: configuration.endpoint(for: .sts),
+            httpClient: httpClient,
+            logger: logger
+        )
         return configuration
     }
 

@@ -17,6 +17,9 @@ public struct AWSError: Error, Sendable, Hashable, CustomStringConvertible {
     public var cancellationReasons: [String]
     /// How many attempts were made before giving up.
     public var attempts: Int
+    /// For authentication failures (a wrong secret, an unknown or expired key):
+    /// the access key id the request was signed with. Never the secret.
+    public var accessKeyID: String?
 
     public init(
         operation: String,
@@ -25,7 +28,8 @@ public struct AWSError: Error, Sendable, Hashable, CustomStringConvertible {
         statusCode: Int? = nil,
         requestID: String? = nil,
         cancellationReasons: [String] = [],
-        attempts: Int = 1
+        attempts: Int = 1,
+        accessKeyID: String? = nil
     ) {
         self.operation = operation
         self.type = type
@@ -34,6 +38,7 @@ public struct AWSError: Error, Sendable, Hashable, CustomStringConvertible {
         self.requestID = requestID
         self.cancellationReasons = cancellationReasons
         self.attempts = attempts
+        self.accessKeyID = accessKeyID
     }
 
     // Well-known codes.
@@ -60,6 +65,18 @@ public struct AWSError: Error, Sendable, Hashable, CustomStringConvertible {
         "InternalServerErrorException",
     ]
 
+    static let authenticationTypes: Set<String> = [
+        "SignatureDoesNotMatch", "InvalidSignatureException", "IncompleteSignature", "IncompleteSignatureException",
+        "UnrecognizedClientException", "InvalidClientTokenId", "InvalidAccessKeyId", "MissingAuthenticationToken",
+        "MissingAuthenticationTokenException", "ExpiredToken", "ExpiredTokenException", "AuthFailure",
+        "AccessDenied", "AccessDeniedException", "InvalidToken",
+    ]
+
+    /// The service did not accept the credentials (or they may not do this).
+    public var isAuthenticationFailure: Bool {
+        Self.authenticationTypes.contains(type)
+    }
+
     /// The service asked the caller to slow down.
     public var isThrottling: Bool {
         statusCode == 429 || Self.throttlingTypes.contains(type)
@@ -77,6 +94,7 @@ public struct AWSError: Error, Sendable, Hashable, CustomStringConvertible {
         }
         var details: [String] = []
         if let statusCode { details.append("HTTP \(statusCode)") }
+        if let accessKeyID { details.append("access key id \(accessKeyID)") }
         if let requestID { details.append("request id \(requestID)") }
         if attempts > 1 { details.append("after \(attempts) attempts") }
         if !details.isEmpty { text += " (\(details.joined(separator: ", ")))" }

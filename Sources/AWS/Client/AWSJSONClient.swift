@@ -143,12 +143,13 @@ public final class AWSJSONClient: Sendable {
             throw transportError(operation, error)
         }
         guard (200..<300).contains(status) else {
-            let error = AWSError.fromResponse(
+            var error = AWSError.fromResponse(
                 operation: name(operation),
                 statusCode: status,
                 headers: responseHeaders,
                 body: responseBody
             )
+            if error.isAuthenticationFailure { error.accessKeyID = credentials.accessKeyID }
             logger.debug(
                 "AWS call failed",
                 metadata: ["aws.operation": .string(operation), "aws.error": .string(error.type)]

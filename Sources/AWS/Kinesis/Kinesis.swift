@@ -255,3 +255,75 @@ public struct KinesisGetRecordsOutput: Sendable, Hashable, Decodable {
         millisBehindLatest = try? c.decodeIfPresent(Int.self, forKey: .millisBehindLatest)
     }
 }
+
+/// One record of a `PutRecords` call.
+public struct KinesisPutRecordsEntry: Sendable, Hashable {
+    public var partitionKey: String
+    public var data: [UInt8]
+
+    public init(partitionKey: String, data: [UInt8]) {
+        self.partitionKey = partitionKey
+        self.data = data
+    }
+}
+
+/// Where a record of `PutRecords` landed, or why it did not.
+public struct KinesisPutRecordsResult: Sendable, Hashable, Decodable {
+    public var shardID: String?
+    public var sequenceNumber: String?
+    /// `ProvisionedThroughputExceededException` or `InternalFailure` for a record not written.
+    public var errorCode: String?
+    public var errorMessage: String?
+
+    public var isSuccess: Bool { errorCode == nil }
+
+    enum CodingKeys: String, CodingKey {
+        case shardID = "ShardId", sequenceNumber = "SequenceNumber", errorCode = "ErrorCode", errorMessage = "ErrorMessage"
+    }
+}
+
+extension Kinesis {
+    /// The most records one `PutRecords` may carry.
+    public static let putRecordsLimit = 500
+
+    /// Writes up to ``putRecordsLimit`` records in one call. The call succeeds even
+    /// when some records fail: each result, in input order, has either a sequence
+    /// number or an error code, and the caller decides what to send again.
+    public func putRecords(streamName: String, records: [KinesisPutRecordsEntry]) async throws -> [KinesisPutRecordsResult] {
+        struct Entry: Encodable {
+            var PartitionKey: String
+            var Data: String
+        }
+        struct Input: Encodable {
+            var StreamName: String
+            var Records: [Entry]
+        }
+        struct Output: Decodable {
+            var Records: [KinesisPutRecordsResult]
+            var FailedRecordCount: Int?
+        }
+        guard records.count <= Self.putRecordsLimit else {
+            throw AWSError(
+                operation: client.name("PutRecords"),
+                type: "InvalidRequest",
+                message: "\(records.count) records; PutRecords takes at most \(Self.putRecordsLimit)"
+            )
+        }
+        let output: Output = try await client.call(
+            "PutRecords",
+            input: Input(
+                StreamName: streamName,
+                Records: records.map { Entry(PartitionKey: $0.partitionKey, Data: Foundation.Data($0.data).base64EncodedString()) }
+            )
+        )
+        guard output.Records.count == records.count else {
+            throw AWSError(
+                operation: client.name("PutRecords"),
+                type: AWSError.invalidResponse,
+                message: "\(output.Records.count) results for \(records.count) records",
+                statusCode: 200
+            )
+        }
+        return output.Records
+    }
+}
