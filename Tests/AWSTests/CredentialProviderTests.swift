@@ -54,7 +54,7 @@ import TestSupport
         let provider = try Self.provider(["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.url.absoluteString])
         let started = ContinuousClock.now
         let error = await #expect(throws: AWSCredentialsError.self) { _ = try await provider.credentials() }
-        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(ContinuousClock.now - started < .seconds(15))
         #expect(error?.failedSource == DefaultCredentialProvider.Source.instanceMetadata.rawValue)
         #expect("\(error.map { "\($0)" } ?? "")".contains("(not an EC2 instance?): no answer within 1.0 seconds"))
     }

@@ -180,7 +180,7 @@ import Testing
         #expect(error?.type == "RequestTimeout")
         #expect(error?.attempts == 2)
         // Without the timeout this would take 60 s; the margin is for a loaded 2-core machine.
-        #expect(ContinuousClock.now - started < .seconds(8))
+        #expect(ContinuousClock.now - started < .seconds(20))
     }
 
     @Test func cancellationStopsTheCallAndItsRetries() async throws {
@@ -198,7 +198,7 @@ import Testing
             _ = try await task.value
         }
         // The response would take 30 s: the call must end well before it (generous for a loaded 2-core machine).
-        #expect(ContinuousClock.now - started < .seconds(8))
+        #expect(ContinuousClock.now - started < .seconds(20))
         #expect(try server.requests().count == 1)
     }
 }

@@ -243,6 +243,6 @@ import TestSupport
         #expect(!text.contains("SUPERSECRET"))
         // Three attempts without waiting for the 10 s request timeout each (that would be 30 s);
         // the margin is for a loaded 2-core machine.
-        #expect(elapsed < .seconds(8), "took \(elapsed)")
+        #expect(elapsed < .seconds(20), "took \(elapsed)")
     }
 }
