@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import CQRSCore
 import Kafka
 import Logging
+import Metrics
 import Router
 import ServiceLifecycle
 import UnixSignals
@@ -84,6 +85,9 @@ public final class Sidecar: Sendable {
         do {
             let streamARN = try await resolveStreamARN(configuration: configuration, httpClient: httpClient, logger: logger)
             var producerConfiguration = configuration.kafka
+            if producerConfiguration["statistics.interval.ms"] == nil {
+                producerConfiguration["statistics.interval.ms"] = "10000"
+            }
             if configuration.exactlyOnce {
                 producerConfiguration["transactional.id"] = "fanout.\(configuration.application)"
             }
@@ -157,6 +161,7 @@ public final class Sidecar: Sendable {
         let reloader = self.reloader
         let result = await withTaskGroup(of: Void.self) { group -> Result<Void, any Error> in
             group.addTask { await reloader.run() }
+            group.addTask { await self.recordKafkaStatistics() }
             if reloadOnHangup {
                 group.addTask {
                     for await _ in await UnixSignalsSequence(trapping: .sighup) {
@@ -177,6 +182,26 @@ public final class Sidecar: Sendable {
         await shutdown()
         try result.get()
         logger.info("stopped", metadata: ["fanout.records": "\(pipeline.currentCounts.recordsRead)"])
+    }
+
+    /// librdkafka's statistics (every `statistics.interval.ms`, 10 s by default) as gauges.
+    private func recordKafkaStatistics() async {
+        let queuedMessages = Gauge(label: "fanout_kafka_producer_queue_messages")
+        let queuedBytes = Gauge(label: "fanout_kafka_producer_queue_bytes")
+        let sent = Gauge(label: "fanout_kafka_producer_sent_messages")
+        let retries = Gauge(label: "fanout_kafka_producer_retries")
+        var roundTrips: [String: Gauge] = [:]
+        for await statistics in producer.statistics {
+            queuedMessages.record(statistics.queuedMessages)
+            queuedBytes.record(statistics.queuedBytes)
+            sent.record(statistics.sentMessages)
+            retries.record(statistics.retries)
+            for (name, broker) in statistics.brokers where broker.nodeID >= 0 {
+                let gauge = roundTrips[name] ?? Gauge(label: "fanout_kafka_broker_rtt_seconds", dimensions: [("broker", name)])
+                roundTrips[name] = gauge
+                gauge.record(Double(broker.averageRoundTripMicroseconds) / 1_000_000)
+            }
+        }
     }
 
     /// Stops reading: each shard finishes and checkpoints its current page, then `run()` returns.

@@ -176,3 +176,20 @@ extension CommandLineTests {
         #expect(bad.standardError == "fanout: error: event: eventName: is missing\n")
     }
 }
+
+extension CommandLineTests {
+    @Test(arguments: [
+        ("no.such.property=1", "unknown configuration property 'no.such.property'"),
+        ("linger.ms=soon", "invalid value 'soon' for configuration property 'linger.ms'"),
+    ])
+    func anUnknownOrInvalidKafkaPropertyIsOneClearLine(property: String, message: String) throws {
+        let result = try Self.run(
+            ["run", "--brokers", try TestServices.kafkaBrokers(), "--table", "t", "-X", property,
+             "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],
+            environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"]
+        )
+        #expect(result.status == 1)
+        let last = result.standardError.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.hasPrefix("fanout: error: Kafka: \(message)"), "\(result.standardError)")
+    }
+}
