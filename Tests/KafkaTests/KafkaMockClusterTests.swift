@@ -202,6 +202,27 @@ struct KafkaMockClusterTests {
         await cluster.close()
     }
 
+    @Test("coordinator errors on FindCoordinator and EndTxn are retried: the transaction commits, nothing lost or reordered")
+    func coordinatorErrors() async throws {
+        let topic = "faults-coordinator"
+        let cluster = try Self.makeCluster(topic: topic, partitions: 2)
+        // COORDINATOR_LOAD_IN_PROGRESS (14), COORDINATOR_NOT_AVAILABLE (15), NOT_COORDINATOR (16): all retriable.
+        let loading = KafkaError.Code(rawValue: 14)
+        let unavailable = KafkaError.Code(rawValue: 15)
+        let notCoordinator = KafkaError.Code(rawValue: 16)
+        try cluster.pushRequestErrors(apiKey: .findCoordinator, errors: [unavailable, loading])
+        let producer = try Self.makeProducer(cluster, ["transactional.id": "fanout-mock-coordinator"])
+        try await producer.initTransactions(timeout: .seconds(30))
+        try producer.beginTransaction()
+        let records = Self.records(topic: topic, count: 300)
+        _ = try await producer.send(records)
+        try cluster.pushRequestErrors(apiKey: .endTxn, errors: [notCoordinator, unavailable])
+        try await producer.commitTransaction(timeout: .seconds(30))
+        try await Self.expectNoLossNoReorder(records, topic: topic, cluster: cluster)
+        await producer.shutdown()
+        await cluster.close()
+    }
+
     @Test("a closed mock cluster refuses calls")
     func closedCluster() async throws {
         let cluster = try KafkaMockCluster(brokers: 1, logger: KafkaTest.logger)
