@@ -115,16 +115,19 @@ public struct PlaceOrderController: TypedCommandController {
         self.orders = orders
     }
 
-    public func validate(_ command: PlaceOrder) -> [Violation] {
-        var violations: [Violation] = []
-        if command.orderId.isEmpty { violations.append(Violation("orderId", "is required")) }
-        if command.customerId.isEmpty { violations.append(Violation("customerId", "is required")) }
-        if !(command.total > 0) { violations.append(Violation("total", "must be greater than 0, was \(command.total)")) }
-        if command.items.isEmpty { violations.append(Violation("items", "must hold at least one item")) }
-        for (index, item) in command.items.enumerated() where item.isEmpty {
-            violations.append(Violation("items[\(index)]", "must not be empty"))
+    static let rules = Validation<PlaceOrder> {
+        ValidationRule.required(\.orderId, "orderId")
+        ValidationRule.required(\.customerId, "customerId")
+        ValidationRule.length(\.customerId, "customerId", 0...64)
+        ValidationRule.range(\.total, "total", 0.01...1_000_000)
+        ValidationRule.count(\.items, "items", 1...100)
+        ValidationRule.each(\.items, "items") {
+            ValidationRule.custom("") { $0.isEmpty ? "must not be empty" : nil }
         }
-        return violations
+    }
+
+    public func validate(_ command: PlaceOrder) -> [Violation] {
+        Self.rules.violations(of: command)
     }
 
     public func execute(_ command: PlaceOrder, message: GenericCommandMessage) async throws -> [GenericDomainEventMessage] {
