@@ -117,3 +117,20 @@ final class Log: Sendable {
         }
     }
 }
+
+@Suite struct EventTypeRegistryTests {
+    @Test func decodesRegisteredEventsToTheirTypes() throws {
+        let registry = EventTypeRegistry([OrderPlaced.self, OrderShipped.self])
+        #expect(registry.eventNames == ["OrderPlaced", "OrderShipped"])
+        let placed = GenericDomainEventMessage(
+            eventName: "OrderPlaced", aggregateID: "o", aggregateType: "Order", sequenceNumber: 1,
+            payload: ["customerId": "c", "total": 5, "items": ["a"]]
+        )
+        let payload = try registry.payload(of: placed)
+        #expect((payload as? OrderPlaced) == OrderPlaced(customerId: "c", total: 5, items: ["a"]))
+        let unknown = GenericDomainEventMessage(eventName: "Other", aggregateID: "o", aggregateType: "T", sequenceNumber: 1, payload: [:])
+        #expect(try registry.payload(of: unknown) == nil)
+        let broken = GenericDomainEventMessage(eventName: "OrderShipped", aggregateID: "o", aggregateType: "Order", sequenceNumber: 2, payload: ["carrier": 5])
+        #expect(throws: (any Error).self) { try registry.payload(of: broken) }
+    }
+}
