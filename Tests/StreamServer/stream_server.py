@@ -54,6 +54,8 @@ request, and every GetRecords Limit.
 
 import argparse
 import json
+import os
+import signal
 import sys
 import threading
 import time
@@ -345,6 +347,19 @@ def main():
     args = parser.parse_args()
     with open(args.scenario) as f:
         Handler.scenario = Scenario(json.load(f))
+    # A test runner may start us with SIGTERM blocked (the mask is inherited): unblock it.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    parent = os.getppid()
+
+    def exit_with_parent():
+        # Never outlive the test process that started us.
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     print(f"listening on 127.0.0.1:{server.server_address[1]}", flush=True)
