@@ -29,23 +29,49 @@ public struct StreamReaderConfiguration: Sendable {
     public var startPosition: StartPosition
     /// Longest wait after an empty page before polling the shard again (250 ms: four polls a second, as Lambda does).
     public var idlePollInterval: Duration
-    /// How often the shard list is refreshed even when no shard ended.
+    /// How often the shard list is refreshed even when no shard ended (30 s). A shard
+    /// that ends triggers a refresh at once.
     public var discoveryInterval: Duration
-    /// GetRecords `Limit` (nil: the service default, up to 1,000 records).
+    /// GetRecords `Limit` (default 1,000, the most GetRecords returns). The limit sent
+    /// is never above `maximumRecordsInFlight`.
     public var pageLimit: Int?
+    /// Most records of one shard that `process` holds at once (default 10,000). `process`
+    /// is awaited page by page, so a shard holds at most one page: the bound caps the page size.
+    public var maximumRecordsInFlight: Int
+    /// A shard that is behind (its last page had records) and makes no progress for this
+    /// long is flagged stalled in ``StreamReaderStatus`` and logged once (default 60 s).
+    public var stallTimeout: Duration
+    /// First pause of a shard after a failed call that the AWS client gave up retrying
+    /// (throttling, 5xx, connection errors); it doubles on each failure in a row (default 200 ms).
+    public var errorBackoff: Duration
+    /// The longest such pause (default 10 s).
+    public var maximumErrorBackoff: Duration
 
     public init(
         streamARN: String,
         startPosition: StartPosition = .trimHorizon,
         idlePollInterval: Duration = .milliseconds(250),
         discoveryInterval: Duration = .seconds(30),
-        pageLimit: Int? = nil
+        pageLimit: Int? = 1000,
+        maximumRecordsInFlight: Int = 10_000,
+        stallTimeout: Duration = .seconds(60),
+        errorBackoff: Duration = .milliseconds(200),
+        maximumErrorBackoff: Duration = .seconds(10)
     ) {
         self.streamARN = streamARN
         self.startPosition = startPosition
         self.idlePollInterval = idlePollInterval
         self.discoveryInterval = discoveryInterval
         self.pageLimit = pageLimit
+        self.maximumRecordsInFlight = maximumRecordsInFlight
+        self.stallTimeout = stallTimeout
+        self.errorBackoff = errorBackoff
+        self.maximumErrorBackoff = maximumErrorBackoff
+    }
+
+    /// The `Limit` of every GetRecords: `pageLimit` (1,000 when nil) within 1...maximumRecordsInFlight and at most 1,000.
+    public var effectivePageLimit: Int {
+        max(1, min(pageLimit ?? 1000, maximumRecordsInFlight, 1000))
     }
 }
 
@@ -53,12 +79,26 @@ public struct StreamReaderConfiguration: Sendable {
 /// shard strictly in order, and hands each page to `process`. A shard's
 /// checkpoint moves only after `process` returned for the page, so a page
 /// whose records were not all acknowledged is read again after a restart.
+///
+/// Errors of one shard stay with that shard: an expired iterator is renewed
+/// after the last processed record, trimmed data restarts the shard at
+/// TRIM_HORIZON (an error log line and a gap in ``status``), throttling and
+/// server errors back that shard off. Only errors that retrying cannot fix
+/// (a missing stream, refused credentials, a failing checkpoint load) end `run`.
 public final class DynamoDBStreamReader: Sendable {
     private let streams: DynamoDBStreams
     private let configuration: StreamReaderConfiguration
     private let checkpoints: any CheckpointStore
     private let logger: Logger
-    private let state = Mutex(State())
+    private let state: Mutex<State>
+
+    struct ShardTrack {
+        var status: ShardStatus
+        /// When the shard last processed a page, caught up, or opened.
+        var lastProgress: ContinuousClock.Instant = .now
+        /// The last GetRecords returned records (or the shard has just opened): more are expected.
+        var isBehind = true
+    }
 
     struct State {
         var stopRequested = false
@@ -66,6 +106,10 @@ public final class DynamoDBStreamReader: Sendable {
         var running: Set<String> = []
         var rediscover = false
         var failure: (any Error)?
+        var order: [String] = []
+        var shards: [String: ShardTrack] = [:]
+        var lastDiscovery: Date?
+        var lastDiscoveryError: String?
     }
 
     public init(streams: DynamoDBStreams, configuration: StreamReaderConfiguration, checkpoints: any CheckpointStore, logger: Logger) {
@@ -73,6 +117,7 @@ public final class DynamoDBStreamReader: Sendable {
         self.configuration = configuration
         self.checkpoints = checkpoints
         self.logger = logger
+        self.state = Mutex(State())
     }
 
     /// Asks the reader to stop: every shard finishes the page it is processing, checkpoints it, and `run` returns.
@@ -80,10 +125,23 @@ public final class DynamoDBStreamReader: Sendable {
         state.withLock { $0.stopRequested = true }
     }
 
+    /// A snapshot of every shard's state, position, counters, errors and stall flag.
+    public var status: StreamReaderStatus {
+        state.withLock { state in
+            StreamReaderStatus(
+                streamARN: configuration.streamARN,
+                shards: state.order.compactMap { state.shards[$0]?.status },
+                lastDiscovery: state.lastDiscovery,
+                lastDiscoveryError: state.lastDiscoveryError
+            )
+        }
+    }
+
     private var isStopping: Bool { state.withLock { $0.stopRequested } }
 
     /// Reads until `requestStop()` or cancellation. Throws on errors that retrying cannot fix
-    /// (a missing stream, refused credentials); retriable AWS errors are retried by the AWS client.
+    /// (a missing stream, refused credentials); retriable AWS errors are retried by the AWS client,
+    /// then by the reader with backoff.
     public func run(process: @escaping @Sendable (ShardRecords) async throws -> Void) async throws {
         let arn = configuration.streamARN
         let saved = try await checkpoints.load(streamARN: arn)
@@ -91,23 +149,35 @@ public final class DynamoDBStreamReader: Sendable {
             state.finished = Set(saved.filter { $0.value.isFinished }.map(\.key))
         }
         await withTaskGroup(of: Void.self) { group in
-            var lastDiscovery = ContinuousClock.now - configuration.discoveryInterval
+            var nextDiscovery = ContinuousClock.now
+            var discoveryFailures = 0
             while !isStopping, !Task.isCancelled {
                 let asked = state.withLock { state in
                     defer { state.rediscover = false }
                     return state.rediscover
                 }
-                if asked || ContinuousClock.now - lastDiscovery >= configuration.discoveryInterval {
-                    lastDiscovery = ContinuousClock.now
+                if asked || ContinuousClock.now >= nextDiscovery {
                     do {
                         for shard in try await discoverReadyShards() {
                             let checkpoint = saved[shard.shardID]
                             group.addTask { await self.readShardReportingFailure(shard, from: checkpoint, process: process) }
                         }
+                        discoveryFailures = 0
+                        nextDiscovery = ContinuousClock.now + configuration.discoveryInterval
+                    } catch let error as AWSError where Self.isTransient(error) {
+                        discoveryFailures += 1
+                        let pause = backoff(after: discoveryFailures)
+                        logger.warning(
+                            "listing the stream's shards failed; trying again",
+                            metadata: ["fanout.stream": "\(arn)", "error": "\(error)", "fanout.retryIn": "\(pause)"]
+                        )
+                        state.withLock { $0.lastDiscoveryError = "\(error)" }
+                        nextDiscovery = ContinuousClock.now + min(pause, configuration.discoveryInterval)
                     } catch {
                         fail(with: error)
                     }
                 }
+                watchForStalls()
                 try? await Task.sleep(for: .milliseconds(50))
             }
             if Task.isCancelled { requestStop() }
@@ -116,7 +186,8 @@ public final class DynamoDBStreamReader: Sendable {
         if let failure = state.withLock({ $0.failure }) { throw failure }
     }
 
-    /// Lists every shard (paging DescribeStream to the end) and marks the ready ones as running.
+    /// Lists every shard (paging DescribeStream to the end), records them in the status,
+    /// and marks the ready ones as running.
     private func discoverReadyShards() async throws -> [Shard] {
         let (description, shards) = try await streams.describeAllShards(streamARN: configuration.streamARN)
         let status = description.streamStatus
@@ -126,6 +197,22 @@ public final class DynamoDBStreamReader: Sendable {
         return state.withLock { state in
             let ready = ShardLineage(shards: shards).readyShards(finished: state.finished, running: state.running)
             state.running.formUnion(ready.map(\.shardID))
+            state.lastDiscovery = Date()
+            state.lastDiscoveryError = nil
+            let listed = shards.map(\.shardID)
+            // Shards still being read stay in the status even when the listing dropped them.
+            state.order = listed + state.order.filter { !listed.contains($0) && state.running.contains($0) }
+            for shard in shards {
+                var track = state.shards[shard.shardID] ?? ShardTrack(status: ShardStatus(shardID: shard.shardID, state: .waitingForParent))
+                track.status.parentShardID = shard.parentShardID
+                track.status.isClosed = shard.isClosed
+                track.status.state =
+                    if state.finished.contains(shard.shardID) { .finished } else if state.running.contains(shard.shardID) { .reading } else { .waitingForParent }
+                state.shards[shard.shardID] = track
+            }
+            for shard in ready { state.shards[shard.shardID]?.lastProgress = .now }
+            let kept = Set(state.order)
+            state.shards = state.shards.filter { kept.contains($0.key) }
             return ready
         }
     }
@@ -137,6 +224,71 @@ public final class DynamoDBStreamReader: Sendable {
         }
     }
 
+    /// Errors worth waiting out: throttling, 5xx, transport failures, an answer that did not decode.
+    static func isTransient(_ error: AWSError) -> Bool {
+        error.isRetriable || error.type == AWSError.invalidResponse
+    }
+
+    /// The pause after `failures` failures in a row: exponential from `errorBackoff`, capped, with jitter.
+    private func backoff(after failures: Int) -> Duration {
+        let exponent = max(0, min(failures - 1, 20))
+        let ceiling = min(configuration.errorBackoff * (1 << exponent), configuration.maximumErrorBackoff)
+        return ceiling * Double.random(in: 0.5...1.0)
+    }
+
+    private func update(_ shardID: String, _ change: (inout ShardTrack) -> Void) {
+        state.withLock { state in
+            if state.shards[shardID] == nil {
+                state.shards[shardID] = ShardTrack(status: ShardStatus(shardID: shardID, state: .reading))
+                state.order.append(shardID)
+            }
+            change(&state.shards[shardID]!)
+        }
+    }
+
+    private func recordError(_ shardID: String, _ error: any Error) {
+        update(shardID) { track in
+            track.status.lastError = "\(error)"
+            track.status.lastErrorTime = Date()
+        }
+    }
+
+    /// Marks progress; logs when a stalled shard moves again.
+    private func progressed(_ shardID: String, caughtUp: Bool, logger: Logger) {
+        var wasStalled = false
+        update(shardID) { track in
+            track.lastProgress = .now
+            track.isBehind = !caughtUp
+            wasStalled = track.status.isStalled
+            track.status.isStalled = false
+        }
+        if wasStalled { logger.info("shard is making progress again") }
+    }
+
+    /// Flags shards that are behind and made no progress for the stall timeout; logs each once.
+    private func watchForStalls() {
+        let now = ContinuousClock.now
+        let timeout = configuration.stallTimeout
+        let stalled: [(String, Duration)] = state.withLock { state in
+            var found: [(String, Duration)] = []
+            for (id, track) in state.shards
+            where track.status.state == .reading && track.isBehind && !track.status.isStalled && now - track.lastProgress >= timeout {
+                state.shards[id]!.status.isStalled = true
+                found.append((id, now - track.lastProgress))
+            }
+            return found
+        }
+        for (id, idle) in stalled {
+            logger.warning(
+                "shard stalled: records are waiting but none was processed",
+                metadata: [
+                    "fanout.shard": "\(id)", "fanout.idle": "\(idle)",
+                    "error": "\(self.status.shard(id)?.lastError ?? "none")",
+                ]
+            )
+        }
+    }
+
     private func readShardReportingFailure(_ shard: Shard, from checkpoint: Checkpoint?, process: @escaping @Sendable (ShardRecords) async throws -> Void) async {
         do {
             try await readShard(shard, from: checkpoint, process: process)
@@ -144,61 +296,149 @@ public final class DynamoDBStreamReader: Sendable {
             return
         } catch {
             logger.error("reading shard failed", metadata: ["fanout.shard": "\(shard.shardID)", "error": "\(error)"])
+            recordError(shard.shardID, error)
             fail(with: error)
         }
     }
 
     private func readShard(_ shard: Shard, from checkpoint: Checkpoint?, process: @escaping @Sendable (ShardRecords) async throws -> Void) async throws {
         let arn = configuration.streamARN
+        let id = shard.shardID
         var logger = self.logger
-        logger[metadataKey: "fanout.shard"] = "\(shard.shardID)"
+        logger[metadataKey: "fanout.shard"] = "\(id)"
         var lastSequence = checkpoint?.sequenceNumber
-        let startType: ShardIteratorType =
-            if let lastSequence { .afterSequenceNumber(lastSequence) } else {
-                configuration.startPosition == .latest ? .latest : .trimHorizon
-            }
+        let initialType: ShardIteratorType = configuration.startPosition == .latest ? .latest : .trimHorizon
+        update(id) { track in
+            track.status.lastSequenceNumber = lastSequence
+            track.status.state = .reading
+            track.lastProgress = .now
+            track.isBehind = true
+        }
         logger.info("shard opened", metadata: ["fanout.start": "\(lastSequence.map { "after \($0)" } ?? configuration.startPosition.rawValue)"])
-        var iterator: String? = try await streams.getShardIterator(streamARN: arn, shardID: shard.shardID, type: startType)
+
+        var iterator: String?
+        var needsIterator = true
+        var restartAtTrimHorizon = false
+        var failures = 0
         var idleWait = Duration.milliseconds(25)
-        while let current = iterator, !isStopping {
-            let page = try await streams.getRecords(shardIterator: current, limit: configuration.pageLimit)
-            if !page.records.isEmpty {
-                let batch = ShardRecords(streamARN: arn, shardID: shard.shardID, records: page.records)
-                try await processUntilDone(batch, logger: logger, process: process)
-                lastSequence = page.records.last!.sequenceNumber
-                try await checkpoints.save(streamARN: arn, shardID: shard.shardID, checkpoint: Checkpoint(sequenceNumber: lastSequence))
-                idleWait = .milliseconds(25)
-            }
-            iterator = page.nextShardIterator
-            if iterator != nil, page.records.isEmpty {
-                try await sleepUnlessStopping(idleWait)
-                idleWait = min(idleWait * 2, configuration.idlePollInterval)
+        var reachedEnd = false
+        while !isStopping {
+            do {
+                if needsIterator {
+                    // After the last processed record, else where the shard was first opened.
+                    let type: ShardIteratorType =
+                        if restartAtTrimHorizon { .trimHorizon } else if let lastSequence { .afterSequenceNumber(lastSequence) } else { initialType }
+                    iterator = try await streams.getShardIterator(streamARN: arn, shardID: id, type: type)
+                    needsIterator = false
+                    restartAtTrimHorizon = false
+                }
+                guard let current = iterator else { break }
+                let page = try await streams.getRecords(shardIterator: current, limit: configuration.effectivePageLimit)
+                failures = 0
+                if !page.records.isEmpty {
+                    update(id) { $0.isBehind = true }
+                    let batch = ShardRecords(streamARN: arn, shardID: id, records: page.records)
+                    guard try await deliver(batch, logger: logger, process: process) else { return }
+                    lastSequence = page.records.last!.sequenceNumber
+                    let age = page.records.last!.approximateCreationDateTime.map { Duration.seconds(max(0, Date().timeIntervalSince($0))) }
+                    update(id) { track in
+                        track.status.lastSequenceNumber = lastSequence
+                        track.status.recordsRead += page.records.count
+                        if let age { track.status.newestRecordAge = age }
+                    }
+                    progressed(id, caughtUp: false, logger: logger)
+                    idleWait = .milliseconds(25)
+                } else {
+                    progressed(id, caughtUp: true, logger: logger)
+                }
+                iterator = page.nextShardIterator
+                if iterator == nil {
+                    reachedEnd = true
+                    break
+                }
+                if page.records.isEmpty {
+                    try await sleepUnlessStopping(idleWait)
+                    idleWait = min(idleWait * 2, configuration.idlePollInterval)
+                }
+            } catch let error as AWSError where error.type == AWSError.expiredIterator {
+                // Iterators live 15 minutes; a long `process` or backoff outlives one. Nothing is lost.
+                logger.info("shard iterator expired; renewing it", metadata: ["fanout.after": "\(lastSequence ?? configuration.startPosition.rawValue)"])
+                recordError(id, error)
+                needsIterator = true
+            } catch let error as AWSError where error.type == AWSError.trimmedDataAccess {
+                logger.error(
+                    "records of the shard were trimmed (older than 24 hours) before they were read: they are lost; restarting at TRIM_HORIZON",
+                    metadata: ["fanout.after": "\(lastSequence ?? "the shard's start")", "error": "\(error)"]
+                )
+                update(id) { track in
+                    track.status.trimmedGaps += 1
+                    track.status.lastError = "\(error)"
+                    track.status.lastErrorTime = Date()
+                }
+                needsIterator = true
+                restartAtTrimHorizon = true
+            } catch let error as AWSError where Self.isTransient(error) {
+                failures += 1
+                let pause = backoff(after: failures)
+                logger.warning(
+                    error.isThrottling ? "shard throttled; backing off" : "reading the shard failed; backing off",
+                    metadata: ["error": "\(error)", "fanout.retryIn": "\(pause)", "fanout.failures": "\(failures)"]
+                )
+                recordError(id, error)
+                try await sleepUnlessStopping(pause)
             }
         }
-        if iterator == nil {
-            try await checkpoints.save(streamARN: arn, shardID: shard.shardID, checkpoint: Checkpoint(sequenceNumber: lastSequence, isFinished: true))
-            logger.info("shard finished")
-            state.withLock { state in
-                state.finished.insert(shard.shardID)
-                state.running.remove(shard.shardID)
-                state.rediscover = true
-            }
+        guard reachedEnd else { return }
+        guard try await saveCheckpoint(Checkpoint(sequenceNumber: lastSequence, isFinished: true), shardID: id, logger: logger) else { return }
+        logger.info("shard finished")
+        state.withLock { state in
+            state.finished.insert(id)
+            state.running.remove(id)
+            state.rediscover = true
+            state.shards[id]?.status.state = .finished
+            state.shards[id]?.status.isStalled = false
+            state.shards[id]?.isBehind = false
         }
     }
 
-    /// Delivers a page, retrying with backoff until it is processed: a page is never skipped.
-    private func processUntilDone(_ batch: ShardRecords, logger: Logger, process: @Sendable (ShardRecords) async throws -> Void) async throws {
-        var backoff = Duration.milliseconds(200)
+    /// Delivers a page and checkpoints it, retrying each with backoff until it succeeds:
+    /// a page is never skipped. Returns false when a stop was requested first (the page is
+    /// then not checkpointed, and is read again by the next run).
+    private func deliver(_ batch: ShardRecords, logger: Logger, process: @Sendable (ShardRecords) async throws -> Void) async throws -> Bool {
+        var failures = 0
         while true {
             do {
                 try await process(batch)
-                return
+                break
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
+                failures += 1
                 logger.error("routing a page failed; retrying it (the checkpoint stays put)", metadata: ["error": "\(error)", "fanout.records": "\(batch.records.count)"])
-                try await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(10))
+                recordError(batch.shardID, error)
+                try await sleepUnlessStopping(backoff(after: failures))
+                if isStopping { return false }
+            }
+        }
+        return try await saveCheckpoint(Checkpoint(sequenceNumber: batch.records.last?.sequenceNumber), shardID: batch.shardID, logger: logger)
+    }
+
+    /// Saves a checkpoint, retrying with backoff; false when a stop was requested before it was saved.
+    private func saveCheckpoint(_ checkpoint: Checkpoint, shardID: String, logger: Logger) async throws -> Bool {
+        var failures = 0
+        while true {
+            do {
+                try await checkpoints.save(streamARN: configuration.streamARN, shardID: shardID, checkpoint: checkpoint)
+                update(shardID) { $0.status.lastCheckpoint = Date() }
+                return true
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                failures += 1
+                logger.error("saving the checkpoint failed; retrying", metadata: ["error": "\(error)"])
+                recordError(shardID, error)
+                try await sleepUnlessStopping(backoff(after: failures))
+                if isStopping { return false }
             }
         }
     }
