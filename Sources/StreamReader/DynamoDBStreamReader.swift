@@ -412,6 +412,9 @@ public final class DynamoDBStreamReader: Sendable {
                 break
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let error as UnrecoverableProcessingError {
+                // Retrying cannot help (a fenced transactional producer, say): stop the reader.
+                throw error
             } catch {
                 failures += 1
                 logger.error("routing a page failed; retrying it (the checkpoint stays put)", metadata: ["error": "\(error)", "fanout.records": "\(batch.records.count)"])

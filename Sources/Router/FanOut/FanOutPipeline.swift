@@ -70,8 +70,16 @@ public final class FanOutPipeline: Sendable {
             // The page's records and the checkpoint that covers them, in one transaction.
             let checkpoint = Checkpoint(sequenceNumber: last.sequenceNumber)
             let withCheckpoint = records + [exactlyOnce.checkpoints.record(streamARN: page.streamARN, shardID: page.shardID, checkpoint: checkpoint)]
-            try await exactlyOnce.transactions.withTransaction(producer: producer) {
-                _ = try await producer.send(withCheckpoint)
+            do {
+                try await exactlyOnce.transactions.withTransaction(producer: producer) {
+                    _ = try await producer.send(withCheckpoint)
+                }
+            } catch let error as KafkaError where error.isFatal {
+                throw UnrecoverableProcessingError(
+                    error.isFenced
+                        ? "another instance with the same application name took over the transactional id (this one is fenced): \(error)"
+                        : "the transactional producer failed for good: \(error)"
+                )
             }
             exactlyOnce.checkpoints.committedInTransaction(streamARN: page.streamARN, shardID: page.shardID, checkpoint: checkpoint)
         } else if !records.isEmpty {
