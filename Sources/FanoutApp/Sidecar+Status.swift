@@ -1,0 +1,171 @@
+import Foundation
+import Router
+
+/// What `GET /status` shows: the mode, the source stream, the routes in force and
+/// why a newer routes file is not, the counts since start, and the shards.
+///
+/// Dates are `Date`s; the status endpoint encodes them as ISO-8601.
+public struct SidecarStatus: Sendable, Encodable, Hashable {
+    /// The routes in force.
+    public struct Routes: Sendable, Encodable, Hashable {
+        public var path: String
+        /// SHA-256 of the live file's bytes.
+        public var hash: String
+        public var version: Int
+        public var routeCount: Int
+        public var topicCount: Int
+        public var loadedAt: Date
+        /// Successful reloads since start (the first load not counted).
+        public var reloads: Int
+        /// Files refused since start.
+        public var reloadFailures: Int
+        /// Why the newest file on disk is not live; nil once a good file is live again.
+        public var lastError: String?
+        public var lastErrorAt: Date?
+
+        public init(
+            path: String, hash: String, version: Int, routeCount: Int, topicCount: Int, loadedAt: Date,
+            reloads: Int = 0, reloadFailures: Int = 0, lastError: String? = nil, lastErrorAt: Date? = nil
+        ) {
+            self.path = path
+            self.hash = hash
+            self.version = version
+            self.routeCount = routeCount
+            self.topicCount = topicCount
+            self.loadedAt = loadedAt
+            self.reloads = reloads
+            self.reloadFailures = reloadFailures
+            self.lastError = lastError
+            self.lastErrorAt = lastErrorAt
+        }
+
+        public init(_ status: RoutesStatus) {
+            self.init(
+                path: status.path, hash: status.hash, version: status.version, routeCount: status.routeCount,
+                topicCount: status.topicCount, loadedAt: status.loadedAt, reloads: status.reloads,
+                reloadFailures: status.reloadFailures, lastError: status.lastError, lastErrorAt: status.lastErrorAt
+            )
+        }
+
+        // Absent optionals are written as `null`, so every key is always present.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(path, forKey: .path)
+            try container.encode(hash, forKey: .hash)
+            try container.encode(version, forKey: .version)
+            try container.encode(routeCount, forKey: .routeCount)
+            try container.encode(topicCount, forKey: .topicCount)
+            try container.encode(loadedAt, forKey: .loadedAt)
+            try container.encode(reloads, forKey: .reloads)
+            try container.encode(reloadFailures, forKey: .reloadFailures)
+            try container.encode(lastError, forKey: .lastError)
+            try container.encode(lastErrorAt, forKey: .lastErrorAt)
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case path, hash, version, routeCount, topicCount, loadedAt, reloads, reloadFailures, lastError, lastErrorAt
+        }
+    }
+
+    /// Counts since start.
+    public struct Counts: Sendable, Encodable, Hashable {
+        public var recordsRead: Int
+        /// Kafka records acknowledged, by topic.
+        public var routedByTopic: [String: Int]
+        /// Events no route selected, by event name.
+        public var unroutedByEventName: [String: Int]
+        public var deadLettered: Int
+        public var ignored: Int
+
+        public init(
+            recordsRead: Int = 0, routedByTopic: [String: Int] = [:], unroutedByEventName: [String: Int] = [:],
+            deadLettered: Int = 0, ignored: Int = 0
+        ) {
+            self.recordsRead = recordsRead
+            self.routedByTopic = routedByTopic
+            self.unroutedByEventName = unroutedByEventName
+            self.deadLettered = deadLettered
+            self.ignored = ignored
+        }
+
+        public init(_ counts: RouterCounts) {
+            self.init(
+                recordsRead: counts.recordsRead, routedByTopic: counts.routedByTopic,
+                unroutedByEventName: counts.unroutedByEventName, deadLettered: counts.deadLettered, ignored: counts.ignored
+            )
+        }
+    }
+
+    /// "at-least-once" or "exactly-once".
+    public var mode: String
+    /// The deployment's name (its checkpoint topic and transactional id).
+    public var application: String
+    public var streamARN: String
+    public var routes: Routes
+    public var counts: Counts
+    /// One entry per shard being read.
+    public var shards: [ShardStatusEntry]
+
+    public init(mode: String, application: String, streamARN: String, routes: Routes, counts: Counts, shards: [ShardStatusEntry] = []) {
+        self.mode = mode
+        self.application = application
+        self.streamARN = streamARN
+        self.routes = routes
+        self.counts = counts
+        self.shards = shards
+    }
+}
+
+/// One shard as `GET /status` shows it.
+public struct ShardStatusEntry: Sendable, Encodable, Hashable {
+    /// The shard id.
+    public var id: String
+    /// What the reader is doing with the shard (for example "reading", "closed").
+    public var state: String
+    /// The last sequence number checkpointed; nil before the first checkpoint.
+    public var lastSequenceNumber: String?
+    public var recordsRead: Int
+    /// Age of the newest record read (now minus its approximate creation time); nil before the first record.
+    public var newestRecordAgeSeconds: Double?
+    /// True when the shard has made no progress for longer than the reader allows.
+    public var stalled: Bool
+
+    public init(id: String, state: String, lastSequenceNumber: String? = nil, recordsRead: Int = 0, newestRecordAgeSeconds: Double? = nil, stalled: Bool = false) {
+        self.id = id
+        self.state = state
+        self.lastSequenceNumber = lastSequenceNumber
+        self.recordsRead = recordsRead
+        self.newestRecordAgeSeconds = newestRecordAgeSeconds
+        self.stalled = stalled
+    }
+
+    // Absent optionals are written as `null`, so every key is always present.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(state, forKey: .state)
+        try container.encode(lastSequenceNumber, forKey: .lastSequenceNumber)
+        try container.encode(recordsRead, forKey: .recordsRead)
+        try container.encode(newestRecordAgeSeconds, forKey: .newestRecordAgeSeconds)
+        try container.encode(stalled, forKey: .stalled)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case id, state, lastSequenceNumber, recordsRead, newestRecordAgeSeconds, stalled
+    }
+}
+
+extension Sidecar {
+    /// A snapshot of what the sidecar is doing, for `GET /status`.
+    public var status: SidecarStatus {
+        SidecarStatus(
+            mode: configuration.exactlyOnce ? "exactly-once" : "at-least-once",
+            application: configuration.application,
+            streamARN: streamARN,
+            routes: SidecarStatus.Routes(routes.status),
+            counts: SidecarStatus.Counts(pipeline.currentCounts),
+            // Empty for now: the stream reader's per-shard status is wired in by the integrator.
+            shards: []
+        )
+    }
+}
