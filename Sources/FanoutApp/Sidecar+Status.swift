@@ -1,5 +1,6 @@
 import Foundation
 import Router
+import StreamReader
 
 /// What `GET /status` shows: the mode, the source stream, the routes in force and
 /// why a newer routes file is not, the counts since start, and the shards.
@@ -164,8 +165,39 @@ extension Sidecar {
             streamARN: streamARN,
             routes: SidecarStatus.Routes(routes.status),
             counts: SidecarStatus.Counts(pipeline.currentCounts),
-            // Empty for now: the stream reader's per-shard status is wired in by the integrator.
-            shards: []
+            shards: streamStatus.shards.map { shard in
+                ShardStatusEntry(
+                    id: shard.shardID,
+                    state: shard.state.rawValue,
+                    lastSequenceNumber: shard.lastSequenceNumber,
+                    recordsRead: shard.recordsRead,
+                    newestRecordAgeSeconds: shard.newestRecordAge.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 },
+                    stalled: shard.isStalled
+                )
+            }
         )
+    }
+
+    /// Whether the sidecar can do its job: routes loaded, Kafka answering (checked in the background every
+    /// 10 s), the stream describable, and no stalled shard.
+    public func readiness() -> Readiness {
+        let stream = streamStatus
+        let kafka = kafkaHealth
+        let routes = self.routes.status
+        return Readiness(checks: [
+            Readiness.Check(
+                name: "routes", ok: true,
+                detail: "hash \(routes.hash.prefix(12)) loaded" + (routes.lastError.map { "; newer file refused: \($0)" } ?? "")
+            ),
+            Readiness.Check(name: "kafka", ok: kafka.ok, detail: kafka.detail),
+            Readiness.Check(
+                name: "aws", ok: stream.lastDiscoveryError == nil && stream.lastDiscovery != nil,
+                detail: stream.lastDiscoveryError ?? (stream.lastDiscovery == nil ? "the stream was not described yet" : "DescribeStream answered")
+            ),
+            Readiness.Check(
+                name: "shards", ok: stream.stalledShardIDs.isEmpty,
+                detail: stream.stalledShardIDs.isEmpty ? "\(stream.shards.count) shards, none stalled" : "stalled: \(stream.stalledShardIDs.joined(separator: ", "))"
+            ),
+        ])
     }
 }

@@ -4,6 +4,8 @@ import CQRSCore
 import Kafka
 import Logging
 import Metrics
+import Prometheus
+import Synchronization
 import Router
 import ServiceLifecycle
 import UnixSignals
@@ -26,6 +28,7 @@ public final class Sidecar: Sendable {
     public let streamARN: String
     public let pipeline: FanOutPipeline
     private let reader: DynamoDBStreamReader
+    private let kafkaCheck = Mutex<(ok: Bool, detail: String)>((true, "reachable at start-up"))
     private let producer: KafkaProducer
     private let admin: KafkaAdmin
     private let httpClient: HTTPClient
@@ -162,6 +165,7 @@ public final class Sidecar: Sendable {
         let result = await withTaskGroup(of: Void.self) { group -> Result<Void, any Error> in
             group.addTask { await reloader.run() }
             group.addTask { await self.recordKafkaStatistics() }
+            group.addTask { await self.checkKafkaPeriodically() }
             if reloadOnHangup {
                 group.addTask {
                     for await _ in await UnixSignalsSequence(trapping: .sighup) {
@@ -186,20 +190,41 @@ public final class Sidecar: Sendable {
 
     /// librdkafka's statistics (every `statistics.interval.ms`, 10 s by default) as gauges.
     private func recordKafkaStatistics() async {
-        let queuedMessages = Gauge(label: "fanout_kafka_producer_queue_messages")
-        let queuedBytes = Gauge(label: "fanout_kafka_producer_queue_bytes")
-        let sent = Gauge(label: "fanout_kafka_producer_sent_messages")
-        let retries = Gauge(label: "fanout_kafka_producer_retries")
-        var roundTrips: [String: Gauge] = [:]
+        let queuedMessages = Metrics.Gauge(label: "fanout_kafka_producer_queue_messages")
+        let queuedBytes = Metrics.Gauge(label: "fanout_kafka_producer_queue_bytes")
+        let sent = Metrics.Gauge(label: "fanout_kafka_producer_sent_messages")
+        let retries = Metrics.Gauge(label: "fanout_kafka_producer_retries")
+        var roundTrips: [String: Metrics.Gauge] = [:]
         for await statistics in producer.statistics {
             queuedMessages.record(statistics.queuedMessages)
             queuedBytes.record(statistics.queuedBytes)
             sent.record(statistics.sentMessages)
             retries.record(statistics.retries)
             for (name, broker) in statistics.brokers where broker.nodeID >= 0 {
-                let gauge = roundTrips[name] ?? Gauge(label: "fanout_kafka_broker_rtt_seconds", dimensions: [("broker", name)])
+                let gauge = roundTrips[name] ?? Metrics.Gauge(label: "fanout_kafka_broker_rtt_seconds", dimensions: [("broker", name)])
                 roundTrips[name] = gauge
                 gauge.record(Double(broker.averageRoundTripMicroseconds) / 1_000_000)
+            }
+        }
+    }
+
+    /// The stream reader's shard states.
+    public var streamStatus: StreamReaderStatus { reader.status }
+
+    /// The last background check of Kafka.
+    var kafkaHealth: (ok: Bool, detail: String) { kafkaCheck.withLock { $0 } }
+
+    /// Asks Kafka for its metadata every 10 s, for readiness.
+    private func checkKafkaPeriodically() async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: .seconds(10))
+                let topics = try await admin.listTopics(timeout: .seconds(5))
+                kafkaCheck.withLock { $0 = (true, "\(topics.count) topics visible at \(configuration.brokers)") }
+            } catch is CancellationError {
+                return
+            } catch {
+                kafkaCheck.withLock { $0 = (false, "\(configuration.brokers): \(error)") }
             }
         }
     }
@@ -215,14 +240,24 @@ public final class Sidecar: Sendable {
         try? await httpClient.shutdown()
     }
 
-    /// Runs until SIGTERM or SIGINT, then stops gracefully.
-    public func runUntilSignalled() async throws {
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(
-                services: [.init(service: SidecarService(sidecar: self))],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger
+    /// Runs until SIGTERM or SIGINT, then stops gracefully. With `statusPort`, serves `/healthz`, `/readyz`,
+    /// `/status` and `/metrics` there until the sidecar has drained (services stop in reverse order).
+    public func runUntilSignalled(statusPort: Int? = nil, metrics: PrometheusCollectorRegistry? = nil) async throws {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let statusPort {
+            let application = makeStatusApplication(
+                port: statusPort,
+                status: { [self] in self.status },
+                readiness: { [self] in self.readiness() },
+                metrics: metrics ?? PrometheusCollectorRegistry(),
+                logger: logger,
+                onServerRunning: { [logger] port in logger.info("status endpoint listening", metadata: ["fanout.http.port": "\(port)"]) }
             )
+            services.append(.init(service: application))
+        }
+        services.append(.init(service: SidecarService(sidecar: self)))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
     }

@@ -62,6 +62,9 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customShort("X"), parsing: .unconditionalSingleValue, help: ArgumentHelp("A librdkafka property for every Kafka client, as key=value; repeatable.", valueName: "key=value"))
     var kafkaProperties: [String] = []
 
+    @Option(name: .customLong("http-port"), help: "Port of /healthz, /readyz, /status and /metrics; 0 picks a free one [FANOUT_HTTP_PORT] (default: 9400).")
+    var httpPort: Int?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical [FANOUT_LOG_LEVEL] (default: info).")
     var logLevel: String?
 
@@ -74,10 +77,15 @@ struct Run: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "fanout")
+        let metrics = bootstrapMetrics()
         do {
             let configuration = try makeConfiguration(environment: environment)
+            let portText = httpPort.map(String.init) ?? environment["FANOUT_HTTP_PORT"] ?? String(defaultStatusPort)
+            guard let port = Int(portText), (0...65535).contains(port) else {
+                throw StartupError("--http-port: \"\(portText)\" is not a port number (0-65535)")
+            }
             let sidecar = try await Sidecar.make(configuration: configuration, logger: logger)
-            try await sidecar.runUntilSignalled()
+            try await sidecar.runUntilSignalled(statusPort: port, metrics: metrics)
         } catch {
             printError("fanout: error: \(error)")
             throw ExitCode.failure

@@ -1,0 +1,87 @@
+import AWS
+import AsyncHTTPClient
+import CQRSCore
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import TestSupport
+import Testing
+
+/// `fanout run` as operators run it: the HTTP endpoints answered by the running binary, and SIGTERM.
+@Suite(.timeLimit(.minutes(2))) struct RunningBinaryTests {
+    @Test func theRunningSidecarServesHealthReadinessStatusAndMetricsAndStopsOnSIGTERM() async throws {
+        let brokers = try TestServices.kafkaBrokers()
+        let endpoint = try TestServices.awsEndpoint()
+        let table = TestServices.uniqueName("http")
+        let aws = AWSConfiguration(
+            region: "us-east-1", credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
+            endpoint: URL(string: endpoint)!
+        )
+        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        defer { _ = Task { try? await httpClient.shutdown() } }
+        let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Logger(label: "t")), tableName: table)
+        try await store.createTableIfMissing()
+        try await store.append([GenericDomainEventMessage(eventName: "OrderPlaced", aggregateID: "o-1", aggregateType: "Order", sequenceNumber: 1, payload: [:])])
+
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(table).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = Process()
+        process.executableURL = CommandLineTests.binary
+        process.arguments = [
+            "run", "--brokers", brokers, "--table", table, "--application", table, "--http-port", "0",
+            "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path,
+        ]
+        var environment = ProcessInfo.processInfo.environment
+        environment["AWS_REGION"] = "us-east-1"
+        environment["AWS_ACCESS_KEY_ID"] = "test"
+        environment["AWS_SECRET_ACCESS_KEY"] = "test"
+        environment["AWS_ENDPOINT_URL"] = endpoint
+        process.environment = environment
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        // The port is in the log line "status endpoint listening fanout.http.port=N".
+        var port: Int?
+        let deadline = ContinuousClock.now + .seconds(30)
+        while port == nil, ContinuousClock.now < deadline, process.isRunning {
+            try await Task.sleep(for: .milliseconds(100))
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "fanout.http.port=") {
+                port = Int(text[range.upperBound...].prefix { $0.isNumber })
+            }
+        }
+        let base = "http://127.0.0.1:\(try #require(port, "no listening line in: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")"))"
+
+        func get(_ path: String) async throws -> (status: Int, body: String) {
+            let response = try await HTTPClient.shared.get(url: base + path).get()
+            let body = response.body.map { String(buffer: $0) } ?? ""
+            return (Int(response.status.code), body)
+        }
+        #expect(try await get("/healthz") == (200, "ok"))
+
+        // Wait until the event was routed, then look at status, readiness and metrics.
+        var status = ""
+        while !status.contains("\"recordsRead\" : 1"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            status = try await get("/status").body
+        }
+        #expect(status.contains("\"recordsRead\" : 1"), "\(status)")
+        #expect(status.contains("\"mode\" : \"at-least-once\""))
+        #expect(status.contains("\"state\" : \"reading\""))
+        #expect(status.contains("\"orders.events\" : 1"))
+        let ready = try await get("/readyz")
+        #expect(ready.status == 200, "\(ready.body)")
+        let metrics = try await get("/metrics").body
+        #expect(metrics.contains("fanout_records_read_total 1"), "\(metrics)")
+        #expect(metrics.contains("fanout_routes_info{"))
+        #expect(metrics.contains(#"fanout_records_routed_total{topic="orders.events"} 1"#))
+        #expect(try await get("/nope").status == 404)
+
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+}
