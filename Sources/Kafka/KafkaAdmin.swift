@@ -25,6 +25,12 @@ public final class KafkaAdmin: Sendable {
         try await core.createTopics(topics, timeout: timeout)
     }
 
+    /// Grows each topic to the given total number of partitions (Kafka never shrinks a topic).
+    /// A topic that already has that many counts as success. Throws the first real failure, naming the topic.
+    public func createPartitions(_ totals: [String: Int32], timeout: Duration = .seconds(10)) async throws {
+        try await core.createPartitions(totals, timeout: timeout)
+    }
+
     /// Topic name -> partition count, from cluster metadata (internal topics such as
     /// `__consumer_offsets` included). Throws within `timeout` when no broker answers.
     public func listTopics(timeout: Duration = .seconds(5)) async throws -> [String: Int32] {
@@ -171,6 +177,45 @@ final class RDKafkaAdmin: Sendable {
                 let text = rd_kafka_topic_result_error_string(topicResult).map { String(cString: $0) }
                     ?? KafkaError.Code(err).name
                 throw KafkaError(code: KafkaError.Code(err), message: "could not create topic '\(name)': \(text)")
+            }
+        }
+    }
+
+    func createPartitions(_ totals: [String: Int32], timeout: Duration) async throws {
+        guard !totals.isEmpty else { return }
+        try await request("create partitions") { rk, opaque, queue in
+            var requests: [OpaquePointer?] = []
+            defer { for request in requests { rd_kafka_NewPartitions_destroy(request) } }
+            for (topic, total) in totals.sorted(by: { $0.key < $1.key }) {
+                var errstr = [CChar](repeating: 0, count: 512)
+                guard let request = rd_kafka_NewPartitions_new(topic, Int(total), &errstr, errstr.count) else {
+                    throw KafkaError(code: .invalidArgument, message: "topic '\(topic)': \(RDKafkaConfig.decode(errstr))")
+                }
+                requests.append(request)
+            }
+            let options = try Self.makeOptions(rk, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS, opaque: opaque, timeout: timeout)
+            defer { rd_kafka_AdminOptions_destroy(options) }
+            requests.withUnsafeMutableBufferPointer { buffer in
+                rd_kafka_CreatePartitions(rk, buffer.baseAddress, buffer.count, options, queue)
+            }
+        } parse: { event in
+            let err = rd_kafka_event_error(event)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                let text = rd_kafka_event_error_string(event).map { String(cString: $0) } ?? ""
+                throw KafkaError(code: KafkaError.Code(err), message: "create partitions failed: \(text)")
+            }
+            var count = 0
+            guard let result = rd_kafka_event_CreatePartitions_result(event),
+                  let results = rd_kafka_CreatePartitions_result_topics(result, &count)
+            else { return }
+            for i in 0..<count {
+                guard let topicResult = results[i] else { continue }
+                let err = rd_kafka_topic_result_error(topicResult)
+                let text = rd_kafka_topic_result_error_string(topicResult).map { String(cString: $0) } ?? ""
+                // INVALID_PARTITIONS with "already has" means the topic is at that size already.
+                guard err != RD_KAFKA_RESP_ERR_NO_ERROR, !(err == RD_KAFKA_RESP_ERR_INVALID_PARTITIONS && text.contains("already has")) else { continue }
+                let name = String(cString: rd_kafka_topic_result_name(topicResult))
+                throw KafkaError(code: KafkaError.Code(err), message: "could not add partitions to topic '\(name)': \(text.isEmpty ? KafkaError.Code(err).name : text)")
             }
         }
     }

@@ -63,4 +63,17 @@ struct KafkaAdminTests {
             _ = try await admin.describeTopicConfigs("x")
         }
     }
+
+    @Test("createPartitions grows a topic; asking for its current size is not an error; shrinking is refused")
+    func createPartitionsGrowsATopic() async throws {
+        let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: try TestServices.kafkaBrokers()), logger: KafkaTest.logger)
+        defer { admin.close() }
+        let topic = TestServices.uniqueName("grow")
+        try await admin.createTopics([KafkaTopicSpecification(name: topic, partitions: 2)])
+        try await admin.createPartitions([topic: 5])
+        #expect(try await admin.listTopics()[topic] == 5)
+        try await admin.createPartitions([topic: 5])
+        await #expect(throws: KafkaError.self) { try await admin.createPartitions([topic: 3]) }
+        #expect(try await admin.listTopics()[topic] == 5)
+    }
 }
