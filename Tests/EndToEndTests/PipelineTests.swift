@@ -281,4 +281,51 @@ import Testing
             }
         }
     }
+
+    @Test func inExactlyOnceModeANewInstanceFencesTheOldOneWhichStopsWithAClearError() async throws {
+        let brokers = try TestServices.kafkaBrokers()
+        let aws = try Self.awsConfiguration()
+        let topics = Topics()
+        let routesPath = try topics.write()
+        let table = TestServices.uniqueName("fence")
+        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        defer { _ = Task { try? await httpClient.shutdown() } }
+        let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Self.logger), tableName: table)
+        try await store.createTableIfMissing()
+        let configuration = SidecarConfiguration(
+            brokers: brokers, routesPath: routesPath, tableName: table, idlePollInterval: .milliseconds(20),
+            application: table, exactlyOnce: true, aws: aws
+        )
+        func place(_ id: String) async throws {
+            try await store.append([GenericDomainEventMessage(eventName: "OrderPlaced", aggregateID: id, aggregateType: "Order", sequenceNumber: 1, payload: [:])])
+        }
+
+        let old = try await Sidecar.make(configuration: configuration, logger: Self.logger)
+        let oldRun = Task { try await old.run() }
+        try await place("o-1")
+        while old.pipeline.currentCounts.recordsRead < 1 { try await Task.sleep(for: .milliseconds(20)) }
+
+        // A second instance of the same application takes over the transactional id.
+        let new = try await Sidecar.make(configuration: configuration, logger: Self.logger)
+        let newRun = Task { try await new.run() }
+        try await place("o-2")
+        let ended = await oldRun.result
+        guard case .failure(let error) = ended else {
+            Issue.record("the fenced instance kept running")
+            return
+        }
+        #expect("\(error)".contains("another instance with the same application name took over the transactional id"), "\(error)")
+        // The new instance resumes after the old one's committed checkpoint: it routes only o-2.
+        while new.pipeline.currentCounts.recordsRead < 1 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(new.pipeline.currentCounts.recordsRead == 1)
+        new.requestStop()
+        try await newRun.value
+
+        // read_committed: each event once in the orders topic, whoever routed it.
+        var reading = KafkaConfiguration(bootstrapServers: brokers)
+        reading["isolation.level"] = "read_committed"
+        let messages = try await KafkaTopicReader.readToEnd(topic: topics.orders, configuration: reading, logger: Self.logger)
+        let ids = try messages.map { try GenericDomainEventMessage(jsonBytes: $0.value).aggregateID }.sorted()
+        #expect(ids == ["o-1", "o-2"])
+    }
 }
