@@ -105,10 +105,20 @@ import Testing
         #expect(text.count == 24)
     }
 
+    @Test(arguments: [-86_400.0 * 365 * 100, -1.0, 0, 951_782_400, 951_868_800, 1_709_164_800, 4_102_444_800, 253_402_300_799])
+    func agreesWithFoundationAcrossTheCalendar(seconds: Double) throws {
+        let date = Date(timeIntervalSince1970: seconds)
+        let text = GenericDomainEventMessage.formatTimestamp(date)
+        #expect(String(text.prefix(19)) + "Z" == date.formatted(Date.ISO8601FormatStyle()))
+        #expect(GenericDomainEventMessage.parseTimestamp(text)?.timeIntervalSince1970 == seconds)
+    }
+
     @Test func readsTheFormsOtherWritersUse() {
         #expect(GenericDomainEventMessage.parseTimestamp("2026-11-27T21:04:05Z")?.timeIntervalSince1970 == 1_795_813_445)
         #expect(GenericDomainEventMessage.parseTimestamp("2026-11-27T21:04:05.5Z")?.timeIntervalSince1970 == 1_795_813_445.5)
         #expect(GenericDomainEventMessage.parseTimestamp("2026-11-27T21:04:05.123456Z") != nil)
         #expect(GenericDomainEventMessage.parseTimestamp("yesterday") == nil)
+        #expect(GenericDomainEventMessage.parseTimestamp("2026-13-27T21:04:05Z") == nil)
+        #expect(GenericDomainEventMessage.parseTimestamp("2026-11-27T21:04:05+01:00")?.timeIntervalSince1970 == 1_795_809_845)
     }
 }

@@ -41,6 +41,20 @@ extension GenericDomainEventMessage {
         return object
     }
 
+    /// The fields content patterns match on; the timestamp (costly to format) only when asked for.
+    public func matchingObject(includingTimestamp: Bool) -> JSONObject {
+        var object = JSONObject()
+        object[Field.messageID] = .string(messageID)
+        object[Field.eventName] = .string(eventName)
+        object[Field.aggregateID] = .string(aggregateID)
+        object[Field.aggregateType] = .string(aggregateType)
+        object[Field.sequenceNumber] = .number(String(sequenceNumber))
+        if includingTimestamp { object[Field.timestamp] = .string(Self.formatTimestamp(timestamp)) }
+        object[Field.payload] = payload
+        object[Field.metadata] = .object(metadata.values)
+        return object
+    }
+
     /// The message as compact JSON bytes.
     public func jsonBytes() -> [UInt8] {
         JSONWriter.bytes(.object(jsonObject))
@@ -130,28 +144,78 @@ extension GenericDomainEventMessage {
 
     /// ISO-8601 UTC with milliseconds, e.g. `2026-11-27T21:04:05.123Z` (truncated, never rounded up).
     public static func formatTimestamp(_ date: Date) -> String {
-        // Foundation's fractional-second formatting is off by up to a millisecond on Linux; do the fraction by hand.
+        // By hand: Foundation's formatters are slow on the routing path, and off by up to a millisecond on Linux.
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        let (seconds, fraction) = milliseconds.quotientAndRemainder(dividingBy: 1000)
-        let (wholeSeconds, millis) = fraction < 0 ? (seconds - 1, fraction + 1000) : (seconds, fraction)
-        let base = Date(timeIntervalSince1970: Double(wholeSeconds)).formatted(Date.ISO8601FormatStyle())
-        let digits = String(millis)
-        return base.dropLast() + "." + String(repeating: "0", count: 3 - digits.count) + digits + "Z"
+        var (seconds, millis) = milliseconds.quotientAndRemainder(dividingBy: 1000)
+        if millis < 0 { (seconds, millis) = (seconds - 1, millis + 1000) }
+        var (days, secondOfDay) = seconds.quotientAndRemainder(dividingBy: 86_400)
+        if secondOfDay < 0 { (days, secondOfDay) = (days - 1, secondOfDay + 86_400) }
+        let (year, month, day) = CivilDate.fromDays(days)
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let text = String(value)
+            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
     }
 
-    /// Parses ISO-8601 UTC (`…Z`) with or without fractional seconds, and other ISO-8601 forms Foundation reads.
+    /// Parses ISO-8601 UTC (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`) by hand, and other ISO-8601 forms through Foundation.
     public static func parseTimestamp(_ text: String) -> Date? {
-        if text.hasSuffix("Z"), let dot = text.firstIndex(of: ".") {
-            let digits = text[text.index(after: dot)..<text.index(before: text.endIndex)]
-            if !digits.isEmpty, digits.count <= 9, digits.allSatisfy(\.isASCII), let fraction = Int(digits),
-                let whole = try? Date.ISO8601FormatStyle().parse(String(text[..<dot]) + "Z")
-            {
-                var scale = 1.0
-                for _ in 0..<digits.count { scale *= 10 }
-                return Date(timeIntervalSince1970: whole.timeIntervalSince1970 + Double(fraction) / scale)
-            }
-        }
+        if let date = CivilDate.parseUTC(text) { return date }
         if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
         return try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)
+    }
+}
+
+/// Proleptic Gregorian calendar arithmetic (Howard Hinnant's days-from-civil algorithms).
+enum CivilDate {
+    static func toDays(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    static func fromDays(_ days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.f…]Z` exactly; nil for anything else.
+    static func parseUTC(_ text: String) -> Date? {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 20, bytes.last == UInt8(ascii: "Z") else { return nil }
+        func number(_ range: Range<Int>) -> Int64? {
+            var value: Int64 = 0
+            for index in range {
+                let digit = bytes[index] &- UInt8(ascii: "0")
+                guard digit <= 9 else { return nil }
+                value = value * 10 + Int64(digit)
+            }
+            return value
+        }
+        guard bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"), bytes[10] == UInt8(ascii: "T"),
+            bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
+            let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+            let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
+            (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61
+        else { return nil }
+        var fraction = 0.0
+        if bytes.count > 20 {
+            guard bytes[19] == UInt8(ascii: "."), bytes.count - 21 <= 9, bytes.count - 21 >= 1, let digits = number(20..<(bytes.count - 1)) else { return nil }
+            var scale = 1.0
+            for _ in 0..<(bytes.count - 21) { scale *= 10 }
+            fraction = Double(digits) / scale
+        }
+        let days = toDays(year: year, month: month, day: day)
+        return Date(timeIntervalSince1970: Double(days * 86_400 + hour * 3600 + minute * 60 + second) + fraction)
     }
 }

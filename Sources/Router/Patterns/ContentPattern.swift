@@ -21,6 +21,11 @@ public struct ContentPattern: Sendable, Hashable {
         var display: String { path.joined(separator: ".") }
     }
 
+    /// Whether any test looks at the top-level field `name`.
+    func readsField(_ name: String) -> Bool {
+        tests.contains { $0.path.first == name } || alternatives.contains { $0.contains { $0.readsField(name) } }
+    }
+
     /// Whether the event's JSON form matches.
     public func matches(_ event: JSONValue) -> Bool {
         firstFailure(event) == nil

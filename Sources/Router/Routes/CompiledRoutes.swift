@@ -40,7 +40,9 @@ public struct RouteVerdict: Sendable, Hashable {
 public struct CompiledRoutes: Sendable {
     public let file: RoutesFile
     private let exact: [String: Candidates]
-    private let wildcards: [(pattern: EventNamePattern, route: Int)]
+    private let wildcards: WildcardIndex
+    /// Whether any content pattern looks at the event's `timestamp` (formatting it costs; most patterns don't).
+    private let patternsReadTimestamp: Bool
 
     struct Candidates: Sendable {
         /// Routes whose name patterns match, in file order.
@@ -64,13 +66,21 @@ public struct CompiledRoutes: Sendable {
                 }
             }
         }
-        self.wildcards = wildcards
+        let index = WildcardIndex(wildcards)
+        self.wildcards = index
+        var exactRoutes: [String: [Int]] = [:]
+        for (position, route) in file.routes.enumerated() {
+            for pattern in route.events where pattern.isExact {
+                if exactRoutes[pattern.text]?.last != position { exactRoutes[pattern.text, default: []].append(position) }
+            }
+        }
         var exact: [String: Candidates] = [:]
         for name in exactNames where exact[name] == nil {
-            let routes = file.routes.indices.filter { file.routes[$0].events.contains { $0.matches(name) } }
+            let routes = Set(exactRoutes[name, default: []]).union(index.routes(matching: name)).sorted()
             exact[name] = Self.candidates(routes, in: file.routes)
         }
         self.exact = exact
+        self.patternsReadTimestamp = file.routes.contains { $0.condition?.readsField(GenericDomainEventMessage.Field.timestamp) ?? false }
     }
 
     private static func candidates(_ routes: [Int], in all: [Route]) -> Candidates {
@@ -80,18 +90,14 @@ public struct CompiledRoutes: Sendable {
 
     private func candidates(for eventName: String) -> Candidates {
         if let candidates = exact[eventName] { return candidates }
-        var matched: [Int] = []
-        for (pattern, route) in wildcards where pattern.matches(eventName) {
-            if matched.last != route { matched.append(route) }
-        }
-        return Self.candidates(matched, in: file.routes)
+        return Self.candidates(wildcards.routes(matching: eventName), in: file.routes)
     }
 
     /// The targets of an event; empty when no route matches.
     public func targets(for event: GenericDomainEventMessage) -> [RouteTarget] {
         let candidates = candidates(for: event.eventName)
         if let fixed = candidates.fixedTargets { return fixed }
-        let json = JSONValue.object(event.jsonObject)
+        let json = JSONValue.object(event.matchingObject(includingTimestamp: patternsReadTimestamp))
         let matched = candidates.routes.filter { file.routes[$0].condition?.matches(json) ?? true }
         return matched.isEmpty ? Self.noTargets : Self.targets(routes: matched.map { file.routes[$0] })
     }
@@ -129,5 +135,45 @@ public struct CompiledRoutes: Sendable {
             }
         }
         return order.map { RouteTarget(topic: $0, routeNames: byTopic[$0]!.names, key: byTopic[$0]!.key) }
+    }
+}
+
+/// Wildcard event-name patterns indexed by their literal prefix (the text before the first `*`), so that
+/// finding the patterns a name matches costs one lookup per prefix of the name, not one test per pattern.
+/// Patterns that start with `*` are always tested.
+struct WildcardIndex: Sendable {
+    private var byPrefix: [Substring: [(pattern: EventNamePattern, route: Int)]] = [:]
+    private var unprefixed: [(pattern: EventNamePattern, route: Int)] = []
+    private var prefixLengths: [Int] = []
+
+    init(_ patterns: [(EventNamePattern, Int)]) {
+        var lengths = Set<Int>()
+        for (pattern, route) in patterns {
+            let prefix = pattern.text.prefix { $0 != "*" }
+            if prefix.isEmpty {
+                unprefixed.append((pattern, route))
+            } else {
+                byPrefix[prefix, default: []].append((pattern, route))
+                lengths.insert(prefix.count)
+            }
+        }
+        prefixLengths = lengths.sorted()
+    }
+
+    var isEmpty: Bool { byPrefix.isEmpty && unprefixed.isEmpty }
+
+    /// The routes with a wildcard pattern that matches `name`, in file order, each once.
+    func routes(matching name: String) -> [Int] {
+        if isEmpty { return [] }
+        var routes: [Int] = []
+        for (pattern, route) in unprefixed where pattern.matches(name) { routes.append(route) }
+        let count = name.count
+        for length in prefixLengths {
+            if length > count { break }
+            guard let candidates = byPrefix[name.prefix(length)] else { continue }
+            for (pattern, route) in candidates where pattern.matches(name) { routes.append(route) }
+        }
+        if routes.count > 1 { routes = Array(Set(routes)).sorted() }
+        return routes
     }
 }
