@@ -207,9 +207,9 @@ import TestSupport
     }
 
     @Test func expiringCredentialsAreRefreshedOnceForConcurrentCallers() async throws {
-        // Each credential expires 302 s after issue; with a 300 s refresh window
-        // it is due for refresh 2 s after issue.
-        let server = try await startOffPool { try CredentialServer(ttl: 302) }
+        // Each credential expires 310 s after issue; with a 300 s refresh window it is due for refresh
+        // 10 s after issue (margins wide enough for a loaded 2-core machine).
+        let server = try await startOffPool { try CredentialServer(ttl: 310) }
         defer { server.stop() }
         let provider = try Self.provider(
             ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.url.absoluteString], refreshWindow: .seconds(300)
@@ -220,7 +220,7 @@ import TestSupport
         #expect(try await provider.credentials().accessKeyID == "AKID1")
         #expect(try await server.issued() == 1)
 
-        try await Task.sleep(for: .milliseconds(2500))
+        try await Task.sleep(for: .milliseconds(10_500))
         let keys = try await withThrowingTaskGroup(of: String.self) { group in
             for _ in 0..<8 { group.addTask { try await provider.credentials().accessKeyID } }
             return try await group.reduce(into: []) { $0.append($1) }

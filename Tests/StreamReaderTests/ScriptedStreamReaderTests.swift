@@ -288,12 +288,12 @@ import Testing
             .init(id: "shard-busy", records: StreamScenario.events("a", 1...2)),
             .init(id: "shard-idle"),
         ]))
-        let reader = harness.makeReader { $0.pageLimit = 1; $0.stallTimeout = .milliseconds(300) }
+        let reader = harness.makeReader { $0.pageLimit = 1; $0.stallTimeout = .seconds(1) }
         let collector = Collector()
         let sawStalled = Mutex(false)
         try await Self.run(reader, process: { page in
             if Collector.label(page.records[0]) == "a1" {
-                let deadline = ContinuousClock.now + .seconds(1.2)
+                let deadline = ContinuousClock.now + .seconds(3)
                 while ContinuousClock.now < deadline {
                     if reader.status.shard("shard-busy")?.isStalled == true { sawStalled.withLock { $0 = true } }
                     try await Task.sleep(for: .milliseconds(20))
@@ -302,9 +302,12 @@ import Testing
             collector.add(page)
         }, until: { collector.records.count >= 2 })
         #expect(sawStalled.withLock { $0 }, "the busy shard was never flagged stalled")
-        #expect(harness.logs.count(.warning, containing: "stalled") == 1)
+        // One warning per stall episode, and each episode ends with one "progress again" line. (On a loaded
+        // machine a slow GetRecords can make a second, real episode; the pairing still holds.)
+        let warnings = harness.logs.count(.warning, containing: "stalled")
+        #expect(warnings >= 1)
         #expect(reader.status.stalledShardIDs.isEmpty, "the flag did not clear after progress")
-        #expect(harness.logs.count(.info, containing: "progress again") == 1)
+        #expect(harness.logs.count(.info, containing: "progress again") == warnings)
         await harness.shutdown()
     }
 
