@@ -294,7 +294,7 @@ import TestSupport
             """.write(to: credentialsFile, atomically: true, encoding: .utf8)
         let assumed = try Self.provider(
             Self.environment(["AWS_SHARED_CREDENTIALS_FILE": credentialsFile.path, "AWS_PROFILE": "app"]),
-            sts: verifying.url, logger: logger
+            sts: verifying.endpoint, logger: logger
         )
         do { _ = try await assumed.credentials() } catch { errors.append("\(error)") }
 
@@ -309,7 +309,7 @@ import TestSupport
             """.write(to: credentialsFile, atomically: true, encoding: .utf8)
         let accepted = try Self.provider(
             Self.environment(["AWS_SHARED_CREDENTIALS_FILE": credentialsFile.path, "AWS_PROFILE": "app"]),
-            sts: verifying.url, logger: logger
+            sts: verifying.endpoint, logger: logger
         )
         let roleCredentials = try await accepted.credentials()
         #expect(roleCredentials.sessionToken?.isEmpty == false)

@@ -119,30 +119,10 @@ import Testing
         let total = expected.values.reduce(0) { $0 + $1.count }
 
         // One subscriber group per topic.
-        let received = Mutex<[String: [Received]]>([:])
-        let groups = topics.all.map { topic in
-            SubscriberGroup(
-                name: "g-\(topic)",
-                configuration: KafkaConfiguration(bootstrapServers: brokers),
-                subscriptions: [Subscription(topic: topic) { event, context in
-                    received.withLock { $0[topic, default: []].append(Received(event: event, context: context)) }
-                }],
-                logger: Self.logger
-            )
-        }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for subscriber in groups { group.addTask { try await subscriber.run() } }
-            let deadline = ContinuousClock.now + .seconds(60)
-            while received.withLock({ $0.values.reduce(0) { $0 + $1.count } }) < total, ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            try await Task.sleep(for: .seconds(2))  // room for anything extra to show up
-            group.cancelAll()
-        }
+        let result = try await Self.collect(topics.all, brokers: brokers, expected: total)
         sidecar.requestStop()
         try await running.value
 
-        let result = received.withLock { $0 }
         for topic in topics.all {
             let got = result[topic, default: []]
             // Exactly the routed events, each once.
