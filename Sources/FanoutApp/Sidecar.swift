@@ -1,4 +1,5 @@
 import AWS
+import Foundation
 import AsyncHTTPClient
 import CQRSCore
 import Kafka
@@ -166,6 +167,7 @@ public final class Sidecar: Sendable {
             group.addTask { await reloader.run() }
             group.addTask { await self.recordKafkaStatistics() }
             group.addTask { await self.checkKafkaPeriodically() }
+            group.addTask { await self.recordShardMetrics() }
             if reloadOnHangup {
                 group.addTask {
                     for await _ in await UnixSignalsSequence(trapping: .sighup) {
@@ -213,6 +215,40 @@ public final class Sidecar: Sendable {
 
     /// The last background check of Kafka.
     var kafkaHealth: (ok: Bool, detail: String) { kafkaCheck.withLock { $0 } }
+
+    /// Per-shard lag as gauges, from the reader's status, every 5 s: the age of the newest record read,
+    /// the age of the last checkpoint, and whether the shard is stalled; plus trimmed gaps in total.
+    private func recordShardMetrics() async {
+        var gauges: [String: (age: Metrics.Gauge, checkpointAge: Metrics.Gauge, stalled: Metrics.Gauge)] = [:]
+        let gaps = Metrics.Gauge(label: "fanout_stream_trimmed_gaps")
+        let stalledShards = Metrics.Gauge(label: "fanout_stream_stalled_shards")
+        while !Task.isCancelled {
+            let status = reader.status
+            let now = Date()
+            for shard in status.shards {
+                let shardGauges = gauges[shard.shardID] ?? (
+                    Metrics.Gauge(label: "fanout_shard_newest_record_age_seconds", dimensions: [("shard", shard.shardID)]),
+                    Metrics.Gauge(label: "fanout_shard_checkpoint_age_seconds", dimensions: [("shard", shard.shardID)]),
+                    Metrics.Gauge(label: "fanout_shard_stalled", dimensions: [("shard", shard.shardID)])
+                )
+                gauges[shard.shardID] = shardGauges
+                if let age = shard.newestRecordAge {
+                    shardGauges.age.record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
+                }
+                if let checkpoint = shard.lastCheckpoint {
+                    shardGauges.checkpointAge.record(now.timeIntervalSince(checkpoint))
+                }
+                shardGauges.stalled.record(shard.isStalled ? 1 : 0)
+            }
+            gaps.record(status.trimmedGaps)
+            stalledShards.record(status.stalledShardIDs.count)
+            do {
+                try await Task.sleep(for: .seconds(5))
+            } catch {
+                return
+            }
+        }
+    }
 
     /// Asks Kafka for its metadata every 10 s, for readiness.
     private func checkKafkaPeriodically() async {

@@ -74,7 +74,13 @@ import Testing
         #expect(status.contains("\"orders.events\" : 1"))
         let ready = try await get("/readyz")
         #expect(ready.status == 200, "\(ready.body)")
-        let metrics = try await get("/metrics").body
+        var metrics = try await get("/metrics").body
+        while !metrics.contains("fanout_shard_newest_record_age_seconds{"), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(250))  // shard gauges are refreshed every 5 s
+            metrics = try await get("/metrics").body
+        }
+        #expect(metrics.contains("fanout_shard_checkpoint_age_seconds{shard="), "\(metrics)")
+        #expect(metrics.contains("fanout_stream_stalled_shards 0"))
         #expect(metrics.contains("fanout_records_read_total 1"), "\(metrics)")
         #expect(metrics.contains("fanout_routes_info{"))
         #expect(metrics.contains(#"fanout_records_routed_total{topic="orders.events"} 1"#))
