@@ -292,10 +292,10 @@ public final class Sidecar: Sendable {
             services.append(.init(service: application))
         }
         services.append(.init(service: SidecarService(sidecar: self)))
-        let group = ServiceGroup(
-            configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        )
-        try await group.run()
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // Draining is bounded: after 30 s the shutdown escalates to cancellation (what was checkpointed stays checkpointed).
+        configuration.maximumGracefulShutdownDuration = .seconds(30)
+        try await ServiceGroup(configuration: configuration).run()
     }
 }
 
