@@ -65,16 +65,28 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("http-port"), help: "Port of /healthz, /readyz, /status and /metrics; 0 picks a free one [FANOUT_HTTP_PORT] (default: 9400).")
     var httpPort: Int?
 
+    @Option(name: .customLong("log-format"), help: "text (readable lines) or json (one JSON object a line) [FANOUT_LOG_FORMAT] (default: text).")
+    var logFormat: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical [FANOUT_LOG_LEVEL] (default: info).")
     var logLevel: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let level = try parseLogLevel(logLevel ?? environment["FANOUT_LOG_LEVEL"] ?? "info")
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        let format = (logFormat ?? environment["FANOUT_LOG_FORMAT"] ?? "text").lowercased()
+        switch format {
+        case "text":
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case "json":
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
+        default:
+            printError("fanout: error: --log-format: \"\(format)\" is not text or json")
+            throw ExitCode.failure
         }
         let logger = Logger(label: "fanout")
         let metrics = bootstrapMetrics()

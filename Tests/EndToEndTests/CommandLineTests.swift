@@ -193,3 +193,31 @@ extension CommandLineTests {
         #expect(last.hasPrefix("fanout: error: Kafka: \(message)"), "\(result.standardError)")
     }
 }
+
+extension CommandLineTests {
+    @Test func jsonLogsAreOneObjectALine() throws {
+        let path = try Self.write(#"{"version": 7, "topics": {}, "routes": []}"#)
+        let result = try Self.run(
+            ["run", "--brokers", "127.0.0.1:1", "--table", "t", "--routes", path, "--log-format", "json"],
+            environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"]
+        )
+        #expect(result.status == 1)
+        let lines = result.standardError.split(separator: "\n").map(String.init)
+        let logLines = lines.filter { $0.hasPrefix("{") }
+        #expect(!logLines.isEmpty)
+        for line in logLines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect(object?["level"] as? String != nil, "\(line)")
+            #expect(object?["message"] as? String != nil)
+            #expect(object?["timestamp"] as? String != nil)
+        }
+        #expect(logLines.contains { $0.contains(#""message":"starting fanout""#) && $0.contains(#""librdkafka.version":"#) })
+        #expect(lines.last?.hasPrefix("fanout: error: invalid routes file") == true)
+    }
+
+    @Test func anUnknownLogFormatIsRefused() throws {
+        let result = try Self.run(["run", "--log-format", "xml"])
+        #expect(result.status == 1)
+        #expect(result.standardError == "fanout: error: --log-format: \"xml\" is not text or json\n")
+    }
+}
