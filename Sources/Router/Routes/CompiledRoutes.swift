@@ -1,4 +1,5 @@
 import CQRSCore
+import Synchronization
 
 /// One destination of a routed event: a topic, the routes that chose it, and the key to use.
 public struct RouteTarget: Sendable, Hashable {
@@ -35,12 +36,15 @@ public struct RouteVerdict: Sendable, Hashable {
 /// de-duplicated target list is built once too, so routing such a name is one
 /// hash lookup returning a shared array: its cost does not grow with the number
 /// of routes, and it allocates nothing. Other names are matched against the
-/// wildcard patterns only; content patterns are evaluated only for routes whose
-/// name already matched.
+/// wildcard index once and then cached the same way; content patterns are
+/// evaluated only for routes whose name already matched.
 public struct CompiledRoutes: Sendable {
     public let file: RoutesFile
     private let exact: [String: Candidates]
     private let wildcards: WildcardIndex
+    /// Names that only wildcard patterns match, resolved on first sight, so that later events of the same
+    /// name are one lookup too. Bounded: past `maximumCachedNames` names are resolved each time.
+    private let resolvedNames = ResolvedNames()
     /// Whether any content pattern looks at the event's `timestamp` (formatting it costs; most patterns don't).
     private let patternsReadTimestamp: Bool
 
@@ -90,7 +94,10 @@ public struct CompiledRoutes: Sendable {
 
     private func candidates(for eventName: String) -> Candidates {
         if let candidates = exact[eventName] { return candidates }
-        return Self.candidates(wildcards.routes(matching: eventName), in: file.routes)
+        if let candidates = resolvedNames.lookup(eventName) { return candidates }
+        let candidates = Self.candidates(wildcards.routes(matching: eventName), in: file.routes)
+        resolvedNames.store(candidates, for: eventName)
+        return candidates
     }
 
     /// The targets of an event; empty when no route matches.
@@ -135,6 +142,22 @@ public struct CompiledRoutes: Sendable {
             }
         }
         return order.map { RouteTarget(topic: $0, routeNames: byTopic[$0]!.names, key: byTopic[$0]!.key) }
+    }
+}
+
+/// The cache behind `CompiledRoutes.candidates(for:)` for names no exact pattern names.
+private final class ResolvedNames: Sendable {
+    static let maximumCachedNames = 10_000
+    private let names = Mutex<[String: CompiledRoutes.Candidates]>([:])
+
+    func lookup(_ name: String) -> CompiledRoutes.Candidates? {
+        names.withLock { $0[name] }
+    }
+
+    func store(_ candidates: CompiledRoutes.Candidates, for name: String) {
+        names.withLock { names in
+            if names.count < Self.maximumCachedNames { names[name] = candidates }
+        }
     }
 }
 
