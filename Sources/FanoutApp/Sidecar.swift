@@ -295,6 +295,19 @@ public final class Sidecar: Sendable {
         var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         // Draining is bounded: after 30 s the shutdown escalates to cancellation (what was checkpointed stays checkpointed).
         configuration.maximumGracefulShutdownDuration = .seconds(30)
+        let secondSignal = Task { [logger] in
+            // The first SIGTERM/SIGINT starts the graceful shutdown (the service group traps it too);
+            // a second one means "now": exit at once. Checkpoints already written stay written; records
+            // not yet acknowledged were never checkpointed, so the next start reads them again.
+            var received = 0
+            for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                received += 1
+                guard received >= 2 else { continue }
+                logger.warning("second signal: exiting at once without draining", metadata: ["fanout.signal": "\(signal)"])
+                exit(128 + signal.rawValue)
+            }
+        }
+        defer { secondSignal.cancel() }
         try await ServiceGroup(configuration: configuration).run()
     }
 }

@@ -4,7 +4,7 @@ import Foundation
 ///
 /// Addresses come from the process environment first, then from the env file
 /// that `scripts/services start` writes (`.services/env` at the package root,
-/// or `$FANOUT_SERVICES_DIR/env`). A missing server is a test failure that
+/// or `$FANOUT_TEST_SERVICES_DIR/env`). A missing server is a test failure that
 /// says how to start it, never a skip.
 public enum TestServices {
     public struct Missing: Error, CustomStringConvertible {
@@ -55,7 +55,7 @@ public enum TestServices {
     }
 
     static var envFilePath: URL {
-        if let dir = ProcessInfo.processInfo.environment["FANOUT_SERVICES_DIR"], !dir.isEmpty {
+        if let dir = ProcessInfo.processInfo.environment["FANOUT_TEST_SERVICES_DIR"], !dir.isEmpty {
             return URL(fileURLWithPath: dir).appendingPathComponent("env")
         }
         return packageRoot.appendingPathComponent(".services/env")

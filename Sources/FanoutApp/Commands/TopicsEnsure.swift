@@ -1,0 +1,80 @@
+import Kafka
+import Router
+
+/// `fanout topics ensure`: creates the topics a routes file (and Fanout itself) needs, and reports
+/// every existing one that differs from what the file asks for.
+public enum TopicsEnsure {
+    public struct Report: Sendable {
+        /// One line per topic: `created`, `missing` (dry run), `ok`, `fixed` or `drift`.
+        public var lines: [String]
+        /// Topics that still differ from the file after this run.
+        public var driftCount: Int
+    }
+
+    /// The topics to check: every topic of the routes file, then the checkpoint topic (compacted, one partition).
+    public static func specifications(routes: RoutesFile, checkpointTopic: String?) -> [KafkaTopicSpecification] {
+        var specifications = routes.allTopics.map { topic in
+            KafkaTopicSpecification(
+                name: topic.name, partitions: topic.settings.partitions,
+                replicationFactor: topic.settings.replicationFactor, configs: topic.settings.configs
+            )
+        }
+        if let checkpointTopic {
+            specifications.append(
+                KafkaTopicSpecification(name: checkpointTopic, partitions: 1, replicationFactor: 1, configs: ["cleanup.policy": "compact"])
+            )
+        }
+        return specifications
+    }
+
+    /// - Parameters:
+    ///   - fix: add missing partitions to topics that have fewer than the file asks for.
+    ///   - dryRun: create and change nothing; report what would be done.
+    public static func run(
+        _ specifications: [KafkaTopicSpecification], admin: KafkaAdmin, fix: Bool, dryRun: Bool
+    ) async throws -> Report {
+        let existing = try await admin.listTopics()
+        var lines: [String] = []
+        var drift = 0
+        var toCreate: [KafkaTopicSpecification] = []
+        for specification in specifications {
+            let name = specification.name
+            guard let partitions = existing[name] else {
+                toCreate.append(specification)
+                let configs = specification.configs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                lines.append("\(dryRun ? "missing" : "created") \(name): \(specification.partitions) partitions, replication \(specification.replicationFactor)\(configs.isEmpty ? "" : ", \(configs)")")
+                continue
+            }
+            var differences: [String] = []
+            var fixed: [String] = []
+            if partitions < specification.partitions {
+                if fix && !dryRun {
+                    try await admin.createPartitions([name: specification.partitions])
+                    fixed.append("partitions \(partitions) -> \(specification.partitions)")
+                } else {
+                    differences.append("\(partitions) partitions, the file asks for \(specification.partitions) (--fix adds them)")
+                }
+            } else if partitions > specification.partitions {
+                differences.append("\(partitions) partitions, the file asks for \(specification.partitions) (Kafka cannot remove partitions)")
+            }
+            if !specification.configs.isEmpty {
+                let actual = try await admin.describeTopicConfigs(name)
+                for (key, wanted) in specification.configs.sorted(by: { $0.key < $1.key }) where actual[key] != wanted {
+                    differences.append("\(key) is \(actual[key] ?? "unset"), the file asks for \(wanted)")
+                }
+            }
+            if !differences.isEmpty {
+                drift += 1
+                lines.append("drift \(name): \(differences.joined(separator: "; "))")
+            } else if !fixed.isEmpty {
+                lines.append("fixed \(name): \(fixed.joined(separator: "; "))")
+            } else {
+                lines.append("ok \(name)")
+            }
+        }
+        if !dryRun, !toCreate.isEmpty {
+            try await admin.createTopics(toCreate)
+        }
+        return Report(lines: lines, driftCount: drift)
+    }
+}

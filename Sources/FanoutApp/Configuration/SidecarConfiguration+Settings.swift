@@ -1,0 +1,129 @@
+import AWS
+import Foundation
+import Kafka
+import Logging
+import StreamReader
+
+extension ResolvedSettings {
+    /// Kafka client properties from `-X` pairs and the first-class security settings (which win
+    /// over `-X`). Every value is checked for form here; librdkafka checks the rest at start-up.
+    public func kafkaProperties() throws -> [String: String] {
+        var properties: [String: String] = [:]
+        for pair in list(.kafkaProperties) {
+            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                throw SettingsError("\(source(.kafkaProperties)): \"\(ResolvedSettings.redactProperty(pair))\" is not key=value")
+            }
+            properties[String(pair[..<eq]).trimmingCharacters(in: .whitespaces)] = String(pair[pair.index(after: eq)...])
+        }
+        if let text = string(.kafkaSecurityProtocol) {
+            let value = text.lowercased()
+            guard ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"].contains(value) else {
+                throw SettingsError("\(source(.kafkaSecurityProtocol)): \"\(text)\" is not plaintext, ssl, sasl_plaintext or sasl_ssl")
+            }
+            if source(.kafkaSecurityProtocol) != .defaultValue || properties["security.protocol"] == nil {
+                properties["security.protocol"] = value
+            }
+        }
+        for (setting, property) in [
+            (Setting.kafkaSSLCALocation, "ssl.ca.location"), (.kafkaSSLCertificateLocation, "ssl.certificate.location"),
+            (.kafkaSSLKeyLocation, "ssl.key.location"),
+        ] {
+            guard let path = string(setting) else { continue }
+            guard FileManager.default.isReadableFile(atPath: path) else {
+                throw SettingsError("\(source(setting)): \"\(path)\" is not a readable file")
+            }
+            properties[property] = path
+        }
+        if let password = string(.kafkaSSLKeyPassword) { properties["ssl.key.password"] = password }
+        if let text = string(.kafkaSASLMechanism) {
+            let mechanism = text.uppercased()
+            guard ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"].contains(mechanism) else {
+                throw SettingsError("\(source(.kafkaSASLMechanism)): \"\(text)\" is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+            }
+            properties["sasl.mechanisms"] = mechanism
+        }
+        if let username = string(.kafkaSASLUsername) { properties["sasl.username"] = username }
+        if let password = string(.kafkaSASLPassword) { properties["sasl.password"] = password }
+        let usesSASL = properties["security.protocol"]?.hasPrefix("sasl") ?? false
+        if usesSASL, properties["sasl.mechanisms"] == nil, properties["sasl.mechanism"] == nil {
+            throw SettingsError("\(source(.kafkaSecurityProtocol)): \(properties["security.protocol"]!) needs a SASL mechanism: set \(Setting.kafkaSASLMechanism.flagName) or \(Setting.kafkaSASLMechanism.environmentName)")
+        }
+        if usesSASL, properties["sasl.mechanisms"] != "GSSAPI", properties["sasl.username"] == nil || properties["sasl.password"] == nil {
+            throw SettingsError("\(source(.kafkaSecurityProtocol)): SASL needs a user name and a password: set \(Setting.kafkaSASLUsername.flagName) and \(Setting.kafkaSASLPassword.environmentName)")
+        }
+        if !usesSASL, properties["sasl.username"] != nil || properties["sasl.password"] != nil {
+            throw SettingsError("\(source(.kafkaSASLUsername)): SASL credentials are set but the security protocol is \(properties["security.protocol"] ?? "plaintext"): set \(Setting.kafkaSecurityProtocol.flagName) to sasl_ssl or sasl_plaintext")
+        }
+        return properties
+    }
+
+    /// The Kafka client settings of every command that talks to Kafka.
+    public func kafkaConfiguration() throws -> KafkaConfiguration {
+        guard let brokers = string(.brokers), !brokers.isEmpty else {
+            throw SettingsError("no Kafka brokers: set \(Setting.brokers.flagName), \(Setting.brokers.environmentName) or \"brokers\" in the configuration file")
+        }
+        return KafkaConfiguration(bootstrapServers: brokers, properties: try kafkaProperties())
+    }
+
+    /// The log level of `--log-level`.
+    public func logLevel() throws -> Logger.Level {
+        let text = string(.logLevel) ?? "info"
+        guard let level = Logger.Level(rawValue: text.lowercased()) else {
+            throw SettingsError("\(source(.logLevel)): \"\(text)\" is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        return level
+    }
+
+    /// `text` or `json`.
+    public func logFormat() throws -> String {
+        let format = (string(.logFormat) ?? "text").lowercased()
+        guard ["text", "json"].contains(format) else {
+            throw SettingsError("\(source(.logFormat)): \"\(format)\" is not text or json")
+        }
+        return format
+    }
+
+    /// The status server's port.
+    public func httpPort() throws -> Int {
+        let port = int(.httpPort) ?? defaultStatusPort
+        guard (0...65535).contains(port) else {
+            throw SettingsError("\(source(.httpPort)): \(port) is not a port number (0-65535)")
+        }
+        return port
+    }
+
+    /// Everything `fanout run` needs, checked.
+    public func sidecarConfiguration(environment: [String: String]) throws -> SidecarConfiguration {
+        let kafka = try kafkaConfiguration()
+        let positionText = (string(.startPosition) ?? "TRIM_HORIZON").uppercased()
+        guard let position = StartPosition(rawValue: positionText) else {
+            throw SettingsError("\(source(.startPosition)): \"\(positionText)\" is not TRIM_HORIZON or LATEST")
+        }
+        let pollSeconds = double(.routesPollInterval) ?? 2
+        guard pollSeconds > 0, pollSeconds <= 3600 else {
+            throw SettingsError("\(source(.routesPollInterval)): \(pollSeconds) is not a number of seconds between 0 and 3600")
+        }
+        let application = string(.application) ?? "fanout"
+        guard !application.isEmpty, application.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else {
+            throw SettingsError("\(source(.application)): \"\(application)\" must be letters, digits, '.', '_' or '-' (it names Kafka topics)")
+        }
+        let aws: AWSConfiguration
+        do {
+            aws = try AWSConfiguration.fromEnvironment(environment)
+        } catch {
+            throw SettingsError("AWS settings: \(error)")
+        }
+        return SidecarConfiguration(
+            brokers: kafka["bootstrap.servers"] ?? "",
+            routesPath: string(.routes) ?? "routes.json",
+            tableName: string(.table),
+            streamARN: string(.streamArn),
+            startPosition: position,
+            kafkaProperties: kafka.properties.filter { $0.key != "bootstrap.servers" },
+            routesPollInterval: .milliseconds(Int64(pollSeconds * 1000)),
+            application: application,
+            exactlyOnce: bool(.exactlyOnce) ?? false,
+            aws: aws
+        )
+    }
+}

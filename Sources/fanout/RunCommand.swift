@@ -1,0 +1,135 @@
+import ArgumentParser
+import Configuration
+import FanoutApp
+import Foundation
+import Logging
+
+/// The settings of `fanout run` beyond Kafka's.
+struct RunOptions: ParsableArguments {
+    @Option(name: .long, help: .setting(.routes, valueName: "file"))
+    var routes: String?
+
+    @Option(name: .customLong("routes-poll-interval"), help: .setting(.routesPollInterval, valueName: "seconds"))
+    var routesPollInterval: String?
+
+    @Option(name: .long, help: .setting(.table))
+    var table: String?
+
+    @Option(name: .customLong("stream-arn"), help: .setting(.streamArn))
+    var streamARN: String?
+
+    @Option(name: .customLong("start-position"), help: .setting(.startPosition))
+    var startPosition: String?
+
+    @OptionGroup var application: ApplicationOption
+
+    @Flag(name: .customLong("exactly-once"), help: .setting(.exactlyOnce))
+    var exactlyOnce = false
+
+    @Option(name: .customLong("http-port"), help: .setting(.httpPort))
+    var httpPort: String?
+
+    @Option(name: .customLong("log-format"), help: .setting(.logFormat))
+    var logFormat: String?
+
+    @Option(name: .customLong("log-level"), help: .setting(.logLevel))
+    var logLevel: String?
+
+    static let settings: [Setting] = [
+        .routes, .routesPollInterval, .table, .streamArn, .startPosition, .application, .exactlyOnce, .httpPort, .logFormat, .logLevel,
+    ]
+
+    func flags() throws -> [Setting: ConfigContent] {
+        var flags = application.flags
+        flags[.routes] = routes.map(ConfigContent.string)
+        flags[.routesPollInterval] = try routesPollInterval.map { try SettingsLoader.parse($0, as: .routesPollInterval) }
+        flags[.table] = table.map(ConfigContent.string)
+        flags[.streamArn] = streamARN.map(ConfigContent.string)
+        flags[.startPosition] = startPosition.map(ConfigContent.string)
+        if exactlyOnce { flags[.exactlyOnce] = .bool(true) }
+        flags[.httpPort] = try httpPort.map { try SettingsLoader.parse($0, as: .httpPort) }
+        flags[.logFormat] = logFormat.map(ConfigContent.string)
+        flags[.logLevel] = logLevel.map(ConfigContent.string)
+        return flags
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the sidecar: read the stream, route each event, publish it to Kafka.",
+        discussion: """
+            Each setting comes from its flag, else its environment variable (in brackets), else the JSON
+            configuration file (--config), else its default; docs/configuration.md lists them all.
+            Unknown FANOUT_* variables and unknown keys in the configuration file are refused.
+            AWS settings follow the AWS conventions: AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+            AWS_SESSION_TOKEN, AWS_PROFILE, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_DYNAMODB_STREAMS.
+            SIGTERM or SIGINT stops reading, drains what is in flight, flushes, checkpoints and exits 0 (within 30 s);
+            a second signal exits at once with 128 + the signal's number (checkpoints already written stay; records
+            not yet acknowledged are read again on the next start). SIGHUP re-reads the routes file.
+            """
+    )
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var options: RunOptions
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let settings: ResolvedSettings
+        let configuration: SidecarConfiguration
+        let port: Int
+        let level: Logger.Level
+        let format: String
+        do {
+            settings = try kafka.resolve(adding: try options.flags(), settings: RunOptions.settings)
+            level = try settings.logLevel()
+            format = try settings.logFormat()
+            port = try settings.httpPort()
+            configuration = try settings.sidecarConfiguration(environment: environment)
+        } catch {
+            printError("fanout: error: \(error)")
+            throw ExitCode.failure
+        }
+        switch format {
+        case "json":
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
+        default:
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        }
+        let logger = Logger(label: "fanout")
+        logger.info("settings", metadata: ["fanout.version": "\(Fanout.version)", "fanout.settings": "\(settings.redactedSummary)"])
+        let metrics = bootstrapMetrics()
+        do {
+            let sidecar = try await Sidecar.make(configuration: configuration, logger: logger)
+            try await sidecar.runUntilSignalled(statusPort: port, metrics: metrics)
+        } catch {
+            printError("fanout: error: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+struct ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "config",
+        abstract: "Print the settings `fanout run` would use with these flags, environment and configuration file, and where each came from; secrets are redacted.",
+        discussion: "Exits 1 with one line naming the setting when any is invalid, as `fanout run` would."
+    )
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var options: RunOptions
+
+    func run() async throws {
+        try await reportingErrors {
+            let settings = try kafka.resolve(adding: try options.flags(), settings: RunOptions.settings)
+            _ = try settings.logLevel()
+            _ = try settings.logFormat()
+            _ = try settings.httpPort()
+            _ = try settings.sidecarConfiguration(environment: ProcessInfo.processInfo.environment)
+            settings.describe().forEach { print($0) }
+        }
+    }
+}
