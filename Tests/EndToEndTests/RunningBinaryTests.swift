@@ -25,7 +25,7 @@ import Testing
         try await store.append([GenericDomainEventMessage(eventName: "OrderPlaced", aggregateID: "o-1", aggregateType: "Order", sequenceNumber: 1, payload: [:])])
 
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(table).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let process = Process()
         process.executableURL = CommandLineTests.binary
         process.arguments = [
@@ -84,6 +84,11 @@ import Testing
         #expect(metrics.contains("fanout_records_read_total 1"), "\(metrics)")
         #expect(metrics.contains("fanout_routes_info{"))
         #expect(metrics.contains(#"fanout_records_routed_total{topic="orders.events"} 1"#))
+        #expect(metrics.contains(#"fanout_route_records_total{route="orders"} 1"#), "\(metrics)")
+        #expect(metrics.contains("fanout_delivery_latency_seconds_count 1"), "\(metrics)")
+        #expect(metrics.contains(#"fanout_delivery_latency_seconds_bucket{le="+Inf"} 1"#))
+        #expect(metrics.contains(#"fanout_aws_requests_total{operation="DynamoDBStreams.GetRecords"}"#))
+        #expect(metrics.contains(#"fanout_aws_requests_total{operation="DynamoDB.DescribeTable"} 1"#))
         #expect(try await get("/nope").status == 404)
 
         kill(process.processIdentifier, SIGTERM)

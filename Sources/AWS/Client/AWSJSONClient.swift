@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 
@@ -57,10 +58,16 @@ public final class AWSJSONClient: Sendable {
         let policy = configuration.retryPolicy
         let started = ContinuousClock.now
         var attempt = 1
+        let label = name(operation)
         while true {
+            Counter(label: "fanout_aws_requests_total", dimensions: [("operation", label)]).increment()
             do {
                 return try await attemptCall(operation, body: jsonBody)
             } catch var error as AWSError {
+                Counter(label: "fanout_aws_errors_total", dimensions: [("operation", label), ("code", error.type)]).increment()
+                if error.isThrottling {
+                    Counter(label: "fanout_aws_throttles_total", dimensions: [("operation", label)]).increment()
+                }
                 error.attempts = attempt
                 guard error.isRetriable, attempt < policy.maxAttempts else { throw error }
                 let delay = policy.delay(beforeRetry: attempt, throttled: error.isThrottling)

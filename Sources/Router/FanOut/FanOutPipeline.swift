@@ -1,4 +1,5 @@
 import AWS
+import Foundation
 import CQRSCore
 import Kafka
 import Logging
@@ -30,6 +31,7 @@ public final class FanOutPipeline: Sendable {
     private let recordsRead = Counter(label: "fanout_records_read_total")
     private let deadLettered = Counter(label: "fanout_records_dead_lettered_total")
     private let ignored = Counter(label: "fanout_records_ignored_total")
+    private let deliveryLatency = Metrics.Timer(label: "fanout_delivery_latency_seconds")
 
     /// - Parameters:
     ///   - exactlyOnce: in exactly-once mode, the checkpoint store whose record of each page is committed in the
@@ -86,6 +88,17 @@ public final class FanOutPipeline: Sendable {
             _ = try await producer.send(records)
         }
         record(page: page, records: records, outcomes: outcomes)
+        recordLatency(page)
+    }
+
+    /// Delivery latency: from the record's ApproximateCreationDateTime (DynamoDB rounds it down to
+    /// the second) to Kafka's acknowledgement, one observation per stream record.
+    private func recordLatency(_ page: ShardRecords) {
+        let now = Date()
+        for record in page.records {
+            guard let created = record.approximateCreationDateTime else { continue }
+            deliveryLatency.recordSeconds(max(0, now.timeIntervalSince(created)))
+        }
     }
 
     private func record(page: ShardRecords, records: [KafkaProducerRecord], outcomes: [RecordOutcome]) {
@@ -112,6 +125,14 @@ public final class FanOutPipeline: Sendable {
         }
         for (topic, count) in routedByTopic {
             counter("fanout_records_routed_total", ("topic", topic)).increment(by: Int64(count))
+        }
+        var byRoute: [Substring: Int] = [:]
+        for record in records {
+            guard let routes = record.headers.first(where: { $0.key == FanoutHeader.route })?.value else { continue }
+            for name in String(decoding: routes, as: UTF8.self).split(separator: ",") { byRoute[name, default: 0] += 1 }
+        }
+        for (route, count) in byRoute {
+            counter("fanout_route_records_total", ("route", String(route))).increment(by: Int64(count))
         }
         for (name, count) in unrouted {
             counter("fanout_events_unrouted_total", ("event", name)).increment(by: Int64(count))
