@@ -30,7 +30,8 @@ struct Run: AsyncParsableCommand {
         discussion: """
             Every option also reads from its environment variable (shown in brackets); a flag wins.
             AWS settings follow the AWS conventions: AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-            AWS_SESSION_TOKEN, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_DYNAMODB_STREAMS.
+            AWS_SESSION_TOKEN, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_DYNAMODB_STREAMS,
+            AWS_ENDPOINT_URL_KINESIS.
             SIGTERM or SIGINT stops reading, drains what is in flight, flushes and exits 0.
             """
     )
@@ -47,8 +48,14 @@ struct Run: AsyncParsableCommand {
     @Option(name: .customLong("stream-arn"), help: "The DynamoDB stream to read, instead of --table [FANOUT_STREAM_ARN].")
     var streamARN: String?
 
-    @Option(name: .customLong("start-position"), help: "Where a shard without a checkpoint starts: TRIM_HORIZON or LATEST [FANOUT_START_POSITION] (default: TRIM_HORIZON).")
+    @Option(name: .customLong("kinesis-stream"), help: "A Kinesis data stream (name or ARN) carrying DynamoDB changes, instead of --table or --stream-arn [FANOUT_KINESIS_STREAM].")
+    var kinesisStream: String?
+
+    @Option(name: .customLong("start-position"), help: "Where a shard without a checkpoint starts: TRIM_HORIZON, LATEST or (Kinesis only) AT_TIMESTAMP [FANOUT_START_POSITION] (default: TRIM_HORIZON).")
     var startPosition: String?
+
+    @Option(name: .customLong("start-timestamp"), help: "With --start-position AT_TIMESTAMP: the ISO-8601 time to start at, e.g. 2025-01-31T12:00:00Z [FANOUT_START_TIMESTAMP].")
+    var startTimestamp: String?
 
     @Option(name: .long, help: "Names this deployment: its checkpoint topic fanout.checkpoints.<application> and transactional id [FANOUT_APPLICATION] (default: fanout).")
     var application: String?
@@ -110,7 +117,19 @@ struct Run: AsyncParsableCommand {
         }
         let positionText = (startPosition ?? environment["FANOUT_START_POSITION"] ?? "TRIM_HORIZON").uppercased()
         guard let position = StartPosition(rawValue: positionText) else {
-            throw StartupError("--start-position: \"\(positionText)\" is not TRIM_HORIZON or LATEST")
+            throw StartupError("--start-position: \"\(positionText)\" is not TRIM_HORIZON, LATEST or AT_TIMESTAMP")
+        }
+        let timestampText = startTimestamp ?? environment["FANOUT_START_TIMESTAMP"]
+        let timestamp = try timestampText.map { text in
+            guard let date = parseTimestamp(text) else {
+                throw StartupError("--start-timestamp: \"\(text)\" is not an ISO-8601 time such as 2025-01-31T12:00:00Z")
+            }
+            return date
+        }
+        if (position == .atTimestamp) != (timestamp != nil) {
+            throw StartupError(position == .atTimestamp
+                ? "--start-position AT_TIMESTAMP needs --start-timestamp (FANOUT_START_TIMESTAMP)"
+                : "--start-timestamp is only used with --start-position AT_TIMESTAMP")
         }
         var properties: [String: String] = [:]
         for pair in kafkaProperties {
@@ -138,13 +157,23 @@ struct Run: AsyncParsableCommand {
             routesPath: routes ?? environment["FANOUT_ROUTES"] ?? "routes.json",
             tableName: table ?? environment["FANOUT_TABLE"],
             streamARN: streamARN ?? environment["FANOUT_STREAM_ARN"],
+            kinesisStream: kinesisStream ?? environment["FANOUT_KINESIS_STREAM"],
             startPosition: position,
+            startTimestamp: timestamp,
             kafkaProperties: properties,
             routesPollInterval: .milliseconds(Int64(pollSeconds * 1000)),
             application: application ?? environment["FANOUT_APPLICATION"] ?? "fanout",
             exactlyOnce: exactlyOnce || exactlyOnceText == "true" || exactlyOnceText == "1",
             aws: aws
         )
+    }
+
+    /// An ISO-8601 time with a zone (`Z` or `±hh:mm`), with or without fractional seconds.
+    func parseTimestamp(_ text: String) -> Date? {
+        let plain = ISO8601DateFormatter()
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return plain.date(from: text) ?? fractional.date(from: text)
     }
 
     func parseLogLevel(_ text: String) throws -> Logger.Level {
