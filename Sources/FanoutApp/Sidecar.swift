@@ -28,7 +28,7 @@ public final class Sidecar: Sendable {
     public let reloader: RoutesReloader
     public let streamARN: String
     public let pipeline: FanOutPipeline
-    private let reader: DynamoDBStreamReader
+    private let reader: ShardedStreamReader
     private let kafkaCheck = Mutex<(ok: Bool, detail: String)>((true, "reachable at start-up"))
     private let producer: KafkaProducer
     private let admin: KafkaAdmin
@@ -37,7 +37,7 @@ public final class Sidecar: Sendable {
 
     private init(
         configuration: SidecarConfiguration, routes: LiveRoutes, reloader: RoutesReloader, streamARN: String, pipeline: FanOutPipeline,
-        reader: DynamoDBStreamReader, producer: KafkaProducer, admin: KafkaAdmin, httpClient: HTTPClient, logger: Logger
+        reader: ShardedStreamReader, producer: KafkaProducer, admin: KafkaAdmin, httpClient: HTTPClient, logger: Logger
     ) {
         self.configuration = configuration
         self.routes = routes
@@ -87,7 +87,7 @@ public final class Sidecar: Sendable {
 
         let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
         do {
-            let streamARN = try await resolveStreamARN(configuration: configuration, httpClient: httpClient, logger: logger)
+            let (streamARN, source) = try await resolveSource(configuration: configuration, httpClient: httpClient, logger: logger)
             var producerConfiguration = configuration.kafka
             if producerConfiguration["statistics.interval.ms"] == nil {
                 producerConfiguration["statistics.interval.ms"] = "10000"
@@ -116,12 +116,12 @@ public final class Sidecar: Sendable {
             let checkpointStore: any CheckpointStore = configuration.exactlyOnce ? kafkaCheckpoints : (checkpoints ?? kafkaCheckpoints)
             if checkpointStore is KafkaCheckpointStore { try await kafkaCheckpoints.ensureTopic(admin: admin) }
             let pipeline = FanOutPipeline(routes: routes, producer: producer, exactlyOnce: exactlyOnce, logger: logger)
-            let streams = DynamoDBStreams(configuration: configuration.aws, httpClient: httpClient, logger: logger)
-            let reader = DynamoDBStreamReader(
-                streams: streams,
+            let reader = ShardedStreamReader(
+                source: source,
                 configuration: StreamReaderConfiguration(
                     streamARN: streamARN,
                     startPosition: configuration.startPosition,
+                    startTimestamp: configuration.startTimestamp,
                     idlePollInterval: configuration.idlePollInterval
                 ),
                 checkpoints: checkpointStore,
@@ -138,10 +138,54 @@ public final class Sidecar: Sendable {
         }
     }
 
+    /// The stream to read and its ARN (the key of its checkpoints): a Kinesis stream, or a DynamoDB stream given
+    /// by ARN or by its table.
+    private static func resolveSource(
+        configuration: SidecarConfiguration, httpClient: HTTPClient, logger: Logger
+    ) async throws -> (streamARN: String, source: any StreamSource) {
+        if configuration.startPosition == .atTimestamp, configuration.startTimestamp == nil {
+            throw StartupError("--start-position AT_TIMESTAMP needs --start-timestamp (FANOUT_START_TIMESTAMP), an ISO-8601 time")
+        }
+        if let stream = configuration.kinesisStream {
+            if configuration.tableName != nil || configuration.streamARN != nil {
+                throw StartupError("--kinesis-stream \(stream): set one source, a Kinesis stream or a DynamoDB table/stream ARN, not both")
+            }
+            return try await resolveKinesisStream(stream, configuration: configuration, httpClient: httpClient, logger: logger)
+        }
+        if configuration.startPosition == .atTimestamp {
+            throw StartupError("--start-position AT_TIMESTAMP: DynamoDB Streams has no AT_TIMESTAMP iterator (only Kinesis streams have); use TRIM_HORIZON or LATEST")
+        }
+        let arn = try await resolveStreamARN(configuration: configuration, httpClient: httpClient, logger: logger)
+        let streams = DynamoDBStreams(configuration: configuration.aws, httpClient: httpClient, logger: logger)
+        return (arn, DynamoDBStreamsSource(streams: streams, streamARN: arn))
+    }
+
+    private static func resolveKinesisStream(
+        _ stream: String, configuration: SidecarConfiguration, httpClient: HTTPClient, logger: Logger
+    ) async throws -> (streamARN: String, source: any StreamSource) {
+        let isARN = stream.hasPrefix("arn:")
+        guard let name = isARN ? KinesisSource.streamName(fromARN: stream) : stream, !name.isEmpty, !name.contains(":"), !name.contains("/") else {
+            throw StartupError("--kinesis-stream: \"\(stream)\" is neither a stream name nor a Kinesis stream ARN (arn:aws:kinesis:REGION:ACCOUNT:stream/NAME)")
+        }
+        let kinesis = Kinesis(configuration: configuration.aws, httpClient: httpClient, logger: logger)
+        let summary: (streamARN: String, status: String)
+        do {
+            summary = try await kinesis.describeStreamSummary(name: name)
+        } catch let error as AWSError where error.type == AWSError.resourceNotFound {
+            throw StartupError("Kinesis stream \"\(name)\" does not exist in \(configuration.aws.region) at \(configuration.aws.endpoint(for: .kinesis))")
+        } catch {
+            throw StartupError("cannot describe Kinesis stream \"\(name)\": \(error)")
+        }
+        if isARN, summary.streamARN != stream {
+            throw StartupError("--kinesis-stream \(stream): the stream \"\(name)\" in \(configuration.aws.region) has the ARN \(summary.streamARN); set AWS_REGION to the ARN's region")
+        }
+        return (summary.streamARN, KinesisSource(kinesis: kinesis, streamName: name))
+    }
+
     private static func resolveStreamARN(configuration: SidecarConfiguration, httpClient: HTTPClient, logger: Logger) async throws -> String {
         if let arn = configuration.streamARN { return arn }
         guard let table = configuration.tableName else {
-            throw StartupError("no source: set --table (FANOUT_TABLE) or --stream-arn (FANOUT_STREAM_ARN)")
+            throw StartupError("no source: set --table (FANOUT_TABLE), --stream-arn (FANOUT_STREAM_ARN) or --kinesis-stream (FANOUT_KINESIS_STREAM)")
         }
         let dynamoDB = DynamoDB(configuration: configuration.aws, httpClient: httpClient, logger: logger)
         let description: TableDescription

@@ -1,4 +1,5 @@
 import AWS
+import Foundation
 import Kafka
 import StreamReader
 
@@ -12,8 +13,13 @@ public struct SidecarConfiguration: Sendable {
     public var tableName: String?
     /// The stream to read, when given directly.
     public var streamARN: String?
+    /// A Kinesis data stream (name or ARN) to read instead of a DynamoDB stream: DynamoDB's Kinesis
+    /// streaming destination, whose records carry the item changes in their data.
+    public var kinesisStream: String?
     /// Where a shard without a checkpoint starts.
     public var startPosition: StartPosition
+    /// Where `.atTimestamp` starts (Kinesis only).
+    public var startTimestamp: Date?
     /// Any librdkafka property (`-X key=value`), applied to every Kafka client after Fanout's defaults.
     public var kafkaProperties: [String: String]
     /// Longest wait between polls of an idle shard.
@@ -34,7 +40,9 @@ public struct SidecarConfiguration: Sendable {
         routesPath: String = "routes.json",
         tableName: String? = nil,
         streamARN: String? = nil,
+        kinesisStream: String? = nil,
         startPosition: StartPosition = .trimHorizon,
+        startTimestamp: Date? = nil,
         kafkaProperties: [String: String] = [:],
         idlePollInterval: Duration = .milliseconds(250),
         kafkaStartupTimeout: Duration = .seconds(5),
@@ -49,7 +57,9 @@ public struct SidecarConfiguration: Sendable {
         self.routesPath = routesPath
         self.tableName = tableName
         self.streamARN = streamARN
+        self.kinesisStream = kinesisStream
         self.startPosition = startPosition
+        self.startTimestamp = startTimestamp
         self.kafkaProperties = kafkaProperties
         self.idlePollInterval = idlePollInterval
         self.kafkaStartupTimeout = kafkaStartupTimeout

@@ -1,8 +1,9 @@
 import AWS
 
 /// Decides which shards may be read now: a shard is ready when it is not
-/// finished and its parent is finished or no longer listed (trimmed away).
-/// Reading a child before its parent ends would break per-item order.
+/// finished and each of its parents (one, or two after a Kinesis merge) is
+/// finished or no longer listed (trimmed away). Reading a child before its
+/// parents end would break per-item order.
 public struct ShardLineage: Sendable {
     public var shards: [Shard]
 
@@ -15,8 +16,7 @@ public struct ShardLineage: Sendable {
         let listed = Set(shards.map(\.shardID))
         return shards.filter { shard in
             guard !finished.contains(shard.shardID), !running.contains(shard.shardID) else { return false }
-            guard let parent = shard.parentShardID else { return true }
-            return finished.contains(parent) || !listed.contains(parent)
+            return shard.parentShardIDs.allSatisfy { parent in finished.contains(parent) || !listed.contains(parent) }
         }
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// What the reader is doing, readable at any time through ``DynamoDBStreamReader/status``.
+/// What the reader is doing, readable at any time through ``ShardedStreamReader/status``.
 ///
 /// Plain numbers only: the status endpoint and the metrics read them; nothing
 /// here is reported anywhere by the reader itself except through its logs.
@@ -46,9 +46,13 @@ public struct ShardStatus: Sendable, Hashable {
 
     public var shardID: String
     public var parentShardID: String?
+    /// The second parent of a shard made by a Kinesis merge.
+    public var adjacentParentShardID: String?
     public var state: State
     /// The stream listed the shard with an ending sequence number: no record will be added.
     public var isClosed: Bool
+    /// `MillisBehindLatest` of the last GetRecords (Kinesis only): how far the shard's reading is behind its newest record.
+    public var millisBehindLatest: Int?
     /// The last sequence number `process` returned for (and that was checkpointed).
     public var lastSequenceNumber: String?
     /// Records handed to `process` by this run (a page retried counts once).
@@ -69,6 +73,7 @@ public struct ShardStatus: Sendable, Hashable {
     public init(
         shardID: String,
         parentShardID: String? = nil,
+        adjacentParentShardID: String? = nil,
         state: State,
         isClosed: Bool = false,
         lastSequenceNumber: String? = nil,
@@ -82,6 +87,7 @@ public struct ShardStatus: Sendable, Hashable {
     ) {
         self.shardID = shardID
         self.parentShardID = parentShardID
+        self.adjacentParentShardID = adjacentParentShardID
         self.state = state
         self.isClosed = isClosed
         self.lastSequenceNumber = lastSequenceNumber

@@ -18,8 +18,14 @@ struct RunOptions: ParsableArguments {
     @Option(name: .customLong("stream-arn"), help: .setting(.streamArn))
     var streamARN: String?
 
+    @Option(name: .customLong("kinesis-stream"), help: .setting(.kinesisStream))
+    var kinesisStream: String?
+
     @Option(name: .customLong("start-position"), help: .setting(.startPosition))
     var startPosition: String?
+
+    @Option(name: .customLong("start-timestamp"), help: .setting(.startTimestamp, valueName: "time"))
+    var startTimestamp: String?
 
     @OptionGroup var application: ApplicationOption
 
@@ -36,7 +42,8 @@ struct RunOptions: ParsableArguments {
     var logLevel: String?
 
     static let settings: [Setting] = [
-        .routes, .routesPollInterval, .table, .streamArn, .startPosition, .application, .exactlyOnce, .httpPort, .logFormat, .logLevel,
+        .routes, .routesPollInterval, .table, .streamArn, .kinesisStream, .startPosition, .startTimestamp, .application, .exactlyOnce,
+        .httpPort, .logFormat, .logLevel,
     ]
 
     func flags() throws -> [Setting: ConfigContent] {
@@ -45,7 +52,9 @@ struct RunOptions: ParsableArguments {
         flags[.routesPollInterval] = try routesPollInterval.map { try SettingsLoader.parse($0, as: .routesPollInterval) }
         flags[.table] = table.map(ConfigContent.string)
         flags[.streamArn] = streamARN.map(ConfigContent.string)
+        flags[.kinesisStream] = kinesisStream.map(ConfigContent.string)
         flags[.startPosition] = startPosition.map(ConfigContent.string)
+        flags[.startTimestamp] = startTimestamp.map(ConfigContent.string)
         if exactlyOnce { flags[.exactlyOnce] = .bool(true) }
         flags[.httpPort] = try httpPort.map { try SettingsLoader.parse($0, as: .httpPort) }
         flags[.logFormat] = logFormat.map(ConfigContent.string)
@@ -62,7 +71,8 @@ struct Run: AsyncParsableCommand {
             configuration file (--config), else its default; docs/configuration.md lists them all.
             Unknown FANOUT_* variables and unknown keys in the configuration file are refused.
             AWS settings follow the AWS conventions: AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-            AWS_SESSION_TOKEN, AWS_PROFILE, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_DYNAMODB_STREAMS.
+            AWS_SESSION_TOKEN, AWS_PROFILE, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_DYNAMODB_STREAMS,
+            AWS_ENDPOINT_URL_KINESIS.
             SIGTERM or SIGINT stops reading, drains what is in flight, flushes, checkpoints and exits 0 (within 30 s);
             a second signal exits at once with 128 + the signal's number (checkpoints already written stay; records
             not yet acknowledged are read again on the next start). SIGHUP re-reads the routes file.

@@ -221,3 +221,32 @@ extension CommandLineTests {
         #expect(result.standardError == "fanout: error: --log-format: \"xml\" is not text or json\n")
     }
 }
+
+extension CommandLineTests {
+    @Test(arguments: [
+        (["--start-position", "AT_TIMESTAMP"], "--start-position: AT_TIMESTAMP needs --start-timestamp (FANOUT_START_TIMESTAMP)"),
+        (["--start-position", "AT_TIMESTAMP", "--start-timestamp", "yesterday"], #"--start-timestamp: "yesterday" is not an ISO-8601 time such as 2025-01-31T12:00:00Z"#),
+        (["--start-timestamp", "2025-01-31T12:00:00Z"], "--start-timestamp: a start timestamp is only used with --start-position AT_TIMESTAMP"),
+        (["--start-position", "EARLIEST"], #"--start-position: "EARLIEST" is not TRIM_HORIZON, LATEST or AT_TIMESTAMP"#),
+    ])
+    func startPositionAndTimestampMistakesAreOneClearLine(arguments: [String], message: String) throws {
+        let result = try Self.run(
+            ["run", "--brokers", "127.0.0.1:1", "--kinesis-stream", "s"] + arguments,
+            environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"]
+        )
+        #expect(result.status == 1)
+        #expect(result.standardError == "fanout: error: \(message)\n")
+    }
+
+    @Test func runFailsWhenTheKinesisStreamDoesNotExist() throws {
+        let endpoint = try TestServices.awsEndpoint()
+        let result = try Self.run(
+            ["run", "--brokers", try TestServices.kafkaBrokers(), "--kinesis-stream", "no-such-stream",
+             "--start-position", "AT_TIMESTAMP", "--start-timestamp", "2025-01-31T12:00:00.500+01:00",
+             "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],
+            environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ENDPOINT_URL": endpoint]
+        )
+        #expect(result.status == 1)
+        #expect(result.standardError.hasSuffix("fanout: error: Kinesis stream \"no-such-stream\" does not exist in us-east-1 at \(endpoint)\n"), "\(result.standardError)")
+    }
+}

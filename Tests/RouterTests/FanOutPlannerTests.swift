@@ -93,6 +93,27 @@ import Testing
         #expect(records[0].headers.contains { $0.key == "fanout-source" && $0.value == Array("arn:stream/shard-1/100".utf8) })
     }
 
+    @Test func aRecordThatIsNotADynamoDBChangeGoesToTheDeadLetterTopicUnchanged() throws {
+        let data = Array("plain text, not a change".utf8)
+        let record = StreamRecord.makeUnreadable(
+            sequenceNumber: "4950", data: data, partitionKey: "pk-9", arrival: nil,
+            reason: "Kinesis record is not a DynamoDB change record: its data is not JSON"
+        )
+        let (records, outcome) = plan(record)
+        #expect(outcome == .deadLettered(reason: "Kinesis record is not a DynamoDB change record: its data is not JSON"))
+        let letter = try #require(records.first)
+        #expect(records.count == 1)
+        #expect(letter.topic == "dlq")
+        #expect(letter.value == data)
+        #expect(letter.key == Array("pk-9".utf8))
+        let headers = Dictionary(uniqueKeysWithValues: letter.headers.map { ($0.key, String(decoding: $0.value, as: UTF8.self)) })
+        #expect(headers == [
+            "content-type": "application/octet-stream",
+            "fanout-error": "Kinesis record is not a DynamoDB change record: its data is not JSON",
+            "fanout-source": "arn:stream/shard-1/4950",
+        ])
+    }
+
     @Test func anInsertWithoutANewImageIsADeadLetter() {
         let (records, outcome) = plan(Self.record(nil))
         #expect(records.map(\.topic) == ["dlq"])

@@ -18,6 +18,19 @@ import Testing
         #expect(lineage.readyShards(finished: ["root", "child-a"], running: ["orphan", "independent"]).map(\.shardID) == ["grandchild"])
     }
 
+    @Test func aMergedShardWaitsForBothOfItsParents() {
+        let a = Shard(shardID: "a", startingSequenceNumber: "1", endingSequenceNumber: "5")
+        let b = Shard(shardID: "b", startingSequenceNumber: "2", endingSequenceNumber: "9")
+        let merged = Shard(shardID: "m", parentShardID: "a", adjacentParentShardID: "b", startingSequenceNumber: "10")
+        let lineage = ShardLineage(shards: [merged, a, b])
+        #expect(lineage.readyShards(finished: [], running: []).map(\.shardID) == ["a", "b"])
+        #expect(lineage.readyShards(finished: ["a"], running: ["b"]).isEmpty)
+        #expect(lineage.readyShards(finished: ["b"], running: ["a"]).isEmpty)
+        #expect(lineage.readyShards(finished: ["a", "b"], running: []).map(\.shardID) == ["m"])
+        // An adjacent parent no longer listed (trimmed away) does not hold the child back.
+        #expect(ShardLineage(shards: [a, merged]).readyShards(finished: ["a"], running: []).map(\.shardID) == ["m"])
+    }
+
     @Test func finishedAndRunningShardsAreNotStartedAgain() {
         let lineage = ShardLineage(shards: shards)
         #expect(lineage.readyShards(finished: ["root", "child-a", "grandchild", "orphan"], running: ["independent"]).isEmpty)

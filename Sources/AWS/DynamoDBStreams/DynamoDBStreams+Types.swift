@@ -21,6 +21,8 @@ public struct StreamSummary: Sendable, Hashable, Decodable {
 public struct Shard: Sendable, Hashable, Codable {
     public var shardID: String
     public var parentShardID: String?
+    /// The second parent of a shard made by merging two (Kinesis only; DynamoDB Streams never merges).
+    public var adjacentParentShardID: String?
     public var startingSequenceNumber: String?
     /// Set once the shard is closed: no record after it will ever come.
     public var endingSequenceNumber: String?
@@ -28,20 +30,26 @@ public struct Shard: Sendable, Hashable, Codable {
     public init(
         shardID: String,
         parentShardID: String? = nil,
+        adjacentParentShardID: String? = nil,
         startingSequenceNumber: String? = nil,
         endingSequenceNumber: String? = nil
     ) {
         self.shardID = shardID
         self.parentShardID = parentShardID
+        self.adjacentParentShardID = adjacentParentShardID
         self.startingSequenceNumber = startingSequenceNumber
         self.endingSequenceNumber = endingSequenceNumber
     }
 
     public var isClosed: Bool { endingSequenceNumber != nil }
 
+    /// The shards that must be read to their end before this one: its parent and, after a merge, the adjacent parent.
+    public var parentShardIDs: [String] { [parentShardID, adjacentParentShardID].compactMap { $0 } }
+
     enum CodingKeys: String, CodingKey {
         case shardID = "ShardId"
         case parentShardID = "ParentShardId"
+        case adjacentParentShardID = "AdjacentParentShardId"
         case sequenceNumberRange = "SequenceNumberRange"
     }
 
@@ -54,6 +62,7 @@ public struct Shard: Sendable, Hashable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         shardID = try c.decode(String.self, forKey: .shardID)
         parentShardID = try c.decodeIfPresent(String.self, forKey: .parentShardID)
+        adjacentParentShardID = try c.decodeIfPresent(String.self, forKey: .adjacentParentShardID)
         if c.contains(.sequenceNumberRange), try !c.decodeNil(forKey: .sequenceNumberRange) {
             let range = try c.nestedContainer(keyedBy: RangeKeys.self, forKey: .sequenceNumberRange)
             startingSequenceNumber = try range.decodeLenientString(forKey: .startingSequenceNumber)
@@ -65,6 +74,7 @@ public struct Shard: Sendable, Hashable, Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(shardID, forKey: .shardID)
         try c.encodeIfPresent(parentShardID, forKey: .parentShardID)
+        try c.encodeIfPresent(adjacentParentShardID, forKey: .adjacentParentShardID)
         if startingSequenceNumber != nil || endingSequenceNumber != nil {
             var range = c.nestedContainer(keyedBy: RangeKeys.self, forKey: .sequenceNumberRange)
             try range.encodeIfPresent(startingSequenceNumber, forKey: .startingSequenceNumber)
@@ -167,6 +177,10 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
     public var approximateCreationDateTime: Date?
     public var sizeBytes: Int?
     public var awsRegion: String?
+    /// Set when the source record is not a DynamoDB change at all (a Kinesis record whose data is
+    /// something else): the record is carried, not dropped, so the router can dead-letter it.
+    /// `eventName` is then empty and `keys` empty.
+    public var unreadable: UnreadableRecord?
 
     public init(
         eventID: String,
@@ -177,7 +191,8 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
         sequenceNumber: String,
         approximateCreationDateTime: Date? = nil,
         sizeBytes: Int? = nil,
-        awsRegion: String? = nil
+        awsRegion: String? = nil,
+        unreadable: UnreadableRecord? = nil
     ) {
         self.eventID = eventID
         self.eventName = eventName
@@ -188,6 +203,15 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
         self.approximateCreationDateTime = approximateCreationDateTime
         self.sizeBytes = sizeBytes
         self.awsRegion = awsRegion
+        self.unreadable = unreadable
+    }
+
+    /// A record that could not be read as a DynamoDB change, with why.
+    public static func makeUnreadable(sequenceNumber: String, data: [UInt8], partitionKey: String?, arrival: Date?, reason: String) -> StreamRecord {
+        StreamRecord(
+            eventID: "", eventName: "", keys: [:], sequenceNumber: sequenceNumber, approximateCreationDateTime: arrival,
+            sizeBytes: data.count, unreadable: UnreadableRecord(data: data, partitionKey: partitionKey, reason: reason)
+        )
     }
 
     enum CodingKeys: String, CodingKey {
@@ -228,6 +252,21 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
             approximateCreationDateTime = Date(timeIntervalSince1970: seconds)
         }
         sizeBytes = try? change.decodeIfPresent(Int.self, forKey: .sizeBytes)
+    }
+}
+
+/// The bytes of a source record that is not a DynamoDB change, and why it could not be read as one.
+public struct UnreadableRecord: Sendable, Hashable {
+    public var data: [UInt8]
+    /// The Kinesis partition key, when the record has one.
+    public var partitionKey: String?
+    /// One line: what was expected and what was found.
+    public var reason: String
+
+    public init(data: [UInt8], partitionKey: String?, reason: String) {
+        self.data = data
+        self.partitionKey = partitionKey
+        self.reason = reason
     }
 }
 

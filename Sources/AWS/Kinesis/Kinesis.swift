@@ -112,16 +112,19 @@ public struct Kinesis: Sendable {
         return try await client.call("GetRecords", input: Input(ShardIterator: shardIterator, Limit: limit))
     }
 
-    /// Writes one record; returns where it landed.
+    /// Writes one record; returns where it landed. `explicitHashKey` (a decimal 128-bit number)
+    /// picks the shard instead of the MD5 of the partition key.
     public func putRecord(
         streamName: String,
         partitionKey: String,
-        data: [UInt8]
+        data: [UInt8],
+        explicitHashKey: String? = nil
     ) async throws -> (shardID: String, sequenceNumber: String) {
         struct Input: Encodable {
             var StreamName: String
             var PartitionKey: String
             var Data: String
+            var ExplicitHashKey: String?
         }
         struct Output: Decodable {
             var ShardId: String
@@ -129,9 +132,33 @@ public struct Kinesis: Sendable {
         }
         let output: Output = try await client.call(
             "PutRecord",
-            input: Input(StreamName: streamName, PartitionKey: partitionKey, Data: Foundation.Data(data).base64EncodedString())
+            input: Input(
+                StreamName: streamName, PartitionKey: partitionKey, Data: Foundation.Data(data).base64EncodedString(),
+                ExplicitHashKey: explicitHashKey
+            )
         )
         return (output.ShardId, output.SequenceNumber)
+    }
+
+    /// Splits an open shard in two at `newStartingHashKey` (closes it; its two children take its hash range).
+    public func splitShard(streamName: String, shardID: String, newStartingHashKey: String) async throws {
+        struct Input: Encodable {
+            var StreamName: String
+            var ShardToSplit: String
+            var NewStartingHashKey: String
+        }
+        try await client.send("SplitShard", input: Input(StreamName: streamName, ShardToSplit: shardID, NewStartingHashKey: newStartingHashKey))
+    }
+
+    /// Merges two open shards with adjacent hash ranges (closes both; the child lists them as
+    /// `ParentShardId` and `AdjacentParentShardId`).
+    public func mergeShards(streamName: String, shardID: String, adjacentShardID: String) async throws {
+        struct Input: Encodable {
+            var StreamName: String
+            var ShardToMerge: String
+            var AdjacentShardToMerge: String
+        }
+        try await client.send("MergeShards", input: Input(StreamName: streamName, ShardToMerge: shardID, AdjacentShardToMerge: adjacentShardID))
     }
 
     /// Resharding (closes shards and opens children), for lineage tests.
@@ -160,6 +187,9 @@ public struct KinesisShard: Sendable, Hashable, Decodable {
     public var startingSequenceNumber: String?
     /// Set once the shard is closed.
     public var endingSequenceNumber: String?
+    /// The shard's hash key range (decimal 128-bit numbers), for splitting it.
+    public var startingHashKey: String?
+    public var endingHashKey: String?
 
     public var isClosed: Bool { endingSequenceNumber != nil }
 
@@ -182,11 +212,17 @@ public struct KinesisShard: Sendable, Hashable, Decodable {
         case parentShardID = "ParentShardId"
         case adjacentParentShardID = "AdjacentParentShardId"
         case sequenceNumberRange = "SequenceNumberRange"
+        case hashKeyRange = "HashKeyRange"
     }
 
     enum RangeKeys: String, CodingKey {
         case startingSequenceNumber = "StartingSequenceNumber"
         case endingSequenceNumber = "EndingSequenceNumber"
+    }
+
+    enum HashKeys: String, CodingKey {
+        case startingHashKey = "StartingHashKey"
+        case endingHashKey = "EndingHashKey"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -198,6 +234,11 @@ public struct KinesisShard: Sendable, Hashable, Decodable {
             let range = try c.nestedContainer(keyedBy: RangeKeys.self, forKey: .sequenceNumberRange)
             startingSequenceNumber = try range.decodeLenientString(forKey: .startingSequenceNumber)
             endingSequenceNumber = try range.decodeLenientString(forKey: .endingSequenceNumber)
+        }
+        if c.contains(.hashKeyRange), try !c.decodeNil(forKey: .hashKeyRange) {
+            let range = try c.nestedContainer(keyedBy: HashKeys.self, forKey: .hashKeyRange)
+            startingHashKey = try range.decodeLenientString(forKey: .startingHashKey)
+            endingHashKey = try range.decodeLenientString(forKey: .endingHashKey)
         }
     }
 }

@@ -61,9 +61,15 @@ extension Setting {
         help: "seconds between checks of the routes file; SIGHUP checks at once")
     public static let table = Setting(["table"], flag: "table", help: "the events table; its stream is found through DescribeTable")
     public static let streamArn = Setting(["streamArn"], flag: "stream-arn", help: "the DynamoDB stream to read, instead of --table")
+    public static let kinesisStream = Setting(
+        ["kinesisStream"], flag: "kinesis-stream",
+        help: "a Kinesis data stream (name or ARN) carrying DynamoDB changes, instead of --table or --stream-arn")
     public static let startPosition = Setting(
         ["startPosition"], flag: "start-position", default: "TRIM_HORIZON",
-        help: "where a shard without a checkpoint starts: TRIM_HORIZON or LATEST")
+        help: "where a shard without a checkpoint starts: TRIM_HORIZON, LATEST or (Kinesis only) AT_TIMESTAMP")
+    public static let startTimestamp = Setting(
+        ["startTimestamp"], flag: "start-timestamp",
+        help: "with --start-position AT_TIMESTAMP: the ISO-8601 time to start at, e.g. 2025-01-31T12:00:00Z")
     public static let application = Setting(
         ["application"], flag: "application", default: "fanout",
         help: "names the deployment: checkpoint topic fanout.checkpoints.<application>, transactional id fanout.<application>")
@@ -101,7 +107,8 @@ extension Setting {
 
     /// Every setting, in the order `fanout config` and docs/configuration.md list them.
     public static let all: [Setting] = [
-        .brokers, .routes, .routesPollInterval, .table, .streamArn, .startPosition, .application, .exactlyOnce,
+        .brokers, .routes, .routesPollInterval, .table, .streamArn, .kinesisStream, .startPosition, .startTimestamp, .application,
+        .exactlyOnce,
         .httpPort, .logFormat, .logLevel,
         .kafkaProperties, .kafkaSecurityProtocol, .kafkaSSLCALocation, .kafkaSSLCertificateLocation, .kafkaSSLKeyLocation,
         .kafkaSSLKeyPassword, .kafkaSASLMechanism, .kafkaSASLUsername, .kafkaSASLPassword,

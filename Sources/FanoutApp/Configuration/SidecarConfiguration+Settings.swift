@@ -92,12 +92,31 @@ extension ResolvedSettings {
         return port
     }
 
+    /// An ISO-8601 time with a zone (`Z` or `±hh:mm`), with or without fractional seconds.
+    static func parseTimestamp(_ text: String) -> Date? {
+        let plain = ISO8601DateFormatter()
+        let fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return plain.date(from: text) ?? fractional.date(from: text)
+    }
+
     /// Everything `fanout run` needs, checked.
     public func sidecarConfiguration(environment: [String: String]) throws -> SidecarConfiguration {
         let kafka = try kafkaConfiguration()
         let positionText = (string(.startPosition) ?? "TRIM_HORIZON").uppercased()
         guard let position = StartPosition(rawValue: positionText) else {
-            throw SettingsError("\(source(.startPosition)): \"\(positionText)\" is not TRIM_HORIZON or LATEST")
+            throw SettingsError("\(source(.startPosition)): \"\(positionText)\" is not TRIM_HORIZON, LATEST or AT_TIMESTAMP")
+        }
+        let timestamp = try string(.startTimestamp).map { text in
+            guard let date = Self.parseTimestamp(text) else {
+                throw SettingsError("\(source(.startTimestamp)): \"\(text)\" is not an ISO-8601 time such as 2025-01-31T12:00:00Z")
+            }
+            return date
+        }
+        if (position == .atTimestamp) != (timestamp != nil) {
+            throw SettingsError(position == .atTimestamp
+                ? "\(source(.startPosition)): AT_TIMESTAMP needs \(Setting.startTimestamp.flagName) (\(Setting.startTimestamp.environmentName))"
+                : "\(source(.startTimestamp)): a start timestamp is only used with --start-position AT_TIMESTAMP")
         }
         let pollSeconds = double(.routesPollInterval) ?? 2
         guard pollSeconds > 0, pollSeconds <= 3600 else {
@@ -118,7 +137,9 @@ extension ResolvedSettings {
             routesPath: string(.routes) ?? "routes.json",
             tableName: string(.table),
             streamARN: string(.streamArn),
+            kinesisStream: string(.kinesisStream),
             startPosition: position,
+            startTimestamp: timestamp,
             kafkaProperties: kafka.properties.filter { $0.key != "bootstrap.servers" },
             routesPollInterval: .milliseconds(Int64(pollSeconds * 1000)),
             application: application,

@@ -47,6 +47,20 @@ public struct FanOutPlanner: Sendable {
     /// Appends the Kafka records for `record` to `output`, in topic order, and says what happened.
     public func plan(_ record: StreamRecord, streamARN: String, shardID: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome {
         let source = "\(streamARN)/\(shardID)/\(record.sequenceNumber)"
+        if let unreadable = record.unreadable {
+            // Not a DynamoDB change at all (a foreign record in a Kinesis stream): its bytes, unchanged, go to the dead letters.
+            output.append(KafkaProducerRecord(
+                topic: routes.file.deadLetterTopic,
+                key: unreadable.partitionKey.map { Array($0.utf8) },
+                value: unreadable.data,
+                headers: [
+                    KafkaHeader(key: FanoutHeader.contentType, string: "application/octet-stream"),
+                    KafkaHeader(key: FanoutHeader.error, string: unreadable.reason),
+                    KafkaHeader(key: FanoutHeader.source, string: source),
+                ]
+            ))
+            return .deadLettered(reason: unreadable.reason)
+        }
         guard record.eventName == "INSERT" else { return .ignored(changeType: record.eventName) }
         guard let image = record.newImage else {
             return deadLetter(.object(JSONObject()), keys: record.keys, reason: "INSERT record has no NewImage (is the stream view type KEYS_ONLY or OLD_IMAGE?)", source: source, into: &output)

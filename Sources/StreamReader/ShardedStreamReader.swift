@@ -22,11 +22,17 @@ public enum StartPosition: String, Sendable, Hashable, CaseIterable {
     case trimHorizon = "TRIM_HORIZON"
     /// Only records written after the reader starts.
     case latest = "LATEST"
+    /// Records that arrived at or after ``StreamReaderConfiguration/startTimestamp`` (Kinesis only:
+    /// DynamoDB Streams has no such iterator, and the reader refuses it there).
+    case atTimestamp = "AT_TIMESTAMP"
 }
 
 public struct StreamReaderConfiguration: Sendable {
+    /// The stream's ARN: the key of its checkpoints (`<streamARN>|<shardId>`) and of its status.
     public var streamARN: String
     public var startPosition: StartPosition
+    /// Where `.atTimestamp` starts; required with it, ignored otherwise.
+    public var startTimestamp: Date?
     /// Longest wait after an empty page before polling the shard again (250 ms: four polls a second, as Lambda does).
     public var idlePollInterval: Duration
     /// How often the shard list is refreshed even when no shard ended (30 s). A shard
@@ -50,6 +56,7 @@ public struct StreamReaderConfiguration: Sendable {
     public init(
         streamARN: String,
         startPosition: StartPosition = .trimHorizon,
+        startTimestamp: Date? = nil,
         idlePollInterval: Duration = .milliseconds(250),
         discoveryInterval: Duration = .seconds(30),
         pageLimit: Int? = 1000,
@@ -60,6 +67,7 @@ public struct StreamReaderConfiguration: Sendable {
     ) {
         self.streamARN = streamARN
         self.startPosition = startPosition
+        self.startTimestamp = startTimestamp
         self.idlePollInterval = idlePollInterval
         self.discoveryInterval = discoveryInterval
         self.pageLimit = pageLimit
@@ -75,8 +83,11 @@ public struct StreamReaderConfiguration: Sendable {
     }
 }
 
-/// Reads every shard of a DynamoDB stream, parents before children, each
-/// shard strictly in order, and hands each page to `process`. A shard's
+/// The reader's former name, from when DynamoDB Streams was its only source.
+public typealias DynamoDBStreamReader = ShardedStreamReader
+
+/// Reads every shard of a stream (DynamoDB Streams or Kinesis, through a ``StreamSource``),
+/// parents before children, each shard strictly in order, and hands each page to `process`. A shard's
 /// checkpoint moves only after `process` returned for the page, so a page
 /// whose records were not all acknowledged is read again after a restart.
 ///
@@ -85,8 +96,8 @@ public struct StreamReaderConfiguration: Sendable {
 /// TRIM_HORIZON (an error log line and a gap in ``status``), throttling and
 /// server errors back that shard off. Only errors that retrying cannot fix
 /// (a missing stream, refused credentials, a failing checkpoint load) end `run`.
-public final class DynamoDBStreamReader: Sendable {
-    private let streams: DynamoDBStreams
+public final class ShardedStreamReader: Sendable {
+    private let source: any StreamSource
     private let configuration: StreamReaderConfiguration
     private let checkpoints: any CheckpointStore
     private let logger: Logger
@@ -98,6 +109,9 @@ public final class DynamoDBStreamReader: Sendable {
         var lastProgress: ContinuousClock.Instant = .now
         /// The last GetRecords returned records (or the shard has just opened): more are expected.
         var isBehind = true
+        /// From the last listing: set once the shard is closed.
+        var endingSequenceNumber: String?
+        var startingSequenceNumber: String?
     }
 
     struct State {
@@ -112,8 +126,17 @@ public final class DynamoDBStreamReader: Sendable {
         var lastDiscoveryError: String?
     }
 
-    public init(streams: DynamoDBStreams, configuration: StreamReaderConfiguration, checkpoints: any CheckpointStore, logger: Logger) {
-        self.streams = streams
+    /// A reader of the DynamoDB stream `configuration.streamARN`.
+    public convenience init(streams: DynamoDBStreams, configuration: StreamReaderConfiguration, checkpoints: any CheckpointStore, logger: Logger) {
+        self.init(
+            source: DynamoDBStreamsSource(streams: streams, streamARN: configuration.streamARN),
+            configuration: configuration, checkpoints: checkpoints, logger: logger
+        )
+    }
+
+    /// A reader of `source`, whose ARN is `configuration.streamARN`.
+    public init(source: any StreamSource, configuration: StreamReaderConfiguration, checkpoints: any CheckpointStore, logger: Logger) {
+        self.source = source
         self.configuration = configuration
         self.checkpoints = checkpoints
         self.logger = logger
@@ -144,6 +167,14 @@ public final class DynamoDBStreamReader: Sendable {
     /// then by the reader with backoff.
     public func run(process: @escaping @Sendable (ShardRecords) async throws -> Void) async throws {
         let arn = configuration.streamARN
+        if configuration.startPosition == .atTimestamp {
+            guard source.supportsTimestampStart else {
+                throw StreamReaderConfigurationError("start position AT_TIMESTAMP: \(arn) is a DynamoDB stream, which has no AT_TIMESTAMP iterator (Kinesis streams have); use TRIM_HORIZON or LATEST")
+            }
+            guard configuration.startTimestamp != nil else {
+                throw StreamReaderConfigurationError("start position AT_TIMESTAMP needs a start timestamp")
+            }
+        }
         let saved = try await checkpoints.load(streamARN: arn)
         state.withLock { state in
             state.finished = Set(saved.filter { $0.value.isFinished }.map(\.key))
@@ -186,13 +217,13 @@ public final class DynamoDBStreamReader: Sendable {
         if let failure = state.withLock({ $0.failure }) { throw failure }
     }
 
-    /// Lists every shard (paging DescribeStream to the end), records them in the status,
+    /// Lists every shard (paging the source's listing to the end), records them in the status,
     /// and marks the ready ones as running.
     private func discoverReadyShards() async throws -> [Shard] {
-        let (description, shards) = try await streams.describeAllShards(streamARN: configuration.streamARN)
-        let status = description.streamStatus
-        if status == "DISABLED" || status == "DISABLING" {
-            logger.warning("stream is \(status): no new records will arrive", metadata: ["fanout.stream": "\(configuration.streamARN)"])
+        let listing = try await source.listShards()
+        let shards = listing.shards
+        if let reason = listing.inactiveReason {
+            logger.warning("\(reason): no new records will arrive", metadata: ["fanout.stream": "\(configuration.streamARN)"])
         }
         return state.withLock { state in
             let ready = ShardLineage(shards: shards).readyShards(finished: state.finished, running: state.running)
@@ -205,7 +236,10 @@ public final class DynamoDBStreamReader: Sendable {
             for shard in shards {
                 var track = state.shards[shard.shardID] ?? ShardTrack(status: ShardStatus(shardID: shard.shardID, state: .waitingForParent))
                 track.status.parentShardID = shard.parentShardID
+                track.status.adjacentParentShardID = shard.adjacentParentShardID
                 track.status.isClosed = shard.isClosed
+                track.endingSequenceNumber = shard.endingSequenceNumber
+                track.startingSequenceNumber = shard.startingSequenceNumber
                 track.status.state =
                     if state.finished.contains(shard.shardID) { .finished } else if state.running.contains(shard.shardID) { .reading } else { .waitingForParent }
                 state.shards[shard.shardID] = track
@@ -307,14 +341,19 @@ public final class DynamoDBStreamReader: Sendable {
         var logger = self.logger
         logger[metadataKey: "fanout.shard"] = "\(id)"
         var lastSequence = checkpoint?.sequenceNumber
-        let initialType: ShardIteratorType = configuration.startPosition == .latest ? .latest : .trimHorizon
+        let initialPosition: ShardPosition =
+            switch configuration.startPosition {
+            case .trimHorizon: .trimHorizon
+            case .latest: .latest
+            case .atTimestamp: configuration.startTimestamp.map(ShardPosition.atTimestamp) ?? .trimHorizon
+            }
         update(id) { track in
             track.status.lastSequenceNumber = lastSequence
             track.status.state = .reading
             track.lastProgress = .now
             track.isBehind = true
         }
-        logger.info("shard opened", metadata: ["fanout.start": "\(lastSequence.map { "after \($0)" } ?? configuration.startPosition.rawValue)"])
+        logger.info("shard opened", metadata: ["fanout.start": "\(lastSequence.map { "after \($0)" } ?? "\(initialPosition)")"])
 
         var iterator: String?
         var needsIterator = true
@@ -326,15 +365,16 @@ public final class DynamoDBStreamReader: Sendable {
             do {
                 if needsIterator {
                     // After the last processed record, else where the shard was first opened.
-                    let type: ShardIteratorType =
-                        if restartAtTrimHorizon { .trimHorizon } else if let lastSequence { .afterSequenceNumber(lastSequence) } else { initialType }
-                    iterator = try await streams.getShardIterator(streamARN: arn, shardID: id, type: type)
+                    let position: ShardPosition =
+                        if restartAtTrimHorizon { .trimHorizon } else if let lastSequence { .afterSequenceNumber(lastSequence) } else { initialPosition }
+                    iterator = try await source.shardIterator(shardID: id, position: position)
                     needsIterator = false
                     restartAtTrimHorizon = false
                 }
                 guard let current = iterator else { break }
-                let page = try await streams.getRecords(shardIterator: current, limit: configuration.effectivePageLimit)
+                let page = try await source.records(iterator: current, limit: configuration.effectivePageLimit)
                 failures = 0
+                if let behind = page.millisBehindLatest { update(id) { $0.status.millisBehindLatest = behind } }
                 if !page.records.isEmpty {
                     update(id) { $0.isBehind = true }
                     let batch = ShardRecords(streamARN: arn, shardID: id, records: page.records)
@@ -349,10 +389,11 @@ public final class DynamoDBStreamReader: Sendable {
                     progressed(id, caughtUp: false, logger: logger)
                     idleWait = .milliseconds(25)
                 } else {
-                    progressed(id, caughtUp: true, logger: logger)
+                    // Kinesis may answer empty pages while records wait further on (MillisBehindLatest > 0).
+                    progressed(id, caughtUp: (page.millisBehindLatest ?? 0) == 0, logger: logger)
                 }
-                iterator = page.nextShardIterator
-                if iterator == nil {
+                iterator = page.nextIterator
+                if iterator == nil || (page.records.isEmpty && hasReachedEnd(id, after: lastSequence)) {
                     reachedEnd = true
                     break
                 }
@@ -399,6 +440,23 @@ public final class DynamoDBStreamReader: Sendable {
             state.shards[id]?.status.isStalled = false
             state.shards[id]?.isBehind = false
         }
+    }
+
+    /// Whether a shard that just answered an empty page is closed and read to its end: its
+    /// position is at or past its `EndingSequenceNumber`. The services say so by returning no next
+    /// iterator; moto's Kinesis never does, so its closed shards end here.
+    private func hasReachedEnd(_ shardID: String, after lastSequence: String?) -> Bool {
+        guard let track = state.withLock({ $0.shards[shardID] }), let ending = track.endingSequenceNumber else { return false }
+        // Without a processed record, only a shard that ends where it starts (holding at most that one record) has ended.
+        guard let position = lastSequence ?? track.startingSequenceNumber else { return false }
+        return Self.compareSequenceNumbers(position, ending) != .orderedAscending
+    }
+
+    /// Orders two decimal sequence numbers (up to 128 bits; longer text is larger).
+    static func compareSequenceNumbers(_ a: String, _ b: String) -> ComparisonResult {
+        let a = a.drop { $0 == "0" }, b = b.drop { $0 == "0" }
+        if a.count != b.count { return a.count < b.count ? .orderedAscending : .orderedDescending }
+        return a == b ? .orderedSame : (a < b ? .orderedAscending : .orderedDescending)
     }
 
     /// Delivers a page and checkpoints it, retrying each with backoff until it succeeds:
