@@ -130,6 +130,15 @@ public struct ShardStatusEntry: Sendable, Encodable, Hashable {
     public var newestRecordAgeSeconds: Double?
     /// True when the shard has made no progress for longer than the reader allows.
     public var stalled: Bool
+    /// The parent shard, and for a Kinesis merge the adjacent parent: read to their end before this one.
+    public var parents: [String] = []
+    /// Kinesis only: how far the last page was behind the tip of the stream.
+    public var millisBehindLatest: Int?
+    /// Seconds since the shard's checkpoint last moved; nil before the first.
+    public var checkpointAgeSeconds: Double?
+    /// The shard's last error (throttling, expired iterator, trimmed data, …) and how many times its data was trimmed before it was read.
+    public var lastError: String?
+    public var trimmedGaps: Int = 0
 
     public init(id: String, state: String, lastSequenceNumber: String? = nil, recordsRead: Int = 0, newestRecordAgeSeconds: Double? = nil, stalled: Bool = false) {
         self.id = id
@@ -149,10 +158,16 @@ public struct ShardStatusEntry: Sendable, Encodable, Hashable {
         try container.encode(recordsRead, forKey: .recordsRead)
         try container.encode(newestRecordAgeSeconds, forKey: .newestRecordAgeSeconds)
         try container.encode(stalled, forKey: .stalled)
+        try container.encode(parents, forKey: .parents)
+        try container.encode(millisBehindLatest, forKey: .millisBehindLatest)
+        try container.encode(checkpointAgeSeconds, forKey: .checkpointAgeSeconds)
+        try container.encode(lastError, forKey: .lastError)
+        try container.encode(trimmedGaps, forKey: .trimmedGaps)
     }
 
     private enum CodingKeys: String, CodingKey {
-        case id, state, lastSequenceNumber, recordsRead, newestRecordAgeSeconds, stalled
+        case id, state, lastSequenceNumber, recordsRead, newestRecordAgeSeconds, stalled, parents, millisBehindLatest
+        case checkpointAgeSeconds, lastError, trimmedGaps
     }
 }
 
@@ -166,7 +181,7 @@ extension Sidecar {
             routes: SidecarStatus.Routes(routes.status),
             counts: SidecarStatus.Counts(pipeline.currentCounts),
             shards: streamStatus.shards.map { shard in
-                ShardStatusEntry(
+                var entry = ShardStatusEntry(
                     id: shard.shardID,
                     state: shard.state.rawValue,
                     lastSequenceNumber: shard.lastSequenceNumber,
@@ -174,6 +189,12 @@ extension Sidecar {
                     newestRecordAgeSeconds: shard.newestRecordAge.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 },
                     stalled: shard.isStalled
                 )
+                entry.parents = [shard.parentShardID, shard.adjacentParentShardID].compactMap { $0 }
+                entry.millisBehindLatest = shard.millisBehindLatest
+                entry.checkpointAgeSeconds = shard.lastCheckpoint.map { max(0, Date().timeIntervalSince($0)) }
+                entry.lastError = shard.lastError
+                entry.trimmedGaps = shard.trimmedGaps
+                return entry
             }
         )
     }
