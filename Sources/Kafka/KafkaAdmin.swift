@@ -56,6 +56,9 @@ final class RDKafkaAdmin: Sendable {
         var nextRequestID = 1
         var handlers: [Int: Handler] = [:]
         var isStopRequested = false
+        /// The latest client-level error librdkafka reported (a TLS handshake or SASL failure, a refused
+        /// connection), kept to explain a timeout; "all brokers are down" does not replace a more specific one.
+        var lastClientError: String?
     }
 
     let handle: RDKafkaHandle
@@ -263,12 +266,16 @@ final class RDKafkaAdmin: Sendable {
 
     func listTopics(timeout: Duration) async throws -> [String: Int32] {
         let ms = milliseconds(timeout)
-        return try await runOffPool("fanout.kafka.admin.metadata") { [handle] in
+        return try await runOffPool("fanout.kafka.admin.metadata") { [self] in
             try handle.withHandle(what: "the Kafka admin client") { rk in
                 var metadata: UnsafePointer<rd_kafka_metadata>?
                 let err = rd_kafka_metadata(rk, 1, nil, &metadata, ms)
                 guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
-                    throw KafkaError(err, context: "could not read cluster metadata within \(timeout)")
+                    var error = KafkaError(err, context: "could not read cluster metadata within \(timeout)")
+                    if let last = self.state.withLock({ $0.lastClientError }) {
+                        error.message += "; the last connection error: \(last)"
+                    }
+                    throw error
                 }
                 defer { rd_kafka_metadata_destroy(metadata) }
                 var topics: [String: Int32] = [:]
@@ -296,6 +303,11 @@ final class RDKafkaAdmin: Sendable {
                 RDKafkaLog.forward(event, to: logger)
             case RD_KAFKA_EVENT_ERROR:
                 RDKafkaLog.forwardError(event, to: logger)
+                let text = rd_kafka_event_error_string(event).map { String(cString: $0) } ?? ""
+                let isGeneric = rd_kafka_event_error(event) == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN
+                state.withLock { state in
+                    if !isGeneric || state.lastClientError == nil { state.lastClientError = text }
+                }
             default:
                 let id = Int(bitPattern: rd_kafka_event_opaque(event))
                 let handler = state.withLock { $0.handlers.removeValue(forKey: id) }

@@ -21,7 +21,20 @@ import Testing
         return directory.appendingPathComponent("fanout")
     }
 
-    static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil, timeout: Duration = .seconds(30)) throws -> Result {
+    /// Runs the binary on a thread of its own (waiting for a process must not block the test's
+    /// cooperative threads: on 2 cores that starves every other test running in parallel).
+    static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil, timeout: Duration = .seconds(30)) async throws -> Result {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread {
+                continuation.resume(with: Swift.Result<CommandLineTests.Result, any Error> {
+                    try runBlocking(arguments, environment: environment, input: input, timeout: timeout)
+                })
+            }
+            thread.start()
+        }
+    }
+
+    static func runBlocking(_ arguments: [String], environment: [String: String], input: String?, timeout: Duration) throws -> Result {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -34,6 +47,10 @@ import Testing
         process.standardError = err
         let stdin = Pipe()
         process.standardInput = stdin
+        // Drain both pipes while the process runs, so a chatty process never blocks on a full pipe.
+        let collected = OutputCollector()
+        out.fileHandleForReading.readabilityHandler = { collected.append($0.availableData, error: false) }
+        err.fileHandleForReading.readabilityHandler = { collected.append($0.availableData, error: true) }
         let start = ContinuousClock.now
         try process.run()
         if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
@@ -46,12 +63,36 @@ import Testing
         }
         process.waitUntilExit()
         let elapsed = ContinuousClock.now - start
+        out.fileHandleForReading.readabilityHandler = nil
+        err.fileHandleForReading.readabilityHandler = nil
+        collected.append(out.fileHandleForReading.readDataToEndOfFile(), error: false)
+        collected.append(err.fileHandleForReading.readDataToEndOfFile(), error: true)
+        let (output, errorOutput) = collected.texts
         return Result(
             status: process.terminationStatus,
-            standardOutput: String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-            standardError: String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
+            standardOutput: output,
+            standardError: errorOutput,
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         )
+    }
+
+    /// What a process wrote to standard output and standard error.
+    final class OutputCollector: @unchecked Sendable {
+        private let lock = NSLock()
+        private var output = Data()
+        private var errorOutput = Data()
+
+        func append(_ data: Data, error: Bool) {
+            lock.lock()
+            defer { lock.unlock() }
+            if error { errorOutput.append(data) } else { output.append(data) }
+        }
+
+        var texts: (String, String) {
+            lock.lock()
+            defer { lock.unlock() }
+            return (String(decoding: output, as: UTF8.self), String(decoding: errorOutput, as: UTF8.self))
+        }
     }
 
     static func write(_ text: String) throws -> String {
@@ -60,15 +101,15 @@ import Testing
         return path
     }
 
-    @Test func routesCheckSummarisesAValidFile() throws {
+    @Test func routesCheckSummarisesAValidFile() async throws {
         let root = TestServices.packageRoot.appendingPathComponent("routes.json").path
-        let result = try Self.run(["routes", "check", root])
+        let result = try await Self.run(["routes", "check", root])
         #expect(result.status == 0, "\(result.standardError)")
         #expect(result.standardOutput.hasPrefix("\(root): valid (version 1): 4 routes, 4 topics"))
         #expect(result.standardOutput.contains("route billing: OrderPlaced, OrderCancelled, Payment* -> billing.events"))
     }
 
-    @Test func routesCheckPrintsEveryProblemOnALineAndExits1() throws {
+    @Test func routesCheckPrintsEveryProblemOnALineAndExits1() async throws {
         let path = try Self.write("""
             {
               "version": 1,
@@ -79,7 +120,7 @@ import Testing
               ]
             }
             """)
-        let result = try Self.run(["routes", "check", path])
+        let result = try await Self.run(["routes", "check", path])
         #expect(result.status == 1)
         let lines = result.standardError.split(separator: "\n").map(String.init)
         #expect(lines == [
@@ -89,15 +130,15 @@ import Testing
         #expect(result.standardOutput.isEmpty)
     }
 
-    @Test func routesCheckOnMalformedJSONNamesThePosition() throws {
+    @Test func routesCheckOnMalformedJSONNamesThePosition() async throws {
         let path = try Self.write("{\n  \"version\": 1,\n  \"topics\": {}\n  \"routes\": []\n}\n")
-        let result = try Self.run(["routes", "check", path])
+        let result = try await Self.run(["routes", "check", path])
         #expect(result.status == 1)
         #expect(result.standardError == "\(path):4:3: $: unexpected '\"', expected ',' or '}'\n")
     }
 
-    @Test func runFailsFastWhenKafkaIsNotThere() throws {
-        let result = try Self.run(
+    @Test func runFailsFastWhenKafkaIsNotThere() async throws {
+        let result = try await Self.run(
             ["run", "--brokers", "127.0.0.1:1", "--table", "t", "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],
             environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"]
         )
@@ -107,8 +148,8 @@ import Testing
         #expect(lastLine.hasPrefix("fanout: error: Kafka is not reachable at 127.0.0.1:1"), "\(result.standardError)")
     }
 
-    @Test func runFailsFastWhenDynamoDBIsNotThere() throws {
-        let result = try Self.run(
+    @Test func runFailsFastWhenDynamoDBIsNotThere() async throws {
+        let result = try await Self.run(
             ["run", "--brokers", try TestServices.kafkaBrokers(), "--table", "t", "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],
             environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"]
         )
@@ -119,8 +160,8 @@ import Testing
         #expect(!result.standardError.contains("y\""))
     }
 
-    @Test func runFailsWhenTheTableDoesNotExist() throws {
-        let result = try Self.run(
+    @Test func runFailsWhenTheTableDoesNotExist() async throws {
+        let result = try await Self.run(
             ["run", "--brokers", try TestServices.kafkaBrokers(), "--table", "no-such-table", "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],
             environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ENDPOINT_URL": try TestServices.awsEndpoint()]
         )
@@ -128,9 +169,9 @@ import Testing
         #expect(result.standardError.hasSuffix("fanout: error: table \"no-such-table\" does not exist in us-east-1 at \(try TestServices.awsEndpoint())\n"), "\(result.standardError)")
     }
 
-    @Test func runRefusesAnInvalidRoutesFile() throws {
+    @Test func runRefusesAnInvalidRoutesFile() async throws {
         let path = try Self.write(#"{"version": 7, "topics": {}, "routes": []}"#)
-        let result = try Self.run(
+        let result = try await Self.run(
             ["run", "--brokers", "127.0.0.1:1", "--table", "t", "--routes", path],
             environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"]
         )
@@ -138,15 +179,15 @@ import Testing
         #expect(result.standardError.hasSuffix("fanout: error: invalid routes file: \(path):1:13: $.version: unsupported version 7; this Fanout reads version 1\n"), "\(result.standardError)")
     }
 
-    @Test func versionNamesLibrdkafka() throws {
-        let result = try Self.run(["version"])
+    @Test func versionNamesLibrdkafka() async throws {
+        let result = try await Self.run(["version"])
         #expect(result.status == 0)
         #expect(result.standardOutput.contains("librdkafka 2."))
     }
 }
 
 extension CommandLineTests {
-    @Test func routesExplainShowsMatchesTopicsAndTheFirstFailedCondition() throws {
+    @Test func routesExplainShowsMatchesTopicsAndTheFirstFailedCondition() async throws {
         let path = try Self.write(#"""
             {"version": 1, "topics": {"orders": {}, "fraud": {}, "audit": {}},
              "routes": [
@@ -155,7 +196,7 @@ extension CommandLineTests {
                {"name": "payments", "events": ["Payment*"], "to": ["audit"]}
              ]}
             """#)
-        let result = try Self.run(["routes", "explain", path, #"{"eventName": "OrderPlaced", "aggregateId": "o-1", "payload": {"total": 5, "customer": "c-9"}}"#])
+        let result = try await Self.run(["routes", "explain", path, #"{"eventName": "OrderPlaced", "aggregateId": "o-1", "payload": {"total": 5, "customer": "c-9"}}"#])
         #expect(result.status == 0, "\(result.standardError)")
         #expect(result.standardOutput.split(separator: "\n").map(String.init) == [
             "OrderPlaced -> orders",
@@ -166,12 +207,12 @@ extension CommandLineTests {
         ])
     }
 
-    @Test func routesExplainReadsTheEventFromStandardInputAndRefusesANonEvent() throws {
+    @Test func routesExplainReadsTheEventFromStandardInputAndRefusesANonEvent() async throws {
         let root = TestServices.packageRoot.appendingPathComponent("routes.json").path
-        let good = try Self.run(["routes", "explain", root], input: #"{"eventName": "PaymentReceived", "aggregateId": "p-1"}"#)
+        let good = try await Self.run(["routes", "explain", root], input: #"{"eventName": "PaymentReceived", "aggregateId": "p-1"}"#)
         #expect(good.status == 0, "\(good.standardError)")
         #expect(good.standardOutput.hasPrefix("PaymentReceived -> billing.events, audit.all\n"))
-        let bad = try Self.run(["routes", "explain", root, #"{"aggregateId": "o-1"}"#])
+        let bad = try await Self.run(["routes", "explain", root, #"{"aggregateId": "o-1"}"#])
         #expect(bad.status == 1)
         #expect(bad.standardError == "fanout: error: event: eventName: is missing\n")
     }
@@ -182,8 +223,8 @@ extension CommandLineTests {
         ("no.such.property=1", "unknown configuration property 'no.such.property'"),
         ("linger.ms=soon", "invalid value 'soon' for configuration property 'linger.ms'"),
     ])
-    func anUnknownOrInvalidKafkaPropertyIsOneClearLine(property: String, message: String) throws {
-        let result = try Self.run(
+    func anUnknownOrInvalidKafkaPropertyIsOneClearLine(property: String, message: String) async throws {
+        let result = try await Self.run(
             ["run", "--brokers", try TestServices.kafkaBrokers(), "--table", "t", "-X", property,
              "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],
             environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"]
@@ -195,9 +236,9 @@ extension CommandLineTests {
 }
 
 extension CommandLineTests {
-    @Test func jsonLogsAreOneObjectALine() throws {
+    @Test func jsonLogsAreOneObjectALine() async throws {
         let path = try Self.write(#"{"version": 7, "topics": {}, "routes": []}"#)
-        let result = try Self.run(
+        let result = try await Self.run(
             ["run", "--brokers", "127.0.0.1:1", "--table", "t", "--routes", path, "--log-format", "json"],
             environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"]
         )
@@ -215,8 +256,8 @@ extension CommandLineTests {
         #expect(lines.last?.hasPrefix("fanout: error: invalid routes file") == true)
     }
 
-    @Test func anUnknownLogFormatIsRefused() throws {
-        let result = try Self.run(["run", "--log-format", "xml"])
+    @Test func anUnknownLogFormatIsRefused() async throws {
+        let result = try await Self.run(["run", "--log-format", "xml"])
         #expect(result.status == 1)
         #expect(result.standardError == "fanout: error: --log-format: \"xml\" is not text or json\n")
     }
@@ -229,8 +270,8 @@ extension CommandLineTests {
         (["--start-timestamp", "2025-01-31T12:00:00Z"], "--start-timestamp: a start timestamp is only used with --start-position AT_TIMESTAMP"),
         (["--start-position", "EARLIEST"], #"--start-position: "EARLIEST" is not TRIM_HORIZON, LATEST or AT_TIMESTAMP"#),
     ])
-    func startPositionAndTimestampMistakesAreOneClearLine(arguments: [String], message: String) throws {
-        let result = try Self.run(
+    func startPositionAndTimestampMistakesAreOneClearLine(arguments: [String], message: String) async throws {
+        let result = try await Self.run(
             ["run", "--brokers", "127.0.0.1:1", "--kinesis-stream", "s"] + arguments,
             environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"]
         )
@@ -238,9 +279,9 @@ extension CommandLineTests {
         #expect(result.standardError == "fanout: error: \(message)\n")
     }
 
-    @Test func runFailsWhenTheKinesisStreamDoesNotExist() throws {
+    @Test func runFailsWhenTheKinesisStreamDoesNotExist() async throws {
         let endpoint = try TestServices.awsEndpoint()
-        let result = try Self.run(
+        let result = try await Self.run(
             ["run", "--brokers", try TestServices.kafkaBrokers(), "--kinesis-stream", "no-such-stream",
              "--start-position", "AT_TIMESTAMP", "--start-timestamp", "2025-01-31T12:00:00.500+01:00",
              "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],

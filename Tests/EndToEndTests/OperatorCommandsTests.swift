@@ -19,12 +19,12 @@ import Testing
 
     // MARK: configuration
 
-    @Test func flagsWinOverEnvironmentWhichWinsOverTheFileAndSecretsNeverShow() throws {
+    @Test func flagsWinOverEnvironmentWhichWinsOverTheFileAndSecretsNeverShow() async throws {
         let config = try Self.writeFile("""
             {"brokers": "file-host:9092", "application": "from-file", "httpPort": 9501, "logLevel": "debug",
              "kafka": {"securityProtocol": "sasl_ssl", "saslMechanism": "SCRAM-SHA-512", "saslUsername": "svc", "saslPassword": "hunter2-file"}}
             """)
-        let result = try CommandLineTests.run(
+        let result = try await CommandLineTests.run(
             ["config", "--config", config, "--application", "from-flag", "-X", "ssl.key.password=pem-secret", "-X", "linger.ms=7"],
             environment: Self.awsEnvironment.merging(["FANOUT_APPLICATION": "from-env", "FANOUT_HTTP_PORT": "9600", "FANOUT_KAFKA_SASL_PASSWORD": "hunter2-env"]) { $1 }
         )
@@ -43,15 +43,15 @@ import Testing
         }
     }
 
-    @Test func anUnknownEnvironmentVariableIsRefusedWithASuggestion() throws {
-        let result = try CommandLineTests.run(["config", "--brokers", "h:1"], environment: Self.awsEnvironment.merging(["FANOUT_BROKER": "h:2"]) { $1 })
+    @Test func anUnknownEnvironmentVariableIsRefusedWithASuggestion() async throws {
+        let result = try await CommandLineTests.run(["config", "--brokers", "h:1"], environment: Self.awsEnvironment.merging(["FANOUT_BROKER": "h:2"]) { $1 })
         #expect(result.status == 1)
         #expect(result.standardError == "fanout: error: environment: FANOUT_BROKER is not a Fanout setting (did you mean FANOUT_BROKERS?); docs/configuration.md lists them all\n")
     }
 
-    @Test func anUnknownKeyInTheFileIsRefusedWithItsPath() throws {
+    @Test func anUnknownKeyInTheFileIsRefusedWithItsPath() async throws {
         let config = try Self.writeFile(#"{"brokers": "h:1", "kafka": {"saslPasword": "x"}}"#)
-        let result = try CommandLineTests.run(["config", "--config", config], environment: Self.awsEnvironment)
+        let result = try await CommandLineTests.run(["config", "--config", config], environment: Self.awsEnvironment)
         #expect(result.status == 1)
         #expect(result.standardError == "fanout: error: \(config): \"kafka.saslPasword\" is not a Fanout setting (did you mean \"kafka.saslPassword\"?); docs/configuration.md lists them all\n")
     }
@@ -62,33 +62,33 @@ import Testing
         (#"{"brokers": "h:1", "kafka": {"saslPassword": 5}}"#, "kafka.saslPassword: expected text"),
         (#"["brokers"]"#, "the configuration file must be a JSON object of settings"),
     ])
-    func aValueOfTheWrongTypeNamesTheFileAndKey(file: String, message: String) throws {
+    func aValueOfTheWrongTypeNamesTheFileAndKey(file: String, message: String) async throws {
         let config = try Self.writeFile(file)
-        let result = try CommandLineTests.run(["config", "--config", config], environment: Self.awsEnvironment)
+        let result = try await CommandLineTests.run(["config", "--config", config], environment: Self.awsEnvironment)
         #expect(result.status == 1)
         #expect(result.standardError == "fanout: error: \(config): \(message)\n", "\(result.standardError)")
     }
 
-    @Test func aMissingConfigFileAndBadEnvironmentValuesAreOneLine() throws {
-        let missing = try CommandLineTests.run(["config"], environment: Self.awsEnvironment.merging(["FANOUT_CONFIG": "/nonexistent/fanout.json"]) { $1 })
+    @Test func aMissingConfigFileAndBadEnvironmentValuesAreOneLine() async throws {
+        let missing = try await CommandLineTests.run(["config"], environment: Self.awsEnvironment.merging(["FANOUT_CONFIG": "/nonexistent/fanout.json"]) { $1 })
         #expect(missing.status == 1)
         #expect(missing.standardError == "fanout: error: /nonexistent/fanout.json: cannot read the configuration file (set by --config or FANOUT_CONFIG)\n")
-        let port = try CommandLineTests.run(["config", "--brokers", "h:1"], environment: Self.awsEnvironment.merging(["FANOUT_HTTP_PORT": "ninety"]) { $1 })
+        let port = try await CommandLineTests.run(["config", "--brokers", "h:1"], environment: Self.awsEnvironment.merging(["FANOUT_HTTP_PORT": "ninety"]) { $1 })
         #expect(port.status == 1)
         #expect(port.standardError == "fanout: error: FANOUT_HTTP_PORT: \"ninety\" is not a whole number\n")
-        let sasl = try CommandLineTests.run(
+        let sasl = try await CommandLineTests.run(
             ["config", "--brokers", "h:1", "--kafka-security-protocol", "sasl_ssl", "--kafka-sasl-mechanism", "PLAIN"],
             environment: Self.awsEnvironment
         )
         #expect(sasl.status == 1)
         #expect(sasl.standardError == "fanout: error: --kafka-security-protocol: SASL needs a user name and a password: set --kafka-sasl-username and FANOUT_KAFKA_SASL_PASSWORD\n")
-        let ca = try CommandLineTests.run(["config", "--brokers", "h:1", "--kafka-ssl-ca-location", "/nonexistent/ca.pem"], environment: Self.awsEnvironment)
+        let ca = try await CommandLineTests.run(["config", "--brokers", "h:1", "--kafka-ssl-ca-location", "/nonexistent/ca.pem"], environment: Self.awsEnvironment)
         #expect(ca.status == 1)
         #expect(ca.standardError == "fanout: error: --kafka-ssl-ca-location: \"/nonexistent/ca.pem\" is not a readable file\n")
     }
 
-    @Test func runLogsItsSettingsWithSecretsRedacted() throws {
-        let result = try CommandLineTests.run(
+    @Test func runLogsItsSettingsWithSecretsRedacted() async throws {
+        let result = try await CommandLineTests.run(
             ["run", "--brokers", "127.0.0.1:1", "--table", "t", "--log-format", "json",
              "--kafka-security-protocol", "sasl_plaintext", "--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-username", "svc",
              "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],
@@ -115,7 +115,7 @@ import Testing
                  "routes": [{"name": "o", "events": ["Order*"], "to": ["\(orders)"]}, {"name": "a", "events": ["*"], "to": ["\(audit)"]}]}
                 """)
         }
-        let first = try CommandLineTests.run(
+        let first = try await CommandLineTests.run(
             ["topics", "ensure", "--routes", try routes(ordersPartitions: 2, auditRetention: 86_400_000), "--brokers", brokers, "--application", application])
         #expect(first.status == 0, "\(first.standardError)")
         #expect(first.standardOutput.split(separator: "\n").map(String.init) == [
@@ -125,19 +125,19 @@ import Testing
             "created fanout.checkpoints.\(application): 1 partitions, replication 1, cleanup.policy=compact",
         ])
 
-        let same = try CommandLineTests.run(
+        let same = try await CommandLineTests.run(
             ["topics", "ensure", "--routes", try routes(ordersPartitions: 2, auditRetention: 86_400_000), "--brokers", brokers, "--application", application])
         #expect(same.status == 0, "\(same.standardError)")
         #expect(same.standardOutput.split(separator: "\n").allSatisfy { $0.hasPrefix("ok ") }, "\(same.standardOutput)")
 
         let changed = try routes(ordersPartitions: 4, auditRetention: 172_800_000)
-        let drift = try CommandLineTests.run(["topics", "ensure", "--routes", changed, "--brokers", brokers, "--application", application])
+        let drift = try await CommandLineTests.run(["topics", "ensure", "--routes", changed, "--brokers", brokers, "--application", application])
         #expect(drift.status == 2)
         let driftLines = drift.standardOutput.split(separator: "\n").map(String.init)
         #expect(driftLines.contains("drift \(orders): 2 partitions, the file asks for 4 (--fix adds them)"), "\(drift.standardOutput)")
         #expect(driftLines.contains("drift \(audit): retention.ms is 86400000, the file asks for 172800000"))
 
-        let fixed = try CommandLineTests.run(["topics", "ensure", "--fix", "--routes", changed, "--brokers", brokers, "--application", application])
+        let fixed = try await CommandLineTests.run(["topics", "ensure", "--fix", "--routes", changed, "--brokers", brokers, "--application", application])
         #expect(fixed.status == 2, "the retention still differs")
         #expect(fixed.standardOutput.contains("fixed \(orders): partitions 2 -> 4"), "\(fixed.standardOutput)")
         let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: Logger(label: "t"))
@@ -149,7 +149,7 @@ import Testing
         let brokers = try TestServices.kafkaBrokers()
         let topic = TestServices.uniqueName("dry")
         let routes = try Self.writeFile(#"{"version": 1, "deadLetterTopic": "\#(topic).dead", "topics": {"\#(topic)": {}}, "routes": [{"name": "a", "events": ["*"], "to": ["\#(topic)"]}]}"#)
-        let result = try CommandLineTests.run(["topics", "ensure", "--dry-run", "--routes", routes, "--brokers", brokers, "--application", topic])
+        let result = try await CommandLineTests.run(["topics", "ensure", "--dry-run", "--routes", routes, "--brokers", brokers, "--application", topic])
         #expect(result.status == 0, "\(result.standardError)")
         #expect(result.standardOutput.hasPrefix("missing \(topic): 6 partitions"))
         let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: Logger(label: "t"))
@@ -187,14 +187,14 @@ import Testing
              KafkaProducerRecord(topic: topic, key: nil, value: Array("not json".utf8), headers: [])],
             brokers: brokers
         )
-        let text = try CommandLineTests.run(["tail", topic, "--from", "beginning", "--count", "3", "--brokers", brokers])
+        let text = try await CommandLineTests.run(["tail", topic, "--from", "beginning", "--count", "3", "--brokers", brokers])
         #expect(text.status == 0, "\(text.standardError)")
         #expect(text.standardOutput.split(separator: "\n").map(String.init) == [
             #"\#(topic)/0@0 OrderPlaced aggregate=o-1 route=orders source=arn|shard-1|100 {"eventName":"OrderPlaced","aggregateId":"o-1","payload":{"n":1}}"#,
             #"\#(topic)/0@1 OrderShipped aggregate=o-1 route=orders source=arn|shard-1|100 {"eventName":"OrderShipped","aggregateId":"o-1","payload":{"n":1}}"#,
             "\(topic)/0@2 (not JSON, 8 bytes) not json",
         ])
-        let json = try CommandLineTests.run(["tail", topic, "--from", "beginning", "--count", "1", "--format", "json", "--brokers", brokers])
+        let json = try await CommandLineTests.run(["tail", topic, "--from", "beginning", "--count", "1", "--format", "json", "--brokers", brokers])
         #expect(json.status == 0, "\(json.standardError)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.standardOutput.utf8)) as? [String: Any])
         #expect(object["offset"] as? Int == 0)
@@ -215,12 +215,12 @@ import Testing
         try await Task.sleep(for: .milliseconds(500))
         try await Self.produce([Self.event(topic, "New", "a"), Self.event(topic, "New", "b")], brokers: brokers)
         let from = ISO8601DateFormatter().string(from: cut)
-        let result = try CommandLineTests.run(["tail", topic, "--from", from, "--idle", "4", "--brokers", brokers])
+        let result = try await CommandLineTests.run(["tail", topic, "--from", from, "--idle", "4", "--brokers", brokers])
         #expect(result.status == 0, "\(result.standardError)")
         let names = result.standardOutput.split(separator: "\n").map { $0.split(separator: " ")[1] }
         #expect(names == ["New", "New"], "\(result.standardOutput)")
 
-        let missing = try CommandLineTests.run(["tail", "\(topic).missing", "--brokers", brokers])
+        let missing = try await CommandLineTests.run(["tail", "\(topic).missing", "--brokers", brokers])
         #expect(missing.status == 1)
         #expect(missing.standardError == "fanout: error: topic \"\(topic).missing\" does not exist\n")
     }
@@ -243,27 +243,27 @@ import Testing
         try await store.save(streamARN: arn, shardID: "shardId-2", checkpoint: Checkpoint(sequenceNumber: "300"))
         try await producer.flush(timeout: .seconds(10))
 
-        let list = try CommandLineTests.run(["checkpoints", "list", "--application", application, "--brokers", brokers])
+        let list = try await CommandLineTests.run(["checkpoints", "list", "--application", application, "--brokers", brokers])
         #expect(list.status == 0, "\(list.standardError)")
         let rows = list.standardOutput.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
         #expect(rows.count == 3)
         #expect(rows.first?.prefix(5) == ["STREAM", "SHARD", "SEQUENCE", "STATE", "EPOCH"])
         #expect(rows.dropFirst().map { Array($0.prefix(4)) } == [[arn, "shardId-1", "250", "finished"], [arn, "shardId-2", "300", "open"]])
 
-        let refused = try CommandLineTests.run(["checkpoints", "reset", "--shard", "shardId-2", "--application", application, "--brokers", brokers])
+        let refused = try await CommandLineTests.run(["checkpoints", "reset", "--shard", "shardId-2", "--application", application, "--brokers", brokers])
         #expect(refused.status == 1)
         #expect(refused.standardError == "fanout: error: refusing to reset without --yes: standard input is not a terminal\n")
-        let unknown = try CommandLineTests.run(["checkpoints", "reset", "--shard", "shardId-9", "--yes", "--application", application, "--brokers", brokers])
+        let unknown = try await CommandLineTests.run(["checkpoints", "reset", "--shard", "shardId-9", "--yes", "--application", application, "--brokers", brokers])
         #expect(unknown.status == 1)
         #expect(unknown.standardError.contains("has no checkpoint for shard \"shardId-9\""))
 
-        let reset = try CommandLineTests.run(["checkpoints", "reset", "--shard", "shardId-2", "--yes", "--application", application, "--brokers", brokers])
+        let reset = try await CommandLineTests.run(["checkpoints", "reset", "--shard", "shardId-2", "--yes", "--application", application, "--brokers", brokers])
         #expect(reset.status == 0, "\(reset.standardError)")
         let loaded = try await store.load(streamARN: arn)
         #expect(loaded["shardId-2"] == Checkpoint(sequenceNumber: nil))
         #expect(loaded["shardId-1"] == Checkpoint(sequenceNumber: "250", isFinished: true))
 
-        let to = try CommandLineTests.run(["checkpoints", "reset", "--shard", "shardId-2", "--to", "280", "--yes", "--application", application, "--brokers", brokers])
+        let to = try await CommandLineTests.run(["checkpoints", "reset", "--shard", "shardId-2", "--to", "280", "--yes", "--application", application, "--brokers", brokers])
         #expect(to.status == 0, "\(to.standardError)")
         #expect(try await store.load(streamARN: arn)["shardId-2"] == Checkpoint(sequenceNumber: "280"))
     }
