@@ -105,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "fanout",
             dependencies: [
-                "FanoutApp", "AWS", "Kafka", "StreamReader",
+                "FanoutApp", "AWS", "Kafka", "StreamReader", "Subscribers", "CQRSCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -14,7 +14,7 @@ struct Fanout: AsyncParsableCommand {
         commandName: "fanout",
         abstract: "Routes DynamoDB Streams events to Kafka topics by the rules in routes.json.",
         version: version,
-        subcommands: [Run.self, Routes.self, Version.self],
+        subcommands: [Run.self, Routes.self, DeadLetters.self, Replay.self, Version.self],
         defaultSubcommand: Run.self
     )
 }

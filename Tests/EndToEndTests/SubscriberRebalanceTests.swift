@@ -1,0 +1,127 @@
+import CQRSCore
+import Foundation
+import Kafka
+import Logging
+import Synchronization
+import TestSupport
+import Testing
+
+/// Two subscriber processes (`fanout-demo subscribe`) of one group: the second joins while
+/// the first is busy, the partitions are rebalanced, both stop with SIGTERM; every event
+/// is handled exactly once across the two, in order per aggregate.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct SubscriberRebalanceTests {
+    static let logger = Logger(label: "e2e-rebalance")
+
+    /// A running `fanout-demo subscribe`, its standard output collected.
+    final class Subscriber: Sendable {
+        let process: Process
+        let output = Mutex("")
+
+        init(group: String, topic: String, brokers: String) throws {
+            let binary = CommandLineTests.binary.deletingLastPathComponent().appendingPathComponent("fanout-demo")
+            process = Process()
+            process.executableURL = binary
+            process.arguments = ["subscribe", group, topic]
+            var environment = ProcessInfo.processInfo.environment
+            environment["FANOUT_BROKERS"] = brokers
+            environment["FANOUT_DEMO_HANDLER_DELAY_MS"] = "30"
+            process.environment = environment
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = FileHandle.standardError
+            pipe.fileHandleForReading.readabilityHandler = { [output] handle in
+                let data = handle.availableData
+                output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+            try process.run()
+        }
+
+        /// `handled` lines: (aggregate, sequence, message id).
+        var handled: [(aggregate: String, sequence: Int64, messageID: String)] {
+            output.withLock { $0 }.split(separator: "\n").compactMap { line in
+                let fields = line.split(separator: " ")
+                guard fields.count == 7, fields[0] == "handled", let sequence = Int64(fields[5]) else { return nil }
+                return (String(fields[4]), sequence, String(fields[6]))
+            }
+        }
+
+        func stop() async throws -> Int32 {
+            process.terminate()  // SIGTERM
+            let deadline = ContinuousClock.now + .seconds(40)
+            while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            if process.isRunning {
+                Issue.record("fanout-demo subscribe did not stop within 40 s of SIGTERM")
+                kill(process.processIdentifier, SIGKILL)
+            }
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+    }
+
+    static func publish(_ events: [GenericDomainEventMessage], to topic: String, brokers: String) async throws {
+        let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: logger)
+        _ = try await producer.send(events.map { KafkaProducerRecord(topic: topic, key: Array($0.aggregateID.utf8), value: $0.jsonBytes()) })
+        await producer.shutdown()
+    }
+
+    static func events(_ sequences: ClosedRange<Int64>) -> [GenericDomainEventMessage] {
+        sequences.flatMap { sequence in
+            (0..<8).map { GenericDomainEventMessage(eventName: "Tick", aggregateID: "agg-\($0)", aggregateType: "T", sequenceNumber: sequence, payload: [:]) }
+        }
+    }
+
+    static func waitUntil(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("\(what): not within 60 s")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    @Test func aRebalanceBetweenTwoProcessesLosesAndRepeatsNothing() async throws {
+        let brokers = try TestServices.kafkaBrokers()
+        let topic = TestServices.uniqueName("rebalance")
+        let group = TestServices.uniqueName("group")
+        let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: Self.logger)
+        try await admin.createTopics([KafkaTopicSpecification(name: topic, partitions: 4)])
+        admin.close()
+        let first = Self.events(1...10)
+        try await Self.publish(first, to: topic, brokers: brokers)
+
+        let a = try Subscriber(group: group, topic: topic, brokers: brokers)
+        try await Self.waitUntil("the first process handles events") { a.handled.count >= 10 }
+        // The second joins while the first is in the middle of the backlog.
+        let b = try Subscriber(group: group, topic: topic, brokers: brokers)
+        let second = Self.events(11...20)
+        try await Self.publish(second, to: topic, brokers: brokers)
+        let all = Set((first + second).map(\.messageID))
+        try await Self.waitUntil("every event is handled") { Set(a.handled.map(\.messageID) + b.handled.map(\.messageID)).isSuperset(of: all) }
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await a.stop() == 0)
+        #expect(try await b.stop() == 0)
+
+        let handled = a.handled + b.handled
+        #expect(!b.handled.isEmpty, "the second process took over some partitions")
+        #expect(handled.count == all.count, "each event once: \(handled.count) handled lines for \(all.count) events")
+        #expect(Set(handled.map(\.messageID)) == all)
+        for output in [a.handled, b.handled] {
+            for aggregate in Set(output.map(\.aggregate)) {
+                let sequences = output.filter { $0.aggregate == aggregate }.map(\.sequence)
+                #expect(sequences == sequences.sorted(), "order of \(aggregate)")
+            }
+        }
+
+        // Everything was committed at shutdown: a new process receives only new events.
+        let c = try Subscriber(group: group, topic: topic, brokers: brokers)
+        let third = Self.events(21...21)
+        try await Self.publish(third, to: topic, brokers: brokers)
+        try await Self.waitUntil("the new events are handled") { c.handled.count >= third.count }
+        try await Task.sleep(for: .seconds(1))
+        #expect(try await c.stop() == 0)
+        #expect(Set(c.handled.map(\.messageID)) == Set(third.map(\.messageID)))
+        #expect(c.handled.count == third.count)
+    }
+}
