@@ -51,6 +51,18 @@ public enum KafkaGroupOffsets {
             let rk = try RDKafkaConfig.makeHandle(type: RD_KAFKA_CONSUMER, conf: conf)
             defer { rd_kafka_destroy(rk) }
             let ms = milliseconds(timeout)
+            // Refuse a running group (Kafka would refuse the commit too, less clearly).
+            var groups: UnsafePointer<rd_kafka_group_list>?
+            if rd_kafka_list_groups(rk, group, &groups, ms) == RD_KAFKA_RESP_ERR_NO_ERROR, let groups {
+                defer { rd_kafka_group_list_destroy(groups) }
+                for index in 0..<Int(groups.pointee.group_cnt) where groups.pointee.groups[index].member_cnt > 0 {
+                    let info = groups.pointee.groups[index]
+                    throw KafkaError(
+                        code: .state,
+                        message: "consumer group '\(group)' has \(info.member_cnt) running member(s) (state \(info.state.map { String(cString: $0) } ?? "?")); stop them before moving its offsets"
+                    )
+                }
+            }
             guard let partitions = try RDKafkaTopicReader.partitionIDs(of: topic, rk: rk, timeoutMs: ms) else {
                 throw KafkaError(code: .unknownTopicOrPartition, message: "topic '\(topic)' does not exist")
             }

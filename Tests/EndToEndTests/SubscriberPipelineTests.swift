@@ -117,7 +117,7 @@ import Testing
         #expect(bad.standardError.contains("--from: \"yesterday\" is not earliest, latest, an offset or an ISO-8601 time"))
     }
 
-    static func waitUntil(_ condition: @Sendable () -> Bool) async throws {
+    static func waitUntil(_ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while !condition() {
             guard ContinuousClock.now < deadline else {

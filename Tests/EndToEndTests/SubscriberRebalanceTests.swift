@@ -13,9 +13,13 @@ import Testing
     static let logger = Logger(label: "e2e-rebalance")
 
     /// A running `fanout-demo subscribe`, its standard output collected.
-    final class Subscriber: Sendable {
+    final class Output: Sendable {
+        let text = Mutex("")
+    }
+
+    final class Subscriber: @unchecked Sendable {
         let process: Process
-        let output = Mutex("")
+        let output = Output()
 
         init(group: String, topic: String, brokers: String) throws {
             let binary = CommandLineTests.binary.deletingLastPathComponent().appendingPathComponent("fanout-demo")
@@ -31,14 +35,17 @@ import Testing
             process.standardError = FileHandle.standardError
             pipe.fileHandleForReading.readabilityHandler = { [output] handle in
                 let data = handle.availableData
-                output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+                output.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
             }
             try process.run()
         }
 
         /// `handled` lines: (aggregate, sequence, message id).
         var handled: [(aggregate: String, sequence: Int64, messageID: String)] {
-            output.withLock { $0 }.split(separator: "\n").compactMap { line in
+            let text = output.text.withLock { $0 }
+            // Complete lines only.
+            let complete = text.lastIndex(of: "\n").map { text[..<$0] } ?? ""
+            return complete.split(separator: "\n").compactMap { line in
                 let fields = line.split(separator: " ")
                 guard fields.count == 7, fields[0] == "handled", let sequence = Int64(fields[5]) else { return nil }
                 return (String(fields[4]), sequence, String(fields[6]))
