@@ -18,7 +18,7 @@ struct Demo {
     static func main() async {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
+            handler.logLevel = ProcessInfo.processInfo.environment["FANOUT_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
             return handler
         }
         let arguments = Array(CommandLine.arguments.dropFirst())

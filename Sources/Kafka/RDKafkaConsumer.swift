@@ -48,7 +48,7 @@ final class RDKafkaConsumer: Sendable {
         properties["log.queue"] = "true"
         let conf = try RDKafkaConfig.make(properties)
         rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_LOG)
-        let rebalance = RDKafkaRebalance(listener: rebalanceListener, logger: logger)
+        let rebalance = RDKafkaRebalance(listener: rebalanceListener, properties: properties, logger: logger)
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(rebalance).toOpaque())
         rd_kafka_conf_set_rebalance_cb(conf, rdKafkaRebalanceCallback)
         let rk = try RDKafkaConfig.makeHandle(type: RD_KAFKA_CONSUMER, conf: conf)
@@ -437,8 +437,9 @@ public struct KafkaRebalanceListener: Sendable {
     public var assigned: @Sendable ([KafkaTopicPartition]) -> Void
     /// Partitions about to be taken away: may block (off the cooperative pool) until the work
     /// on them is finished, and returns the offsets to commit for them (the next offset to
-    /// read), which are committed before the partitions are given up. Not called when the
-    /// assignment was lost (the member was fenced; a commit would fail).
+    /// read), which are committed before the partitions are given up. Also called when the
+    /// assignment was lost (the member's generation is no longer valid): the offsets are then
+    /// committed from outside the group, which a broker may refuse.
     public var revoking: @Sendable ([KafkaTopicPartition]) -> [KafkaAcknowledgement]
 
     public init(
@@ -453,12 +454,29 @@ public struct KafkaRebalanceListener: Sendable {
 /// The state behind the rebalance callback (`rd_kafka_conf_set_opaque`).
 final class RDKafkaRebalance: Sendable {
     let listener: KafkaRebalanceListener?
+    /// The consumer's properties, for a commit from outside the group after a lost assignment.
+    let properties: [String: String]
     let logger: Logger
     let dropBuffered = Mutex<(@Sendable (Set<KafkaTopicPartition>) -> Void)?>(nil)
 
-    init(listener: KafkaRebalanceListener?, logger: Logger) {
+    init(listener: KafkaRebalanceListener?, properties: [String: String], logger: Logger) {
         self.listener = listener
+        self.properties = properties
         self.logger = logger
+    }
+
+    /// Commits with a client of its own that never joins the group (generation -1), as
+    /// `kafka-consumer-groups --reset-offsets` does. Brokers that follow Kafka refuse it while the
+    /// group has members; some (noida-db) accept it while the group rebalances.
+    func commitOutsideGroup(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> rd_kafka_resp_err_t {
+        var properties = properties
+        properties["log.queue"] = nil
+        properties["enable.auto.commit"] = "false"
+        guard let conf = try? RDKafkaConfig.make(properties) else { return RD_KAFKA_RESP_ERR__INVALID_ARG }
+        rd_kafka_conf_set_log_cb(conf, nil)
+        guard let rk = try? RDKafkaConfig.makeHandle(type: RD_KAFKA_CONSUMER, conf: conf) else { return RD_KAFKA_RESP_ERR__INVALID_ARG }
+        defer { rd_kafka_destroy(rk) }
+        return rd_kafka_commit(rk, list, 0)
     }
 
     func handle(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
@@ -480,7 +498,8 @@ final class RDKafkaRebalance: Sendable {
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let dropBuffered = self.dropBuffered.withLock { $0 }
             dropBuffered?(Set(partitions))
-            if let listener, rd_kafka_assignment_lost(rk) == 0 {
+            if let listener {
+                let isLost = rd_kafka_assignment_lost(rk) != 0
                 let offsets = listener.revoking(partitions)
                 dropBuffered?(Set(partitions))
                 if !offsets.isEmpty {
@@ -489,9 +508,13 @@ final class RDKafkaRebalance: Sendable {
                     for offset in offsets {
                         rd_kafka_topic_partition_list_add(commit, offset.topic, offset.partition).pointee.offset = offset.offset
                     }
-                    let err = rd_kafka_commit(rk, commit, 0)
+                    // A lost assignment's generation is gone: the member's own commit would fail.
+                    let err = isLost ? commitOutsideGroup(commit) : rd_kafka_commit(rk, commit, 0)
                     if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                        logger.warning("Kafka consumer could not commit revoked partitions", metadata: ["kafka.error": "\(KafkaError.Code(err).name)"])
+                        logger.warning(
+                            "Kafka consumer could not commit the partitions it gave up; their next owner repeats what was finished since the last commit",
+                            metadata: ["kafka.error": "\(KafkaError.Code(err).name)", "kafka.lost": "\(isLost)"]
+                        )
                     }
                 }
             }

@@ -107,10 +107,10 @@ final class GroupRun: Sendable {
             }
         } onCancel: {
             state.withLock { $0.isStopping = true }
-            Task { await consumer.close() }
+            Task { await self.finishAndClose(consumer) }
         }
         state.withLock { $0.isStopping = true }
-        await consumer.close()
+        await finishAndClose(consumer)
         committer.cancel()
         tail.cancel()
         for task in state.withLock({ $0.chains.values.map(\.task) }) { await task.value }
@@ -398,26 +398,46 @@ final class GroupRun: Sendable {
     private func commitLoop(_ consumer: KafkaConsumer) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(200))
-            let work = state.withLock { state -> [KafkaAcknowledgement] in
-                guard !state.isCommitting else { return [] }
-                let work = state.partitions.compactMap { partition, value -> KafkaAcknowledgement? in
-                    guard !state.revoked.contains(partition), let frontier = value.frontier, frontier != value.committed else { return nil }
-                    return KafkaAcknowledgement(topic: partition.topic, partition: partition.partition, offset: frontier)
-                }
-                state.isCommitting = !work.isEmpty
-                return work
-            }
-            guard !work.isEmpty else { continue }
-            for offset in work {
-                do {
-                    try await consumer.commit(topic: offset.topic, partition: offset.partition, offset: offset.offset)
-                    state.withLock { $0.partitions[KafkaTopicPartition(topic: offset.topic, partition: offset.partition)]?.committed = offset.offset }
-                } catch {
-                    logger.debug("commit failed; retried on the next round", metadata: ["kafka.topic": "\(offset.topic)", "error": "\(error)"])
-                }
-            }
-            state.withLock { $0.isCommitting = false }
+            _ = await commitFrontiers(consumer)
         }
+    }
+
+    /// Commits every partition whose frontier moved; false when another commit was in progress.
+    private func commitFrontiers(_ consumer: KafkaConsumer) async -> Bool {
+        let work = state.withLock { state -> [KafkaAcknowledgement]? in
+            guard !state.isCommitting else { return nil }
+            let work = state.partitions.compactMap { partition, value -> KafkaAcknowledgement? in
+                guard !state.revoked.contains(partition), let frontier = value.frontier, frontier != value.committed else { return nil }
+                return KafkaAcknowledgement(topic: partition.topic, partition: partition.partition, offset: frontier)
+            }
+            state.isCommitting = !work.isEmpty
+            return work
+        }
+        guard let work else { return false }
+        guard !work.isEmpty else { return true }
+        for offset in work {
+            do {
+                try await consumer.commit(topic: offset.topic, partition: offset.partition, offset: offset.offset)
+                state.withLock { $0.partitions[KafkaTopicPartition(topic: offset.topic, partition: offset.partition)]?.committed = offset.offset }
+                group.onCommit?(offset)
+            } catch {
+                logger.debug("commit failed; retried on the next round", metadata: ["kafka.topic": "\(offset.topic)", "error": "\(error)"])
+            }
+        }
+        state.withLock { $0.isCommitting = false }
+        return true
+    }
+
+    /// Shutdown: waits (at most 30 s) for the running events, commits, and leaves the group.
+    private func finishAndClose(_ consumer: KafkaConsumer) async {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while state.withLock({ $0.partitions.values.contains { $0.running > 0 } }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        while !(await commitFrontiers(consumer)), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        await consumer.close()
     }
 
     /// On the consumer's poll thread.

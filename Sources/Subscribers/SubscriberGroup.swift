@@ -81,6 +81,8 @@ public final class SubscriberGroup: Sendable {
     public let isSequencedParkingEnabled: Bool
     /// The wait before the second attempt; it doubles for each further attempt, up to 5 s.
     public let retryBackoff: Duration
+    /// Called after each successful commit with the committed offset (the next to read).
+    public let onCommit: (@Sendable (KafkaAcknowledgement) -> Void)?
     /// `<name>.dead-letter`, created with one partition when missing.
     public var deadLetterTopic: String { DeadLetterTopic.name(forGroup: name) }
 
@@ -95,6 +97,7 @@ public final class SubscriberGroup: Sendable {
         maximumConcurrency: Int = 16,
         sequencedParking: Bool = false,
         retryBackoff: Duration = .milliseconds(100),
+        onCommit: (@Sendable (KafkaAcknowledgement) -> Void)? = nil,
         logger: Logger
     ) {
         precondition(maximumAttempts >= 1 && maximumConcurrency >= 1)
@@ -107,6 +110,7 @@ public final class SubscriberGroup: Sendable {
         self.maximumConcurrency = maximumConcurrency
         self.isSequencedParkingEnabled = sequencedParking
         self.retryBackoff = retryBackoff
+        self.onCommit = onCommit
         var logger = logger
         logger[metadataKey: "fanout.group"] = "\(name)"
         self.logger = logger
