@@ -94,6 +94,16 @@ import Testing
         lines = try listing()
         #expect(lines.contains { $0.contains("resolved") && $0.contains("key=o-1") })
 
+        // A stream record that is not an event goes to the Router's dead-letter topic, which
+        // `fanout dead-letters list --topic` lists too.
+        try await store.dynamoDB.putItem(table: table, item: ["aggregateId": .s("junk-1"), "sequenceNumber": .n("1")])
+        let routerListing = { () throws -> [String] in
+            let result = try CommandLineTests.run(["dead-letters", "list", "--brokers", brokers, "--topic", topics.deadLetter])
+            return result.status == 0 ? result.standardOutput.split(separator: "\n").map(String.init) : []
+        }
+        try await Self.waitUntil { (try? routerListing().contains { $0.contains("router") && $0.contains("key=junk-1") }) == true }
+        #expect(try routerListing().contains { $0.contains("router") && $0.contains("key=junk-1") && $0.contains("reason=not an event") })
+
         subscriber.cancel()
         try await subscriber.value
         sidecar.requestStop()
