@@ -34,7 +34,15 @@ struct DeadLetters: AsyncParsableCommand {
         func run() async throws {
             do {
                 let topic = try DeadLetters.topic(group: group, topic: topic)
-                let entries = try await DeadLetterTopic.read(topic: topic, configuration: try kafka.configuration(), logger: Logger(label: "fanout"))
+                let configuration = try kafka.configuration()
+                let logger = Logger(label: "fanout")
+                let admin = try KafkaAdmin(configuration: configuration, logger: logger)
+                let topics = try await admin.listTopics()
+                admin.close()
+                guard topics[topic] != nil else {
+                    throw ValidationError("topic '\(topic)' does not exist (a subscriber group creates <group>.dead-letter when it starts)")
+                }
+                let entries = try await DeadLetterTopic.read(topic: topic, configuration: configuration, logger: logger)
                 for line in DeadLetterListing.lines(entries, topic: topic) { print(line) }
             } catch {
                 printError("fanout: error: \(error)")

@@ -127,6 +127,17 @@ import Testing
         #expect(bad.standardError.contains("--from: \"yesterday\" is not earliest, latest, an offset or an ISO-8601 time"))
     }
 
+    @Test func listingATopicThatDoesNotExistIsAnError() throws {
+        let brokers = try TestServices.kafkaBrokers()
+        let topic = TestServices.uniqueName("no-such-dlq")
+        let result = try CommandLineTests.run(["dead-letters", "list", "--brokers", brokers, "--topic", topic])
+        #expect(result.status == 1)
+        #expect(result.standardError.contains("topic '\(topic)' does not exist"))
+        let neither = try CommandLineTests.run(["dead-letters", "list", "--brokers", brokers])
+        #expect(neither.status == 1)
+        #expect(neither.standardError.contains("give either --group or --topic"))
+    }
+
     static func waitUntil(_ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while !condition() {
