@@ -73,36 +73,36 @@ import Testing
 
         // o-1#2 is dead-lettered after 3 attempts; o-1's next event is parked behind it.
         try await store.append([GenericDomainEventMessage(eventName: "OrderNoted", aggregateID: "o-1", aggregateType: "Order", sequenceNumber: 3, payload: ["note": "gift wrap"])])
-        let listing = { () throws -> [String] in
-            let result = try CommandLineTests.run(["dead-letters", "list", "--brokers", brokers, "--group", groupName])
+        let listing = { () async throws -> [String] in
+            let result = try await Self.fanout(["dead-letters", "list", "--brokers", brokers, "--group", groupName])
             #expect(result.status == 0, "\(result.standardError)")
             return result.standardOutput.split(separator: "\n").map(String.init)
         }
-        try await Self.waitUntil { (try? listing().contains { $0.contains("parked") && $0.contains("event=OrderNoted#3") }) == true }
-        var lines = try listing()
+        try await Self.waitUntilAsync { (try? await listing().contains { $0.contains("parked") && $0.contains("event=OrderNoted#3") }) == true }
+        var lines = try await listing()
         #expect(lines.contains { $0.contains("failed") && $0.contains("key=o-1") && $0.contains("origin=\(topics.orders)[") && $0.contains("event=OrderShipped#2") && $0.contains("attempts=3") && $0.contains("reason=warehouse is down") })
         #expect(lines.contains { $0.hasPrefix("unresolved: o-1: ") })
         #expect(!handled.withLock { $0 }.contains("o-1#3"))
 
         // The warehouse is back: a retry through the command line resolves o-1 in order.
         isDown.withLock { $0 = false }
-        let retry = try CommandLineTests.run(["dead-letters", "retry", "--brokers", brokers, "--group", groupName, "--key", "o-1"])
+        let retry = try await Self.fanout(["dead-letters", "retry", "--brokers", brokers, "--group", groupName, "--key", "o-1"])
         #expect(retry.status == 0, "\(retry.standardError)")
         try await Self.waitUntil { handled.withLock { $0.contains("o-1#3") } }
         #expect(handled.withLock { $0 }.filter { $0.hasPrefix("o-1") } == ["o-1#1", "o-1#2", "o-1#3"])
-        try await Self.waitUntil { (try? listing().contains("unresolved: none")) == true }
-        lines = try listing()
+        try await Self.waitUntilAsync { (try? await listing().contains("unresolved: none")) == true }
+        lines = try await listing()
         #expect(lines.contains { $0.contains("resolved") && $0.contains("key=o-1") })
 
         // A stream record that is not an event goes to the Router's dead-letter topic, which
         // `fanout dead-letters list --topic` lists too.
         try await store.dynamoDB.putItem(table: table, item: ["aggregateId": .s("junk-1"), "sequenceNumber": .n("1")])
-        let routerListing = { () throws -> [String] in
-            let result = try CommandLineTests.run(["dead-letters", "list", "--brokers", brokers, "--topic", topics.deadLetter])
+        let routerListing = { () async throws -> [String] in
+            let result = try await Self.fanout(["dead-letters", "list", "--brokers", brokers, "--topic", topics.deadLetter])
             return result.status == 0 ? result.standardOutput.split(separator: "\n").map(String.init) : []
         }
-        try await Self.waitUntil { (try? routerListing().contains { $0.contains("router") && $0.contains("key=junk-1") }) == true }
-        #expect(try routerListing().contains { $0.contains("router") && $0.contains("key=junk-1") && $0.contains("reason=not an event") })
+        try await Self.waitUntilAsync { (try? await routerListing().contains { $0.contains("router") && $0.contains("key=junk-1") }) == true }
+        #expect(try await routerListing().contains { $0.contains("router") && $0.contains("key=junk-1") && $0.contains("reason=not an event") })
 
         subscriber.cancel()
         try await subscriber.value
@@ -110,7 +110,7 @@ import Testing
         try await running.value
 
         // Replay the group from the beginning: every event of the topic again, in order per order.
-        let replay = try CommandLineTests.run(["replay", "--brokers", brokers, "--group", groupName, "--topic", topics.orders, "--from", "earliest"])
+        let replay = try await Self.fanout(["replay", "--brokers", brokers, "--group", groupName, "--topic", topics.orders, "--from", "earliest"])
         #expect(replay.status == 0, "\(replay.standardError)")
         #expect(replay.standardOutput.split(separator: "\n").count == 4)   // one line per partition
         handled.withLock { $0 = [] }
@@ -122,20 +122,66 @@ import Testing
         #expect(handled.withLock { $0 }.sorted() == ["o-1#1", "o-1#2", "o-1#3", "o-2#1", "o-2#2"])
         #expect(handled.withLock { $0 }.filter { $0.hasPrefix("o-1") } == ["o-1#1", "o-1#2", "o-1#3"])
 
-        let bad = try CommandLineTests.run(["replay", "--brokers", brokers, "--group", groupName, "--topic", topics.orders, "--from", "yesterday"])
+        let bad = try await Self.fanout(["replay", "--brokers", brokers, "--group", groupName, "--topic", topics.orders, "--from", "yesterday"])
         #expect(bad.status == 1)
         #expect(bad.standardError.contains("--from: \"yesterday\" is not earliest, latest, an offset or an ISO-8601 time"))
     }
 
-    @Test func listingATopicThatDoesNotExistIsAnError() throws {
+    @Test func listingATopicThatDoesNotExistIsAnError() async throws {
         let brokers = try TestServices.kafkaBrokers()
         let topic = TestServices.uniqueName("no-such-dlq")
-        let result = try CommandLineTests.run(["dead-letters", "list", "--brokers", brokers, "--topic", topic])
+        let result = try await Self.fanout(["dead-letters", "list", "--brokers", brokers, "--topic", topic])
         #expect(result.status == 1)
         #expect(result.standardError.contains("topic '\(topic)' does not exist"))
-        let neither = try CommandLineTests.run(["dead-letters", "list", "--brokers", brokers])
+        let neither = try await Self.fanout(["dead-letters", "list", "--brokers", brokers])
         #expect(neither.status == 1)
         #expect(neither.standardError.contains("give either --group or --topic"))
+    }
+
+    struct Output: Sendable {
+        var status: Int32
+        var standardOutput: String
+        var standardError: String
+    }
+
+    /// Runs the built `fanout` binary to its end (at most 30 s) without blocking the cooperative pool.
+    static func fanout(_ arguments: [String]) async throws -> Output {
+        let process = Process()
+        process.executableURL = CommandLineTests.binary
+        process.arguments = arguments
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let (ended, continuation) = AsyncStream<Void>.makeStream()
+        process.terminationHandler = { _ in continuation.finish() }
+        try process.run()
+        // Read while it runs, so a full pipe cannot block it.
+        async let output = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
+        async let errors = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(30))
+            Issue.record("fanout \(arguments.joined(separator: " ")) did not end within 30 s")
+            process.terminate()
+        }
+        for await _ in ended {}
+        watchdog.cancel()
+        return Output(
+            status: process.terminationStatus,
+            standardOutput: String(decoding: await output, as: UTF8.self),
+            standardError: String(decoding: await errors, as: UTF8.self)
+        )
+    }
+
+    static func waitUntilAsync(_ condition: () async -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !(await condition()) {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("condition not met within 30 s")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
     }
 
     static func waitUntil(_ condition: () -> Bool) async throws {
