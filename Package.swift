@@ -108,7 +108,7 @@ let package = Package(
         .executableTarget(
             name: "fanout",
             dependencies: [
-                "FanoutApp", "AWS", "Kafka", "StreamReader", "Router", "CQRSCore",
+                "FanoutApp", "AWS", "Kafka", "StreamReader", "Router", "Subscribers", "CQRSCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),

@@ -18,7 +18,7 @@ struct Demo {
     static func main() async {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .warning
+            handler.logLevel = ProcessInfo.processInfo.environment["FANOUT_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
             return handler
         }
         let arguments = Array(CommandLine.arguments.dropFirst())
@@ -26,8 +26,9 @@ struct Demo {
             switch (arguments.first, arguments.count) {
             case ("create-table", 2): try await createTable(arguments[1])
             case ("drive", 3): try await drive(table: arguments[1], routesPath: arguments[2])
+            case ("subscribe", 3): try await subscribe(group: arguments[1], topic: arguments[2])
             default:
-                fail("usage: fanout-demo create-table TABLE | fanout-demo drive TABLE ROUTES_FILE")
+                fail("usage: fanout-demo create-table TABLE | fanout-demo drive TABLE ROUTES_FILE | fanout-demo subscribe GROUP TOPIC")
             }
         } catch {
             fail("fanout-demo: error: \(error)")

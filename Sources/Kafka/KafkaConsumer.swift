@@ -13,9 +13,11 @@ public final class KafkaConsumer: Sendable {
     /// `configuration` must hold `group.id`. Defaults (overridable): `enable.auto.commit=false`,
     /// `enable.auto.offset.store=false`, `auto.offset.reset=earliest`,
     /// `partition.assignment.strategy=cooperative-sticky`. librdkafka assigns partitions itself
-    /// (no rebalance callback). An unknown property or bad value throws a ``KafkaError`` naming it.
-    public init(configuration: KafkaConfiguration, topics: [String], logger: Logger) throws {
-        self.core = try RDKafkaConsumer(configuration: configuration, topics: topics, logger: logger)
+    /// (cooperatively when the protocol is COOPERATIVE); `rebalanceListener` hears of it, and may
+    /// finish and commit the work on partitions before they are revoked. An unknown property or
+    /// bad value throws a ``KafkaError`` naming it.
+    public init(configuration: KafkaConfiguration, topics: [String], rebalanceListener: KafkaRebalanceListener? = nil, logger: Logger) throws {
+        self.core = try RDKafkaConsumer(configuration: configuration, topics: topics, rebalanceListener: rebalanceListener, logger: logger)
     }
 
     deinit {
@@ -34,6 +36,11 @@ public final class KafkaConsumer: Sendable {
     /// on a thread of its own (off the cooperative pool).
     public func commit(_ message: KafkaConsumerMessage) async throws {
         try await core.commit(topic: message.topic, partition: message.partition, offset: message.offset + 1)
+    }
+
+    /// Synchronously commits `offset` (the next offset to read) for a partition, off the cooperative pool.
+    public func commit(topic: String, partition: Int32, offset: Int64) async throws {
+        try await core.commit(topic: topic, partition: partition, offset: offset)
     }
 
     /// Moves the read position of an assigned partition: the next message of that

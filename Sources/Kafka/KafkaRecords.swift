@@ -59,6 +59,19 @@ public struct KafkaAcknowledgement: Sendable, Hashable {
     }
 }
 
+/// A partition of a topic.
+public struct KafkaTopicPartition: Sendable, Hashable, CustomStringConvertible {
+    public var topic: String
+    public var partition: Int32
+
+    public init(topic: String, partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+
+    public var description: String { "\(topic)[\(partition)]" }
+}
+
 /// A consumed record, copied out of librdkafka.
 public struct KafkaConsumerMessage: Sendable {
     public var topic: String

@@ -18,10 +18,14 @@ public enum KafkaTopicReader {
     /// one (never joined, nothing committed); any other
     /// property of `configuration` applies (e.g. `isolation.level=read_committed`).
     ///
+    /// `startOffsets` (by partition) starts a partition later than its beginning, e.g. after
+    /// the records an earlier read returned.
+    ///
     /// - Returns: `[]` for a topic that does not exist or holds no record.
     /// - Throws: ``KafkaError`` with code `timedOut` when the end is not reached within `timeout`.
     public static func readToEnd(
         topic: String,
+        from startOffsets: [Int32: Int64] = [:],
         configuration: KafkaConfiguration,
         timeout: Duration = .seconds(30),
         logger: Logger
@@ -37,14 +41,14 @@ public enum KafkaTopicReader {
         properties["log.queue"] = "true"
         return try await runOffPool("fanout.kafka.reader") { [properties] in
             let conf = try RDKafkaConfig.make(properties)
-            return try RDKafkaTopicReader.read(topic: topic, conf: conf, timeout: timeout, logger: logger)
+            return try RDKafkaTopicReader.read(topic: topic, from: startOffsets, conf: conf, timeout: timeout, logger: logger)
         }
     }
 }
 
 /// The blocking read behind ``KafkaTopicReader``; everything runs on the calling thread.
 enum RDKafkaTopicReader {
-    static func read(topic: String, conf: OpaquePointer, timeout: Duration, logger: Logger) throws -> [KafkaConsumerMessage] {
+    static func read(topic: String, from startOffsets: [Int32: Int64], conf: OpaquePointer, timeout: Duration, logger: Logger) throws -> [KafkaConsumerMessage] {
         let deadline = ContinuousClock.now + timeout
         func remaining() -> Int32 { max(1, milliseconds(deadline - ContinuousClock.now)) }
 
@@ -82,9 +86,10 @@ enum RDKafkaTopicReader {
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 throw KafkaError(err, context: "could not read the watermarks of topic '\(topic)' partition \(partition)")
             }
-            if high > low {
+            let start = max(low, startOffsets[partition] ?? low)
+            if high > start {
                 ends[partition] = high
-                rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = low
+                rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = start
             }
         }
         drainLogs()

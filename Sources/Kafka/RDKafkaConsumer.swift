@@ -37,7 +37,10 @@ final class RDKafkaConsumer: Sendable {
     private let state = Mutex(State())
     private let space = DispatchSemaphore(value: 0)
 
-    init(configuration: KafkaConfiguration, topics: [String], logger: Logger) throws {
+    /// Called from the rebalance callback; kept alive by the consumer.
+    let rebalance: RDKafkaRebalance
+
+    init(configuration: KafkaConfiguration, topics: [String], rebalanceListener: KafkaRebalanceListener?, logger: Logger) throws {
         guard let group = configuration["group.id"], !group.isEmpty else {
             throw KafkaError.config("the consumer configuration has no 'group.id'")
         }
@@ -45,6 +48,9 @@ final class RDKafkaConsumer: Sendable {
         properties["log.queue"] = "true"
         let conf = try RDKafkaConfig.make(properties)
         rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_LOG)
+        let rebalance = RDKafkaRebalance(listener: rebalanceListener, properties: properties, logger: logger)
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(rebalance).toOpaque())
+        rd_kafka_conf_set_rebalance_cb(conf, rdKafkaRebalanceCallback)
         let rk = try RDKafkaConfig.makeHandle(type: RD_KAFKA_CONSUMER, conf: conf)
         let logQueue = rd_kafka_queue_new(rk)!
         rd_kafka_set_log_queue(rk, logQueue)
@@ -65,6 +71,8 @@ final class RDKafkaConsumer: Sendable {
         self.handle = RDKafkaHandle(rk)
         self.logQueue = logQueue
         self.logger = logger
+        self.rebalance = rebalance
+        rebalance.dropBuffered.withLock { $0 = { [weak self] partitions in self?.dropBuffered(partitions) } }
         logger.debug(
             "Kafka consumer subscribed",
             metadata: ["kafka.group": "\(group)", "kafka.topics": "\(topics)", "kafka.librdkafka": "\(Librdkafka.version)"]
@@ -156,17 +164,14 @@ final class RDKafkaConsumer: Sendable {
         for command in commands { command(rk) }
     }
 
-    /// Drops buffered messages of the given partitions (called on the poll thread after a seek).
-    private func dropBuffered(_ partitions: Set<TopicPartition>) {
+    /// Drops buffered messages of the given partitions (called on the poll thread after a seek or a revocation).
+    func dropBuffered(_ partitions: Set<TopicPartition>) {
         state.withLock { state in
             state.buffer.removeAll { partitions.contains(TopicPartition(topic: $0.topic, partition: $0.partition)) }
         }
     }
 
-    struct TopicPartition: Hashable, Sendable {
-        var topic: String
-        var partition: Int32
-    }
+    typealias TopicPartition = KafkaTopicPartition
 
     func seek(topic: String, partition: Int32, offset: Int64, timeout: Duration) async throws {
         let ms = milliseconds(timeout)
@@ -424,4 +429,113 @@ final class RDKafkaConsumer: Sendable {
             timestamp: timestamp
         )
     }
+}
+
+/// What a consumer-group member does around a rebalance; both run on the consumer's poll thread.
+public struct KafkaRebalanceListener: Sendable {
+    /// Partitions newly assigned to this member (fetching starts at their committed offsets).
+    public var assigned: @Sendable ([KafkaTopicPartition]) -> Void
+    /// Partitions about to be taken away: may block (off the cooperative pool) until the work
+    /// on them is finished, and returns the offsets to commit for them (the next offset to
+    /// read), which are committed before the partitions are given up. Also called when the
+    /// assignment was lost (the member's generation is no longer valid): the offsets are then
+    /// committed from outside the group, which a broker may refuse.
+    public var revoking: @Sendable ([KafkaTopicPartition]) -> [KafkaAcknowledgement]
+
+    public init(
+        assigned: @escaping @Sendable ([KafkaTopicPartition]) -> Void,
+        revoking: @escaping @Sendable ([KafkaTopicPartition]) -> [KafkaAcknowledgement]
+    ) {
+        self.assigned = assigned
+        self.revoking = revoking
+    }
+}
+
+/// The state behind the rebalance callback (`rd_kafka_conf_set_opaque`).
+final class RDKafkaRebalance: Sendable {
+    let listener: KafkaRebalanceListener?
+    /// The consumer's properties, for a commit from outside the group after a lost assignment.
+    let properties: [String: String]
+    let logger: Logger
+    let dropBuffered = Mutex<(@Sendable (Set<KafkaTopicPartition>) -> Void)?>(nil)
+
+    init(listener: KafkaRebalanceListener?, properties: [String: String], logger: Logger) {
+        self.listener = listener
+        self.properties = properties
+        self.logger = logger
+    }
+
+    /// Commits with a client of its own that never joins the group (generation -1), as
+    /// `kafka-consumer-groups --reset-offsets` does. Brokers that follow Kafka refuse it while the
+    /// group has members; some (noida-db) accept it while the group rebalances.
+    func commitOutsideGroup(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> rd_kafka_resp_err_t {
+        var properties = properties
+        properties["log.queue"] = nil
+        properties["enable.auto.commit"] = "false"
+        guard let conf = try? RDKafkaConfig.make(properties) else { return RD_KAFKA_RESP_ERR__INVALID_ARG }
+        rd_kafka_conf_set_log_cb(conf, nil)
+        guard let rk = try? RDKafkaConfig.makeHandle(type: RD_KAFKA_CONSUMER, conf: conf) else { return RD_KAFKA_RESP_ERR__INVALID_ARG }
+        defer { rd_kafka_destroy(rk) }
+        return rd_kafka_commit(rk, list, 0)
+    }
+
+    func handle(_ rk: OpaquePointer, _ err: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        let partitions = UnsafeBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt)).map {
+            KafkaTopicPartition(topic: String(cString: $0.topic), partition: $0.partition)
+        }
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            if cooperative {
+                if let error = rd_kafka_incremental_assign(rk, list) {
+                    logger.error("Kafka consumer could not take its assignment: \(KafkaError(consuming: error, context: "incremental assign"))")
+                }
+            } else {
+                _ = rd_kafka_assign(rk, list)
+            }
+            logger.debug("Kafka partitions assigned", metadata: ["kafka.partitions": "\(partitions.map { "\($0.topic)[\($0.partition)]" })"])
+            listener?.assigned(partitions)
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            let dropBuffered = self.dropBuffered.withLock { $0 }
+            dropBuffered?(Set(partitions))
+            if let listener {
+                let isLost = rd_kafka_assignment_lost(rk) != 0
+                let offsets = listener.revoking(partitions)
+                dropBuffered?(Set(partitions))
+                if !offsets.isEmpty {
+                    let commit = rd_kafka_topic_partition_list_new(Int32(offsets.count))!
+                    defer { rd_kafka_topic_partition_list_destroy(commit) }
+                    for offset in offsets {
+                        rd_kafka_topic_partition_list_add(commit, offset.topic, offset.partition).pointee.offset = offset.offset
+                    }
+                    // A lost assignment's generation is gone: the member's own commit would fail.
+                    let err = isLost ? commitOutsideGroup(commit) : rd_kafka_commit(rk, commit, 0)
+                    if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                        logger.warning(
+                            "Kafka consumer could not commit the partitions it gave up; their next owner repeats what was finished since the last commit",
+                            metadata: ["kafka.error": "\(KafkaError.Code(err).name)", "kafka.lost": "\(isLost)"]
+                        )
+                    }
+                }
+            }
+            if cooperative {
+                if let error = rd_kafka_incremental_unassign(rk, list) {
+                    logger.warning("Kafka consumer could not give up partitions: \(KafkaError(consuming: error, context: "incremental unassign"))")
+                }
+            } else {
+                _ = rd_kafka_assign(rk, nil)
+            }
+            logger.debug("Kafka partitions revoked", metadata: ["kafka.partitions": "\(partitions.map { "\($0.topic)[\($0.partition)]" })"])
+        default:
+            logger.warning("Kafka rebalance error", metadata: ["kafka.error": "\(KafkaError.Code(err).name)"])
+            _ = rd_kafka_assign(rk, nil)
+        }
+    }
+}
+
+private let rdKafkaRebalanceCallback: @convention(c) (
+    OpaquePointer?, rd_kafka_resp_err_t, UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, UnsafeMutableRawPointer?
+) -> Void = { rk, err, list, opaque in
+    guard let rk, let list, let opaque else { return }
+    Unmanaged<RDKafkaRebalance>.fromOpaque(opaque).takeUnretainedValue().handle(rk, err, list)
 }

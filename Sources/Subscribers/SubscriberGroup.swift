@@ -10,6 +10,14 @@ public struct EventContext: Sendable {
     public var key: String?
     public var headers: [KafkaHeader]
 
+    public init(topic: String, partition: Int32, offset: Int64, key: String?, headers: [KafkaHeader]) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.headers = headers
+    }
+
     /// The first header with this name, as text.
     public func header(_ name: String) -> String? {
         headers.first { $0.key == name }.map { String(decoding: $0.value, as: UTF8.self) }
@@ -47,44 +55,62 @@ public struct Subscription: Sendable {
     }
 }
 
-/// A handler failed on every attempt; the group stopped without committing the event.
-public struct HandlerFailedError: Error, Sendable, CustomStringConvertible {
-    public var group: String
-    public var topic: String
-    public var partition: Int32
-    public var offset: Int64
-    public var eventName: String
-    public var attempts: Int
-    public var underlying: String
-
-    public var description: String {
-        "subscriber group \(group): handler for \(eventName) at \(topic)[\(partition)]@\(offset) failed \(attempts) times: \(underlying)"
-    }
-}
-
 /// A group of handlers that share one Kafka consumer group.
 ///
-/// Events arrive in order per partition; every matching handler of an event runs
-/// before the next event of that partition, and the event's offset is committed
-/// only after all of them succeeded.
+/// - Order: events of one key (the aggregate id) run one after the other, in partition
+///   order; events of different keys run concurrently, at most ``maximumConcurrency`` at
+///   once. Records without a key run in partition order.
+/// - Commits: a partition's offset is committed up to the first event not finished yet
+///   (every event below it was handled or dead-lettered), every 200 ms and before a
+///   partition is given up in a rebalance or at shutdown.
+/// - Failures: a handler is retried with exponential backoff (``retryBackoff``, doubling, at
+///   most 5 s) up to ``maximumAttempts`` times; then the event goes to the group's
+///   dead-letter topic (``deadLetterTopic``) and the group moves on. Records that are not
+///   events go there too. With ``isSequencedParkingEnabled``, later events of the same key
+///   are parked there behind it until it is resolved (`fanout dead-letters retry`).
 public final class SubscriberGroup: Sendable {
     public let name: String
     public let subscriptions: [Subscription]
-    private let configuration: KafkaConfiguration
-    private let logger: Logger
-    /// Attempts per event before the group gives up (and stops, committing nothing past it).
+    let configuration: KafkaConfiguration
+    let logger: Logger
+    /// Attempts per event before it is dead-lettered.
     public let maximumAttempts: Int
+    /// Events (of different keys) handled at once.
+    public let maximumConcurrency: Int
+    /// Whether later events of a key wait (parked in the dead-letter topic) behind a failed one.
+    public let isSequencedParkingEnabled: Bool
+    /// The wait before the second attempt; it doubles for each further attempt, up to 5 s.
+    public let retryBackoff: Duration
+    /// Called after each successful commit with the committed offset (the next to read).
+    public let onCommit: (@Sendable (KafkaAcknowledgement) -> Void)?
+    /// `<name>.dead-letter`, created with one partition when missing.
+    public var deadLetterTopic: String { DeadLetterTopic.name(forGroup: name) }
 
     /// - Parameters:
     ///   - name: the consumer group id.
     ///   - configuration: the Kafka client settings (bootstrap servers and any librdkafka property).
-    public init(name: String, configuration: KafkaConfiguration, subscriptions: [Subscription], maximumAttempts: Int = 5, logger: Logger) {
+    public init(
+        name: String,
+        configuration: KafkaConfiguration,
+        subscriptions: [Subscription],
+        maximumAttempts: Int = 5,
+        maximumConcurrency: Int = 16,
+        sequencedParking: Bool = false,
+        retryBackoff: Duration = .milliseconds(100),
+        onCommit: (@Sendable (KafkaAcknowledgement) -> Void)? = nil,
+        logger: Logger
+    ) {
+        precondition(maximumAttempts >= 1 && maximumConcurrency >= 1)
         self.name = name
         self.subscriptions = subscriptions
         var configuration = configuration
         configuration["group.id"] = name
         self.configuration = configuration
         self.maximumAttempts = maximumAttempts
+        self.maximumConcurrency = maximumConcurrency
+        self.isSequencedParkingEnabled = sequencedParking
+        self.retryBackoff = retryBackoff
+        self.onCommit = onCommit
         var logger = logger
         logger[metadataKey: "fanout.group"] = "\(name)"
         self.logger = logger
@@ -96,65 +122,22 @@ public final class SubscriberGroup: Sendable {
         return subscriptions.map(\.topic).filter { seen.insert($0).inserted }
     }
 
-    /// Consumes until the task is cancelled; throws `HandlerFailedError` when a handler keeps failing.
+    /// Consumes until the task is cancelled, then finishes the events being handled,
+    /// commits them and leaves the group. Throws only when the group cannot run (Kafka
+    /// setup, a fatal consumer error); a failing handler never stops it.
     public func run() async throws {
-        let consumer = try KafkaConsumer(configuration: configuration, topics: topics, logger: logger)
-        logger.info("subscriber group started", metadata: ["kafka.topics": "\(topics.joined(separator: ","))"])
-        do {
-            try await withTaskCancellationHandler {
-                for try await message in consumer.messages {
-                    try await handle(message)
-                    try await consumer.commit(message)
-                }
-            } onCancel: {
-                Task { await consumer.close() }
-            }
-        } catch {
-            await consumer.close()
-            if Task.isCancelled { return }
-            throw error
-        }
-        await consumer.close()
+        try await GroupRun(group: self).run()
     }
 
-    private func handle(_ message: KafkaConsumerMessage) async throws {
-        let event: GenericDomainEventMessage
-        do {
-            event = try GenericDomainEventMessage(jsonBytes: message.value)
-        } catch {
-            logger.error("record is not a Fanout event; skipping it", metadata: [
-                "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)", "kafka.offset": "\(message.offset)",
-                "error": "\(error)",
-            ])
-            return
-        }
-        let context = EventContext(
-            topic: message.topic,
-            partition: message.partition,
-            offset: message.offset,
-            key: message.key.map { String(decoding: $0, as: UTF8.self) },
-            headers: message.headers
-        )
-        for subscription in subscriptions where subscription.topic == message.topic && subscription.accepts(event.eventName) {
-            var attempt = 1
-            var backoff = Duration.milliseconds(100)
-            while true {
-                do {
-                    try await subscription.handler(event, context)
-                    break
-                } catch {
-                    guard attempt < maximumAttempts, !Task.isCancelled else {
-                        throw HandlerFailedError(
-                            group: name, topic: message.topic, partition: message.partition, offset: message.offset,
-                            eventName: event.eventName, attempts: attempt, underlying: "\(error)"
-                        )
-                    }
-                    logger.warning("handler failed; retrying", metadata: ["fanout.event": "\(event.eventName)", "fanout.attempt": "\(attempt)", "error": "\(error)"])
-                    try await Task.sleep(for: backoff)
-                    backoff = min(backoff * 2, .seconds(5))
-                    attempt += 1
-                }
-            }
-        }
+    /// Moves the group's committed offsets in `topic` to `position` (earliest, latest, an
+    /// offset, or a timestamp), so that its next run replays from there. Other groups are
+    /// untouched. The group must be stopped (in every process).
+    @discardableResult
+    public func replay(topic: String, from position: KafkaGroupOffsets.Position) async throws -> [KafkaAcknowledgement] {
+        try await KafkaGroupOffsets.reset(group: name, topic: topic, to: position, configuration: configuration, logger: logger)
+    }
+
+    func subscriptions(for topic: String, eventName: String) -> [Subscription] {
+        subscriptions.filter { $0.topic == topic && $0.accepts(eventName) }
     }
 }

@@ -14,7 +14,7 @@ struct Fanout: AsyncParsableCommand {
         commandName: "fanout",
         abstract: "Routes DynamoDB Streams events to Kafka topics by the rules in routes.json.",
         version: version,
-        subcommands: [Run.self, Routes.self, Topics.self, Tail.self, Checkpoints.self, ConfigCommand.self, Version.self],
+        subcommands: [Run.self, Routes.self, Topics.self, Tail.self, Checkpoints.self, DeadLetters.self, Replay.self, ConfigCommand.self, Version.self],
         defaultSubcommand: Run.self
     )
 }

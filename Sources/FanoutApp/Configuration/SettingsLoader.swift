@@ -116,8 +116,8 @@ public struct ResolvedSettings: Sendable {
 /// Unknown `FANOUT_*` variables and unknown keys in the file are refused, as are values of the
 /// wrong type, each with one line naming the variable or file and key.
 public enum SettingsLoader {
-    /// Environment variables that start with this are the test suite's, never Fanout's settings.
-    public static let reservedEnvironmentPrefix = "FANOUT_TEST_"
+    /// Environment variables that start with these are the test suite's and `fanout-demo`'s, never Fanout's settings.
+    public static let reservedEnvironmentPrefixes = ["FANOUT_TEST_", "FANOUT_DEMO_"]
 
     /// - Parameters:
     ///   - flags: the flags given on the command line, by setting (as typed by the argument parser).
@@ -225,7 +225,9 @@ public enum SettingsLoader {
     private static func refuseUnknownEnvironment(_ environment: [String: String]) throws {
         let known = Set((Setting.all + [Setting.configFile]).map(\.environmentName))
         let unknown = environment.keys
-            .filter { $0.hasPrefix("FANOUT_") && !$0.hasPrefix(reservedEnvironmentPrefix) && !known.contains($0) }
+            .filter { name in
+                name.hasPrefix("FANOUT_") && !reservedEnvironmentPrefixes.contains { name.hasPrefix($0) } && !known.contains(name)
+            }
             .sorted()
         guard let first = unknown.first else { return }
         let suggestion = closest(first, in: known).map { " (did you mean \($0)?)" } ?? ""
