@@ -144,12 +144,17 @@ struct Demo {
         }
 
         // 4. Show and check.
+        // The topics are routes.json's, on whatever broker this is: they may hold events of earlier runs
+        // (or of the test suite). Only this run's events are judged; the others are counted.
+        let ours = Set(stored.map(\.messageID))
         let result = received.withLock { $0 }
         var problems: [String] = []
         print("== what each subscriber group received (routes: \(routesPath))")
         for topic in expected.keys.sorted() {
-            let got = result[topic, default: []]
-            print("  \(topic) (\(got.count) events)")
+            let all = result[topic, default: []]
+            let got = all.filter { ours.contains($0.messageID) }
+            let earlier = all.count - got.count
+            print("  \(topic) (\(got.count) events of this run\(earlier > 0 ? "; \(earlier) older records in the topic not shown" : ""))")
             for event in got {
                 print("    \(event.eventName.padding(toLength: 16, withPad: " ", startingAt: 0)) \(event.aggregateID) #\(event.sequenceNumber)")
             }
