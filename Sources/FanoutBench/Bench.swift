@@ -7,8 +7,16 @@ import Router
 /// Prints one Markdown table row per measurement: | benchmark | value | unit | notes |.
 @main
 struct Bench {
-    static func main() async throws {
-        let arguments = Array(CommandLine.arguments.dropFirst())
+    static func main() async {
+        do {
+            try await run(Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            FileHandle.standardError.write(Data("fanout-bench: error: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    static func run(_ arguments: [String]) async throws {
         if arguments.first == "pipeline" { return try await pipeline(arguments.dropFirst()) }
         if arguments.first == "latency" { return try await latency(arguments.dropFirst()) }
         let selected = Set(arguments)
@@ -57,7 +65,7 @@ struct Bench {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// `fanout-bench pipeline --fanout PATH [--brokers HOST:PORT] [--events N] [--shards N] [--outage SECONDS] [--label TEXT]`:
+    /// `fanout-bench pipeline --fanout PATH [--brokers HOST:PORT] [--events N] [--shards N] [--outage SECONDS] [--label TEXT] [--profile PERF_DATA]`:
     /// the end-to-end pipeline against kcat (on a mock cluster started here unless `--brokers` is given).
     static func pipeline(_ arguments: ArraySlice<String>) async throws {
         let options = try options(arguments, command: "pipeline")
@@ -65,7 +73,8 @@ struct Bench {
         let directory = try workDirectory()
         let bench = PipelineBench(
             fanoutPath: fanout, events: max(1, try integer(options, "events", 100_000, command: "pipeline")),
-            shards: max(1, try integer(options, "shards", 4, command: "pipeline")), workDirectory: directory
+            shards: max(1, try integer(options, "shards", 4, command: "pipeline")), workDirectory: directory,
+            profilePath: options["profile"]
         )
         let outage = try integer(options, "outage", 0, command: "pipeline")
         try await bench.run(

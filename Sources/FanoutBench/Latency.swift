@@ -101,7 +101,7 @@ struct LatencyBench {
             try await Task.sleep(for: .milliseconds(100))
         }
 
-        // The measured run: `rate` events a second, each PutItem started on its own schedule (4 senders).
+        // The measured run: `rate` events a second, each PutItem started on its own schedule (16 senders).
         let total = rate * seconds
         let interval = Duration.seconds(1) / rate
         let start = ContinuousClock.now + .milliseconds(100)
@@ -109,9 +109,9 @@ struct LatencyBench {
         for index in 0..<total { expected += PipelineEvents.targets(index).count }
         let pid = process.processIdentifier
         try await withThrowingTaskGroup(of: Void.self) { senders in
-            for sender in 0..<4 {
+            for sender in 0..<16 {
                 senders.addTask {
-                    for index in stride(from: sender, to: total, by: 4) {
+                    for index in stride(from: sender, to: total, by: 16) {
                         let event = PipelineEvents.event(index)
                         let message = GenericDomainEventMessage(
                             eventName: event.name, aggregateID: "lat-\(event.aggregateID)", aggregateType: event.type,
