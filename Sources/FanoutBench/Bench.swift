@@ -65,7 +65,7 @@ struct Bench {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// `fanout-bench pipeline --fanout PATH [--brokers HOST:PORT] [--events N] [--shards N] [--outage SECONDS] [--label TEXT] [--profile PERF_DATA]`:
+    /// `fanout-bench pipeline --fanout PATH [--brokers HOST:PORT] [--events N] [--shards N] [--outage SECONDS] [--label TEXT]`:
     /// the end-to-end pipeline against kcat (on a mock cluster started here unless `--brokers` is given).
     static func pipeline(_ arguments: ArraySlice<String>) async throws {
         let options = try options(arguments, command: "pipeline")
@@ -73,8 +73,7 @@ struct Bench {
         let directory = try workDirectory()
         let bench = PipelineBench(
             fanoutPath: fanout, events: max(1, try integer(options, "events", 100_000, command: "pipeline")),
-            shards: max(1, try integer(options, "shards", 4, command: "pipeline")), workDirectory: directory,
-            profilePath: options["profile"]
+            shards: max(1, try integer(options, "shards", 4, command: "pipeline")), workDirectory: directory
         )
         let outage = try integer(options, "outage", 0, command: "pipeline")
         try await bench.run(

@@ -17,8 +17,6 @@ struct PipelineBench {
     var events: Int
     var shards: Int
     var workDirectory: URL
-    /// When set, `perf record -g` samples the fanout process for 5 s of the first run into this file.
-    var profilePath: String?
     var http: HTTPClient { .shared }
     let logger: Logger = {
         var logger = Logger(label: "fanout-bench")
@@ -127,17 +125,13 @@ struct PipelineBench {
         var outagePeak: Int?
         var outageStarted: ContinuousClock.Instant?
         var outageDone = outage == nil
-        var profiler: Process?
         while last.count < expected {
             guard process.isRunning else { throw failure("exited with status \(process.terminationStatus)") }
             guard ContinuousClock.now < deadline else { throw failure("only \(last.count) of \(expected) records acknowledged after 180 s") }
             try await Task.sleep(for: .milliseconds(50))
             guard let count = await acknowledged(statusPort: statusPort) else { continue }
             let now = ContinuousClock.now
-            if count > 0, first == nil {
-                first = (count, now)
-                if let profilePath, outage == nil { profiler = try? Self.startProfiler(pid: process.processIdentifier, output: profilePath) }
-            }
+            if count > 0, first == nil { first = (count, now) }
             last = (count, now)
             if let outage, !outageDone {
                 if outageStarted == nil, count >= expected / 10 {
@@ -154,7 +148,6 @@ struct PipelineBench {
             }
         }
         let peak = Self.rss(pid: process.processIdentifier).peak
-        profiler?.waitUntilExit()
         process.terminate()
         process.waitUntilExit()
         guard let first, last.at > first.at else { throw failure("finished before two samples") }
@@ -214,17 +207,6 @@ struct PipelineBench {
         return Result(
             records: records, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, peakRSS: 0
         )
-    }
-
-    /// `perf record -g` of `pid` for 5 s (perf is optional: without it there is no profile).
-    static func startProfiler(pid: Int32, output: String) throws -> Process {
-        let perf = Process()
-        perf.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        perf.arguments = ["perf", "record", "-g", "-p", String(pid), "-o", output, "--", "sleep", "5"]
-        perf.standardOutput = FileHandle.nullDevice
-        perf.standardError = FileHandle.nullDevice
-        try perf.run()
-        return perf
     }
 
     /// Current and peak resident set size of `pid`, in KiB (`VmRSS`, `VmHWM`).
