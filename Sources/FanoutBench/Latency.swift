@@ -157,7 +157,7 @@ struct LatencyBench {
         Bench.row("latency PutItem → handler, p50", percentile(0.50), "ms", notes)
         Bench.row("latency PutItem → handler, p99", percentile(0.99), "ms", "same run")
         Bench.row("latency PutItem → handler, max", latencies.last! / .milliseconds(1), "ms", "same run")
-        Bench.row("peak RSS of fanout, latency run", Double(max(peak, tracker.state.withLock { $0.largestRSS })) / 1024, "MB", "VmHWM at \(rate) events/s")
+        Bench.row("peak RSS of fanout, latency run", Double(max(peak, tracker.state.withLock { $0.largestRSS })) / 1024, "MB", "VmHWM over the latency run (at the achieved rate above)")
         process.terminate()
         process.waitUntilExit()
         subscriber.cancel()
