@@ -127,7 +127,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "FanoutBench",
-            dependencies: ["AWS", "CQRSCore", "Router"],
+            dependencies: [
+                "AWS", "CQRSCore", "Router", "Kafka", "Subscribers",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: upcoming
         ),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], swiftSettings: upcoming),

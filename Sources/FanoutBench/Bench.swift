@@ -7,13 +7,80 @@ import Router
 /// Prints one Markdown table row per measurement: | benchmark | value | unit | notes |.
 @main
 struct Bench {
-    static func main() throws {
-        let selected = Set(CommandLine.arguments.dropFirst())
+    static func main() async {
+        do {
+            try await run(Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            FileHandle.standardError.write(Data("fanout-bench: error: \(error)\n".utf8))
+            exit(1)
+        }
+    }
+
+    static func run(_ arguments: [String]) async throws {
+        if arguments.first == "pipeline" { return try await pipeline(arguments.dropFirst()) }
+        if arguments.first == "latency" { return try await latency(arguments.dropFirst()) }
+        let selected = Set(arguments)
         func wants(_ name: String) -> Bool { selected.isEmpty || selected.contains(name) }
         if wants("matching") { try matching() }
         if wants("content") { try content() }
         if wants("decoding") { try decoding() }
         if wants("reload") { try reload() }
+    }
+
+    static func options(_ arguments: ArraySlice<String>, command: String) throws -> [String: String] {
+        var options: [String: String] = [:]
+        var rest = arguments
+        while let name = rest.popFirst() {
+            guard name.hasPrefix("--"), let value = rest.popFirst() else { throw BenchError("\(command): expected --name value, found \(name)") }
+            options[String(name.dropFirst(2))] = value
+        }
+        return options
+    }
+
+    static func integer(_ options: [String: String], _ name: String, _ fallback: Int, command: String) throws -> Int {
+        guard let text = options[name] else { return fallback }
+        guard let value = Int(text), value >= 0 else { throw BenchError("\(command): --\(name) \(text) is not a non-negative integer") }
+        return value
+    }
+
+    static func workDirectory() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fanout-bench-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    /// `fanout-bench latency --fanout PATH --brokers HOST:PORT --aws-endpoint URL [--rate N] [--seconds N]`.
+    static func latency(_ arguments: ArraySlice<String>) async throws {
+        let options = try options(arguments, command: "latency")
+        guard let fanout = options["fanout"], let brokers = options["brokers"], let endpoint = options["aws-endpoint"] else {
+            throw BenchError("latency: --fanout PATH, --brokers HOST:PORT and --aws-endpoint URL are required")
+        }
+        let directory = try workDirectory()
+        let bench = LatencyBench(
+            fanoutPath: fanout, brokers: brokers, awsEndpoint: endpoint,
+            rate: max(1, try integer(options, "rate", 500, command: "latency")), seconds: max(1, try integer(options, "seconds", 20, command: "latency")),
+            workDirectory: directory
+        )
+        try await bench.run()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// `fanout-bench pipeline --fanout PATH [--brokers HOST:PORT] [--events N] [--shards N] [--outage SECONDS] [--label TEXT]`:
+    /// the end-to-end pipeline against kcat (on a mock cluster started here unless `--brokers` is given).
+    static func pipeline(_ arguments: ArraySlice<String>) async throws {
+        let options = try options(arguments, command: "pipeline")
+        guard let fanout = options["fanout"] else { throw BenchError("pipeline: --fanout PATH (the fanout binary) is required") }
+        let directory = try workDirectory()
+        let bench = PipelineBench(
+            fanoutPath: fanout, events: max(1, try integer(options, "events", 100_000, command: "pipeline")),
+            shards: max(1, try integer(options, "shards", 4, command: "pipeline")), workDirectory: directory
+        )
+        let outage = try integer(options, "outage", 0, command: "pipeline")
+        try await bench.run(
+            brokers: options["brokers"], label: options["label"] ?? (options["brokers"] == nil ? "mock cluster" : "broker"),
+            outage: outage > 0 ? .seconds(outage) : nil
+        )
+        try? FileManager.default.removeItem(at: directory)
     }
 
     /// Runs `body` repeatedly for about `seconds`; returns operations per second (best of 3 runs).
@@ -66,16 +133,6 @@ struct Bench {
         row("name-only matching, 10,000 / 1 routes", rates[10_000]! / rates[1]!, "ratio", "1.0 = cost independent of the number of routes")
     }
 
-    /// A payload of about 1 KB.
-    static func kilobytePayload(_ index: Int) -> JSONValue {
-        [
-            "total": .number(Double(index % 2000)), "currency": index % 3 == 0 ? "USD" : "EUR",
-            "customer": ["id": .string("customer-\(index)"), "tier": index % 5 == 0 ? "Gold" : "Silver", "email": "someone@example.com"],
-            "items": .array((0..<6).map { ["sku": .string("sku-\($0)-\(index)"), "qty": .number($0 + 1), "price": 19.99, "title": "A product with a long enough title"] }),
-            "note": .string(String(repeating: "x", count: 200)), "source": "10.1.2.3",
-        ]
-    }
-
     /// Content patterns (numeric, prefix, anything-but, exists, nested fields, $or) on ~1 KB events.
     static func content() throws {
         let text = #"""
@@ -88,7 +145,7 @@ struct Bench {
              ]}
             """#
         let routes = CompiledRoutes(try RoutesFile.parse(Array(text.utf8), file: "bench.json"))
-        let events = (0..<256).map { event("OrderPlaced", payload: kilobytePayload($0)) }
+        let events = (0..<256).map { event("OrderPlaced", payload: PipelineEvents.payload($0)) }
         let size = events[0].jsonBytes().count
         var matched = 0
         let value = rate(operationsPerCall: events.count) {
@@ -101,20 +158,38 @@ struct Bench {
     /// DynamoDB Streams wire JSON → StreamRecord → GenericDomainEventMessage.
     static func decoding() throws {
         let records = (0..<100).map { index -> String in
-            let item = event("OrderPlaced", payload: kilobytePayload(index)).item
+            let item = event("OrderPlaced", payload: PipelineEvents.payload(index)).item
             let image = String(decoding: try! JSONEncoder().encode(item), as: UTF8.self)
             return #"{"eventID": "e\#(index)", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1", "dynamodb": {"ApproximateCreationDateTime": 1795814466, "Keys": {"aggregateId": {"S": "order-1"}, "sequenceNumber": {"N": "\#(index)"}}, "NewImage": \#(image), "SequenceNumber": "\#(1000 + index)", "SizeBytes": 1100, "StreamViewType": "NEW_AND_OLD_IMAGES"}}"#
         }
-        let body = Data(#"{"Records": [\#(records.joined(separator: ","))], "NextShardIterator": "it"}"#.utf8)
+        let body = Array(#"{"Records": [\#(records.joined(separator: ","))], "NextShardIterator": "it"}"#.utf8)
         var decoded = 0
-        let value = rate(operationsPerCall: 100) {
-            let page = try! JSONDecoder().decode(GetRecordsOutput.self, from: body)
+        // Before: Foundation's JSONDecoder through the Codable conformances (what GetRecords used until issue 9).
+        let before = rate(operationsPerCall: 100) {
+            let page = try! JSONDecoder().decode(GetRecordsOutput.self, from: Data(body))
             for record in page.records {
                 if let image = record.newImage, (try? GenericDomainEventMessage(item: image)) != nil { decoded += 1 }
             }
         }
+        // After: JSONScanner straight from the bytes (what DynamoDBStreams.getRecords uses now).
+        let after = rate(operationsPerCall: 100) {
+            let page = try! GetRecordsOutput(jsonBytes: body)
+            for record in page.records {
+                if let image = record.newImage, (try? GenericDomainEventMessage(item: image)) != nil { decoded += 1 }
+            }
+        }
+        let page = try GetRecordsOutput(jsonBytes: body)
+        let pageOnly = rate(operationsPerCall: 100) { decoded &+= (try! GetRecordsOutput(jsonBytes: body)).records.count }
+        let eventsOnly = rate(operationsPerCall: 100) {
+            for record in page.records where (try? GenericDomainEventMessage(item: record.newImage!)) != nil { decoded += 1 }
+        }
         precondition(decoded > 0)
-        row("decoding GetRecords pages to events", value, "records/s", "one core; 100 records of ~1 KB a page")
+        let size = body.count / 100
+        row("decoding GetRecords pages to events, JSONDecoder (before)", before, "records/s", "one core; 100 records of \(size) bytes a page")
+        row("decoding GetRecords pages to events, JSONScanner (after)", after, "records/s", "one core; same pages")
+        row("decoding, after / before", after / before, "ratio", "same run")
+        row("of which: GetRecords body → StreamRecords", pageOnly, "records/s", "one core")
+        row("of which: NewImage → GenericDomainEventMessage", eventsOnly, "records/s", "one core")
     }
 
     /// Compiling and swapping in a routes file of 10,000 routes.

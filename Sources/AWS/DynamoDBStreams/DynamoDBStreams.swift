@@ -96,6 +96,17 @@ public struct DynamoDBStreams: Sendable {
             var ShardIterator: String
             var Limit: Int?
         }
-        return try await client.call("GetRecords", input: Input(ShardIterator: shardIterator, Limit: limit))
+        let request = Array(try AWSJSONClient.encoder.encode(Input(ShardIterator: shardIterator, Limit: limit)))
+        let body = try await client.call("GetRecords", jsonBody: request)
+        do {
+            return try GetRecordsOutput(jsonBytes: body)
+        } catch {
+            throw AWSError(
+                operation: client.name("GetRecords"),
+                type: AWSError.invalidResponse,
+                message: "cannot decode the response: \(error)",
+                statusCode: 200
+            )
+        }
     }
 }

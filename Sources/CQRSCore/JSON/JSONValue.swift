@@ -73,7 +73,13 @@ public struct JSONObject: Sendable, Hashable, Sequence {
     }
 
     public init(_ dictionary: [String: JSONValue]) {
-        for key in dictionary.keys.sorted() { self[key] = dictionary[key] }
+        self.init(sortingKeysOf: dictionary)
+    }
+
+    /// The dictionary's members in the order of their names (one sort, no rehashing).
+    init(sortingKeysOf dictionary: [String: JSONValue]) {
+        keys = dictionary.keys.sorted()
+        values = dictionary
     }
 
     public subscript(key: String) -> JSONValue? {

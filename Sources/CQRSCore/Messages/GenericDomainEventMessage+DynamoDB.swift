@@ -11,10 +11,7 @@ extension JSONValue {
         case .b(let bytes): self = .string(Data(bytes).base64EncodedString())
         case .bool(let flag): self = .bool(flag)
         case .null: self = .null
-        case .m(let map):
-            var object = JSONObject()
-            for key in map.keys.sorted() { object[key] = JSONValue(map[key]!) }
-            self = .object(object)
+        case .m(let map): self = .object(JSONObject(attributes: map))
         case .l(let list): self = .array(list.map(JSONValue.init))
         case .ss(let strings): self = .array(strings.map(JSONValue.string))
         case .ns(let numbers): self = .array(numbers.map(JSONValue.number))
@@ -36,6 +33,16 @@ extension JSONValue {
     }
 }
 
+extension JSONObject {
+    /// The plain-JSON members of an item or M value, in the order of their names
+    /// (so the same item always writes the same bytes).
+    init(attributes: [String: AttributeValue]) {
+        var values = [String: JSONValue](minimumCapacity: attributes.count)
+        for (name, value) in attributes { values[name] = JSONValue(value) }
+        self.init(sortingKeysOf: values)
+    }
+}
+
 extension GenericDomainEventMessage {
     /// The events table item for this event (attribute names as in `Field`).
     public var item: DynamoDBItem {
@@ -46,8 +53,7 @@ extension GenericDomainEventMessage {
 
     /// Reads an event from an events table item.
     public init(item: DynamoDBItem) throws(EventDecodingError) {
-        var object = JSONObject()
-        for key in item.keys.sorted() { object[key] = JSONValue(item[key]!) }
+        let object = JSONObject(attributes: item)
         // sequenceNumber is the table's numeric sort key; a string one is a foreign writer's mistake.
         if case .s? = item[Field.sequenceNumber] {
             throw EventDecodingError(field: Field.sequenceNumber, reason: "expected N (a number), found S")

@@ -36,6 +36,8 @@ public final class KafkaCheckpointStore: CheckpointStore {
 
     /// Creates the compacted checkpoint topic if it is missing.
     public func ensureTopic(admin: KafkaAdmin) async throws {
+        // An existing topic needs no CreateTopics request (see TopicProvisioner).
+        guard try await admin.listTopics()[topic] == nil else { return }
         try await admin.createTopics([
             KafkaTopicSpecification(name: topic, partitions: 1, replicationFactor: 1, configs: ["cleanup.policy": "compact"])
         ])

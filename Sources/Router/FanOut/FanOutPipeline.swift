@@ -153,10 +153,13 @@ public final class FanOutPipeline: Sendable {
     }
 }
 
-/// Creates the topics a routes file names, with their partitions and configs. Existing topics are left as they are.
+/// Creates the topics a routes file names, with their partitions and configs. Existing topics are left as they are,
+/// and when every topic exists no CreateTopics request is made (so a principal without that permission, or a
+/// cluster without a controller such as librdkafka's mock cluster, works with topics provisioned beforehand).
 public enum TopicProvisioner {
     public static func ensureTopics(of routes: RoutesFile, admin: KafkaAdmin, logger: Logger) async throws {
-        let specifications = routes.allTopics.map { topic in
+        let existing = try await admin.listTopics()
+        let specifications = routes.allTopics.filter { existing[$0.name] == nil }.map { topic in
             KafkaTopicSpecification(
                 name: topic.name,
                 partitions: topic.settings.partitions,
@@ -165,6 +168,9 @@ public enum TopicProvisioner {
             )
         }
         try await admin.createTopics(specifications)
-        logger.info("topics ready", metadata: ["kafka.topics": "\(specifications.map(\.name).joined(separator: ","))"])
+        logger.info("topics ready", metadata: [
+            "kafka.topics": "\(routes.allTopics.map(\.name).joined(separator: ","))",
+            "kafka.topics.created": "\(specifications.map(\.name).joined(separator: ","))",
+        ])
     }
 }

@@ -1,0 +1,238 @@
+import AsyncHTTPClient
+import Foundation
+import Kafka
+import Logging
+import NIOCore
+import Router
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Pipeline throughput (3a) and memory (3e): the real `fanout` binary reads the
+/// fast stream source, routes, and produces to a broker; kcat producing the same
+/// records to the same broker is the baseline. Prints Markdown table rows.
+struct PipelineBench {
+    var fanoutPath: String
+    var events: Int
+    var shards: Int
+    var workDirectory: URL
+    var http: HTTPClient { .shared }
+    let logger: Logger = {
+        var logger = Logger(label: "fanout-bench")
+        logger.logLevel = .error
+        return logger
+    }()
+
+    struct Result {
+        var records: Int
+        var seconds: Double
+        var recordsPerSecond: Double { Double(records) / seconds }
+        var eventsPerSecond: Double { recordsPerSecond / PipelineEvents.fanOut }
+        var peakRSS: Int
+        var outagePeakRSS: Int?
+        var outageSeconds: Double?
+    }
+
+    /// Runs Fanout and kcat against `brokers` (nil: a mock cluster of 3 brokers started here) and prints rows.
+    func run(brokers externalBrokers: String?, label: String, outage: Duration?) async throws {
+        let mock = externalBrokers == nil ? try KafkaMockCluster(brokers: 3, logger: logger) : nil
+        let brokers = externalBrokers ?? mock!.bootstrapServers
+        let run = UUID().uuidString.prefix(8).lowercased()
+        let applications = ["bench-\(run)-a", "bench-\(run)-b"]
+        let kcatTopic = "bench.kcat.\(run)"
+        if let mock {
+            // The mock cluster has no controller, so no CreateTopics: every topic exists before fanout starts.
+            for topic in try RoutesFile.parse(Array(PipelineEvents.routesJSON.utf8), file: "routes.json").allTopics {
+                try mock.createTopic(name: topic.name, partitions: Int(topic.settings.partitions))
+            }
+            for application in applications { try mock.createTopic(name: "fanout.checkpoints.\(application)", partitions: 1) }
+            try mock.createTopic(name: kcatTopic, partitions: 6)
+        } else {
+            let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: logger)
+            try await admin.createTopics([KafkaTopicSpecification(name: kcatTopic, partitions: 6, replicationFactor: 1, configs: [:])])
+            admin.close()
+        }
+
+        let source = StreamSource(events: events, shardCount: shards)
+        let sourcePort = try await source.start()
+        let routesPath = workDirectory.appendingPathComponent("routes.json").path
+        try PipelineEvents.routesJSON.write(toFile: routesPath, atomically: true, encoding: .utf8)
+        let expected = (0..<events).reduce(0) { $0 + PipelineEvents.targets($1).count }
+
+        let fanout = try await runFanout(
+            brokers: brokers, sourcePort: sourcePort, routesPath: routesPath, application: applications[0], expected: expected, outage: nil
+        )
+        let kcat = try runKcat(brokers: brokers, topic: kcatTopic)
+        let notes = "\(events) events of \(source.eventBytes) B from \(shards) shards, \(expected) records; \(label)"
+        Bench.row("pipeline, Fanout, \(label)", fanout.eventsPerSecond, "events/s", notes)
+        Bench.row("pipeline, Fanout, \(label)", fanout.recordsPerSecond, "records/s", "acknowledged Kafka records")
+        Bench.row("pipeline, kcat baseline, \(label)", kcat.recordsPerSecond, "records/s", "the same \(kcat.records) records, pre-rendered, one kcat -P")
+        Bench.row("pipeline, Fanout / kcat, \(label)", fanout.recordsPerSecond / kcat.recordsPerSecond, "ratio", "records/s over records/s")
+        Bench.row("peak RSS of fanout, steady state, \(label)", Double(fanout.peakRSS) / 1024, "MB", "VmHWM over the run above")
+
+        if let outage, let mock {
+            let result = try await runFanout(
+                brokers: brokers, sourcePort: sourcePort, routesPath: routesPath, application: applications[1], expected: expected,
+                outage: (duration: outage, down: { for id in mock.brokerIDs { try mock.setBroker(id, up: false) } },
+                         up: { for id in mock.brokerIDs { try mock.setBroker(id, up: true) } })
+            )
+            let seconds = Double(outage.components.seconds)
+            Bench.row("peak RSS of fanout, \(Int(seconds)) s broker outage, \(label)", Double(result.outagePeakRSS ?? 0) / 1024, "MB",
+                      "all 3 brokers down while the stream still held a backlog; every record acked after (\(result.records))")
+            Bench.row("peak RSS of fanout, whole outage run, \(label)", Double(result.peakRSS) / 1024, "MB", "VmHWM")
+        }
+    }
+
+    typealias Outage = (duration: Duration, down: () throws -> Void, up: () throws -> Void)
+
+    private func runFanout(
+        brokers: String, sourcePort: Int, routesPath: String, application: String, expected: Int, outage: Outage?
+    ) async throws -> Result {
+        let statusPort = try Self.freePort()
+        let logPath = workDirectory.appendingPathComponent("fanout-\(application).log").path
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: fanoutPath)
+        process.arguments = ["run"]
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge([
+            "FANOUT_BROKERS": brokers, "FANOUT_ROUTES": routesPath, "FANOUT_STREAM_ARN": StreamSource.streamARN,
+            "FANOUT_APPLICATION": application, "FANOUT_HTTP_PORT": String(statusPort), "FANOUT_LOG_LEVEL": "warning",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:\(sourcePort)", "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+        ]) { $1 }
+        environment["AWS_PROFILE"] = nil
+        process.environment = environment
+        let log = FileHandle(forWritingAtPath: logPath)!
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        defer {
+            if process.isRunning {
+                process.terminate()
+                process.waitUntilExit()
+            }
+        }
+        func failure(_ what: String) -> BenchError {
+            let tail = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").suffix(5).joined(separator: "\n") ?? ""
+            return BenchError("fanout (\(application)): \(what); its log \(logPath) ends:\n\(tail)")
+        }
+
+        let deadline = ContinuousClock.now + .seconds(180)
+        var first: (count: Int, at: ContinuousClock.Instant)?
+        var last = (count: 0, at: ContinuousClock.now)
+        var outagePeak: Int?
+        var outageStarted: ContinuousClock.Instant?
+        var outageDone = outage == nil
+        while last.count < expected {
+            guard process.isRunning else { throw failure("exited with status \(process.terminationStatus)") }
+            guard ContinuousClock.now < deadline else { throw failure("only \(last.count) of \(expected) records acknowledged after 180 s") }
+            try await Task.sleep(for: .milliseconds(50))
+            guard let count = await acknowledged(statusPort: statusPort) else { continue }
+            let now = ContinuousClock.now
+            if count > 0, first == nil { first = (count, now) }
+            last = (count, now)
+            if let outage, !outageDone {
+                if outageStarted == nil, count >= expected / 10 {
+                    try outage.down()
+                    outageStarted = now
+                    outagePeak = Self.rss(pid: process.processIdentifier).current
+                } else if let started = outageStarted {
+                    outagePeak = max(outagePeak ?? 0, Self.rss(pid: process.processIdentifier).current)
+                    if now - started >= outage.duration {
+                        try outage.up()
+                        outageDone = true
+                    }
+                }
+            }
+        }
+        let peak = Self.rss(pid: process.processIdentifier).peak
+        process.terminate()
+        process.waitUntilExit()
+        guard let first, last.at > first.at else { throw failure("finished before two samples") }
+        let elapsed = last.at - first.at
+        return Result(
+            records: last.count - first.count,
+            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            peakRSS: peak, outagePeakRSS: outagePeak
+        )
+    }
+
+    /// Acknowledged Kafka records so far, from `GET /status` (nil while it does not answer).
+    private func acknowledged(statusPort: Int) async -> Int? {
+        do {
+            let response = try await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(statusPort)/status"), timeout: .seconds(2))
+            let body = try await response.body.collect(upTo: 16 << 20)
+            guard let status = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+                let counts = status["counts"] as? [String: Any], let routed = counts["routedByTopic"] as? [String: Any]
+            else { return nil }
+            return routed.values.reduce(0) { $0 + (($1 as? Int) ?? 0) }
+        } catch {
+            return nil
+        }
+    }
+
+    /// kcat producing the records Fanout writes (same keys, values and headers) to one topic of the same broker.
+    private func runKcat(brokers: String, topic: String) throws -> Result {
+        let path = workDirectory.appendingPathComponent("kcat-records.txt").path
+        var text = ""
+        var records = 0
+        for index in 0..<events {
+            let line = "\(PipelineEvents.event(index).aggregateID)\t\(PipelineEvents.plainJSON(index))\n"
+            for _ in PipelineEvents.targets(index) {
+                text += line
+                records += 1
+            }
+        }
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "kcat", "-P", "-b", brokers, "-t", topic, "-K", "\t", "-l",
+            "-X", "enable.idempotence=true", "-X", "acks=all", "-X", "partitioner=murmur2_random",
+            "-X", "max.in.flight.requests.per.connection=5", "-X", "linger.ms=5",
+            "-H", "content-type=application/json", "-H", "fanout-route=bench", path,
+        ]
+        let errors = Pipe()
+        process.standardError = errors
+        let start = ContinuousClock.now
+        try process.run()
+        process.waitUntilExit()
+        let elapsed = ContinuousClock.now - start
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        guard process.terminationStatus == 0, !stderr.contains("Failed") else {
+            throw BenchError("kcat -P failed (status \(process.terminationStatus)): \(stderr.prefix(400))")
+        }
+        return Result(
+            records: records, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, peakRSS: 0
+        )
+    }
+
+    /// Current and peak resident set size of `pid`, in KiB (`VmRSS`, `VmHWM`).
+    static func rss(pid: Int32) -> (current: Int, peak: Int) {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return (0, 0) }
+        func field(_ name: String) -> Int {
+            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(name + ":") }) else { return 0 }
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+        }
+        return (field("VmRSS"), field("VmHWM"))
+    }
+
+    /// A free TCP port on 127.0.0.1.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw BenchError("socket() failed") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw BenchError("cannot bind a port on 127.0.0.1") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Testing
+
+@testable import AWS
+
+/// The hand-written decoders of the GetRecords hot path (`AttributeValue.item(jsonBytes:)`,
+/// `GetRecordsOutput(jsonBytes:)`): the same values as the Codable path, and a clear error,
+/// never a crash, for hostile input.
+@Suite struct TypedJSONScanningTests {
+    static func scanError(_ body: () throws(JSONScanError) -> Void) -> JSONScanError? {
+        do {
+            try body()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test(arguments: [1, 2, 3, 42, 2026] as [UInt64])
+    func agreesWithTheCodablePathOnRandomItems(seed: UInt64) throws {
+        var generator = AttributeValueGenerator(random: SeededGenerator(seed: seed))
+        for iteration in 0..<60 {
+            var item: DynamoDBItem = [:]
+            for _ in 0..<Int.random(in: 1...6, using: &generator.random) { item[generator.string()] = generator.value() }
+            let json = Array(try JSONEncoder().encode(item))
+            #expect(try AttributeValue.item(jsonBytes: json) == item, "seed \(seed), iteration \(iteration): \(String(decoding: json, as: UTF8.self))")
+        }
+    }
+
+    @Test func numbersKeepEveryDigit() throws {
+        var generator = AttributeValueGenerator(random: SeededGenerator(seed: 11))
+        for _ in 0..<300 {
+            let number = generator.number()
+            let json = Array(try JSONEncoder().encode(["n": AttributeValue.n(number)]))
+            #expect(try AttributeValue.item(jsonBytes: json)["n"]?.numberText == number)
+        }
+    }
+
+    @Test func decodesAWSWireFormat() throws {
+        let json = #"""
+            {"n":{"N":"123456789012345678901234567890.5"},"b":{"B":"aGVsbG8="},"x":{"NULL":true},
+             "l":{"L":[{"S":"a"},{"BOOL":true}]},"bs":{"BS":["AQ==","Ag=="]}, "e": {"S": "\u00e9\ud83d\ude00\n"},
+             "m": {"M": {}}, "ns": {"NS": ["1", "-2.5E+3"]}}
+            """#
+        let item = try AttributeValue.item(jsonBytes: Array(json.utf8))
+        #expect(item["n"] == .n("123456789012345678901234567890.5"))
+        #expect(item["b"] == .b(Array("hello".utf8)))
+        #expect(item["x"] == .null)
+        #expect(item["l"] == .l([.s("a"), .bool(true)]))
+        #expect(item["bs"] == .bs([[1], [2]]))
+        #expect(item["e"] == .s("é😀\n"))
+        #expect(item["m"] == .m([:]))
+        #expect(item["ns"] == .ns(["1", "-2.5E+3"]))
+    }
+
+    @Test(arguments: [
+        (#"{"a": {}}"#, "exactly one of S, N, B, BOOL, NULL, M, L, SS, NS, BS; found none", "$.a"),
+        (#"{"a": {"S": "x", "N": "1"}}"#, "found S and N", "$.a"),
+        (#"{"a": {"Q": "x"}}"#, #"unknown AttributeValue type "Q""#, "$.a.Q"),
+        (#"{"a": {"B": "not base64!"}}"#, "not base64", "$.a.B"),
+        (#"{"a": {"N": 1}}"#, "expected a string", "$.a.N"),
+        (#"{"a": {"N": "12abc"}}"#, #""12abc" is not a number"#, "$.a.N"),
+        (#"{"a": {"N": "NaN"}}"#, "is not a number", "$.a.N"),
+        (#"{"a": {"NULL": false}}"#, "NULL must be true", "$.a.NULL"),
+        (#"{"a": {"M": []}}"#, "expected an object", "$.a.M"),
+        (#"{"a": {"L": [{"S": "x"}, {"S": 5}]}}"#, "expected a string", "$.a.L[1].S"),
+        (#"{"a": {"S": "x"}, "a": {"S": "y"}}"#, #"duplicate attribute name "a""#, nil),
+        (#"{"a": {"S": "x"}"#, "end of file", nil),
+        ("{\"a\": {\"S\": \"\u{01}\"}}", "control character", "$.a.S"),
+        (#"{"a": {"S": "x"}} trailing"#, "after the end of the document", nil),
+    ] as [(String, String, String?)])
+    func rejectsMalformedItemsNamingWhere(json: String, reason: String, path: String?) {
+        let error = Self.scanError { () throws(JSONScanError) in _ = try AttributeValue.item(jsonBytes: Array(json.utf8)) }
+        #expect(error != nil, "\(json) was accepted")
+        #expect(error?.reason.contains(reason) == true, "\(error.map(String.init(describing:)) ?? "")")
+        #expect(error?.path == path, "\(error.map(String.init(describing:)) ?? "")")
+    }
+
+    @Test func refusesNestingBeyondTheBoundWithoutCrashing() {
+        let depth = 100_000
+        let json = String(repeating: #"{"L":["#, count: depth) + String(repeating: "]}", count: depth)
+        let error = Self.scanError { () throws(JSONScanError) in _ = try AttributeValue.item(jsonBytes: Array(("{\"a\":" + json + "}").utf8)) }
+        #expect(error?.reason.contains("nesting deeper than 128 levels") == true, "\(String(describing: error))")
+        // Within the bound is fine.
+        let shallow = String(repeating: #"{"L":["#, count: 40) + #"{"S":"x"}"# + String(repeating: "]}", count: 40)
+        #expect(throws: Never.self) { try AttributeValue.item(jsonBytes: Array(("{\"a\":" + shallow + "}").utf8)) }
+    }
+
+    static let page = #"""
+        {"Records": [
+          {"eventID": "e1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+           "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+           "dynamodb": {"ApproximateCreationDateTime": 1795814466.5, "Keys": {"aggregateId": {"S": "a"}, "sequenceNumber": {"N": "1"}},
+                        "NewImage": {"aggregateId": {"S": "a"}, "sequenceNumber": {"N": "1"}, "payload": {"M": {"total": {"N": "12.50"}}}},
+                        "SequenceNumber": "100000000000000000001", "SizeBytes": 77, "StreamViewType": "NEW_IMAGE"}},
+          {"eventID": "e2", "eventName": "REMOVE", "awsRegion": null,
+           "dynamodb": {"Keys": {"aggregateId": {"S": "a"}}, "OldImage": {"aggregateId": {"S": "a"}}, "NewImage": null,
+                        "SequenceNumber": 200000000000000000002, "ApproximateCreationDateTime": "1795814467"}}
+        ], "NextShardIterator": null}
+        """#
+
+    @Test func decodesAGetRecordsPageLikeTheCodablePath() throws {
+        let scanned = try GetRecordsOutput(jsonBytes: Array(Self.page.utf8))
+        let decoded = try JSONDecoder().decode(GetRecordsOutput.self, from: Data(Self.page.utf8))
+        #expect(scanned == decoded)
+        #expect(scanned.records.count == 2)
+        #expect(scanned.records[0].newImage?["payload"] == .m(["total": .n("12.50")]))
+        #expect(scanned.records[0].approximateCreationDateTime == Date(timeIntervalSince1970: 1_795_814_466.5))
+        #expect(scanned.records[0].sizeBytes == 77)
+        #expect(scanned.records[1].sequenceNumber == "200000000000000000002")
+        #expect(scanned.records[1].newImage == nil)
+        #expect(scanned.records[1].awsRegion == nil)
+        #expect(scanned.nextShardIterator == nil)
+        #expect(try GetRecordsOutput(jsonBytes: Array(#"{"Records": [], "NextShardIterator": "it-2"}"#.utf8)).nextShardIterator == "it-2")
+    }
+
+    @Test(arguments: [
+        (#"{"Records":[{"eventID":"1","eventName":"INSERT","dynamodb":{"Keys":{}}}]}"#, "needs a dynamodb.SequenceNumber", "$.Records[0]"),
+        (#"{"Records":[{"eventName":"INSERT","dynamodb":{"SequenceNumber":"1"}}]}"#, "needs an eventID", "$.Records[0]"),
+        (#"{"Records":[{"eventID":"1","eventName":"INSERT","dynamodb":{"SequenceNumber":"1","NewImage":{"total":{"N":"x"}}}}]}"#,
+         #""x" is not a number"#, "$.Records[0].dynamodb.NewImage.total.N"),
+        (#"{"Records": {}}"#, "expected an array", "$.Records"),
+        ("not json at all", "expected an object", nil),
+    ] as [(String, String, String?)])
+    func rejectsMalformedPagesNamingWhere(json: String, reason: String, path: String?) {
+        let error = Self.scanError { () throws(JSONScanError) in _ = try GetRecordsOutput(jsonBytes: Array(json.utf8)) }
+        #expect(error?.reason.contains(reason) == true, "\(String(describing: error))")
+        #expect(error?.path == path, "\(String(describing: error))")
+    }
+
+    @Test func everyTruncationOfAPageIsAnErrorNotACrash() {
+        let bytes = Array(Self.page.utf8)
+        for length in 1..<bytes.count {
+            let error = Self.scanError { () throws(JSONScanError) in _ = try GetRecordsOutput(jsonBytes: Array(bytes[..<length])) }
+            #expect(error != nil, "accepted a page cut at \(length)")
+        }
+    }
+
+    @Test func randomCorruptionsAreErrorsOrValuesNeverCrashes() {
+        var random = SeededGenerator(seed: 99)
+        let bytes = Array(Self.page.utf8)
+        let interesting: [UInt8] = Array("{}[]\",:\\0-eE.nt \u{7F}".utf8) + [0x00, 0x1F, 0xC3, 0xFF]
+        var rejected = 0
+        for _ in 0..<3000 {
+            var mutated = bytes
+            for _ in 0..<Int.random(in: 1...4, using: &random) {
+                let at = Int.random(in: 0..<mutated.count, using: &random)
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: mutated[at] = interesting.randomElement(using: &random)!
+                case 1: mutated.remove(at: at)
+                default: mutated.insert(interesting.randomElement(using: &random)!, at: at)
+                }
+            }
+            if (try? GetRecordsOutput(jsonBytes: mutated)) == nil {
+                rejected += 1
+            } else {
+                // Strict: whatever it accepts is valid JSON.
+                #expect((try? JSONSerialization.jsonObject(with: Data(mutated))) != nil, "\(String(decoding: mutated, as: UTF8.self))")
+            }
+        }
+        #expect(rejected > 0)
+    }
+}
