@@ -64,6 +64,7 @@ let package = Package(
             dependencies: [
                 "AWS",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: upcoming
         ),

@@ -106,6 +106,10 @@ public struct SidecarStatus: Sendable, Encodable, Hashable {
     public var counts: Counts
     /// One entry per shard being read.
     public var shards: [ShardStatusEntry]
+    /// With `--leases on`: this instance's id in the lease table (absent otherwise).
+    public var workerID: String?
+    /// With `--leases on`: the leases this instance holds, with their epochs (absent otherwise).
+    public var leases: [HeldLease]?
 
     public init(mode: String, application: String, streamARN: String, routes: Routes, counts: Counts, shards: [ShardStatusEntry] = []) {
         self.mode = mode
@@ -174,7 +178,7 @@ public struct ShardStatusEntry: Sendable, Encodable, Hashable {
 extension Sidecar {
     /// A snapshot of what the sidecar is doing, for `GET /status`.
     public var status: SidecarStatus {
-        SidecarStatus(
+        var status = SidecarStatus(
             mode: configuration.exactlyOnce ? "exactly-once" : "at-least-once",
             application: configuration.application,
             streamARN: streamARN,
@@ -197,6 +201,9 @@ extension Sidecar {
                 return entry
             }
         )
+        status.workerID = leases?.workerID
+        status.leases = leases?.heldLeases
+        return status
     }
 
     /// Whether the sidecar can do its job: routes loaded, Kafka answering (checked in the background every

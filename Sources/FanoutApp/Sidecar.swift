@@ -29,6 +29,8 @@ public final class Sidecar: Sendable {
     public let streamARN: String
     public let pipeline: FanOutPipeline
     private let reader: ShardedStreamReader
+    /// With `--leases on`: this instance's leases.
+    public let leases: LeaseCoordinator?
     private let kafkaCheck = Mutex<(ok: Bool, detail: String)>((true, "reachable at start-up"))
     private let producer: KafkaProducer
     private let admin: KafkaAdmin
@@ -37,8 +39,10 @@ public final class Sidecar: Sendable {
 
     private init(
         configuration: SidecarConfiguration, routes: LiveRoutes, reloader: RoutesReloader, streamARN: String, pipeline: FanOutPipeline,
-        reader: ShardedStreamReader, producer: KafkaProducer, admin: KafkaAdmin, httpClient: HTTPClient, logger: Logger
+        reader: ShardedStreamReader, leases: LeaseCoordinator?, producer: KafkaProducer, admin: KafkaAdmin, httpClient: HTTPClient,
+        logger: Logger
     ) {
+        self.leases = leases
         self.configuration = configuration
         self.routes = routes
         self.reloader = reloader
@@ -116,6 +120,9 @@ public final class Sidecar: Sendable {
             let checkpointStore: any CheckpointStore = configuration.exactlyOnce ? kafkaCheckpoints : (checkpoints ?? kafkaCheckpoints)
             if checkpointStore is KafkaCheckpointStore { try await kafkaCheckpoints.ensureTopic(admin: admin) }
             let pipeline = FanOutPipeline(routes: routes, producer: producer, exactlyOnce: exactlyOnce, logger: logger)
+            let leases = try await makeLeaseCoordinator(
+                configuration: configuration, streamARN: streamARN, source: source, httpClient: httpClient, logger: logger
+            )
             let reader = ShardedStreamReader(
                 source: source,
                 configuration: StreamReaderConfiguration(
@@ -125,17 +132,38 @@ public final class Sidecar: Sendable {
                     idlePollInterval: configuration.idlePollInterval
                 ),
                 checkpoints: checkpointStore,
+                ownership: leases,
                 logger: logger
             )
             return Sidecar(
                 configuration: configuration, routes: routes, reloader: reloader, streamARN: streamARN, pipeline: pipeline,
-                reader: reader, producer: producer, admin: admin, httpClient: httpClient, logger: logger
+                reader: reader, leases: leases, producer: producer, admin: admin, httpClient: httpClient, logger: logger
             )
         } catch {
             admin.close()
             try? await httpClient.shutdown()
             throw error
         }
+    }
+
+    /// With `--leases on`: the lease table `fanout-leases-<application>` (created if missing) and the coordinator.
+    private static func makeLeaseCoordinator(
+        configuration: SidecarConfiguration, streamARN: String, source: any StreamSource, httpClient: HTTPClient, logger: Logger
+    ) async throws -> LeaseCoordinator? {
+        guard let leases = configuration.leases else { return nil }
+        if configuration.exactlyOnce {
+            throw StartupError("--exactly-once cannot run with --leases on yet: instances would fence each other's transactional id")
+        }
+        let table = LeaseTable(
+            dynamoDB: DynamoDB(configuration: configuration.aws, httpClient: httpClient, logger: logger),
+            tableName: LeaseTable.tableName(application: configuration.application), streamARN: streamARN
+        )
+        do {
+            try await table.ensureTable()
+        } catch {
+            throw StartupError("cannot create or find the lease table \"\(table.tableName)\" at \(configuration.aws.endpoint(for: .dynamoDB)): \(error)")
+        }
+        return LeaseCoordinator(table: table, source: source, configuration: leases, logger: logger)
     }
 
     /// The stream to read and its ARN (the key of its checkpoints): a Kinesis stream, or a DynamoDB stream given
@@ -219,6 +247,8 @@ public final class Sidecar: Sendable {
                     }
                 }
             }
+            // Not a child of the group: cancelling the group must not cut a lease write in half.
+            let leaseTask = leases.map { leases in Task { [reader] in await leases.run(reader: reader) } }
             let result: Result<Void, any Error>
             do {
                 try await reader.run(process: pipeline.process)
@@ -226,6 +256,9 @@ public final class Sidecar: Sendable {
             } catch {
                 result = .failure(error)
             }
+            // Every shard is checkpointed: release the leases so the other instances take them at once.
+            leases?.requestStop()
+            await leaseTask?.value
             group.cancelAll()
             return result
         }
@@ -312,6 +345,7 @@ public final class Sidecar: Sendable {
     /// Stops reading: each shard finishes and checkpoints its current page, then `run()` returns.
     public func requestStop() {
         reader.requestStop()
+        leases?.requestStop()
     }
 
     private func shutdown() async {

@@ -34,6 +34,8 @@ public struct SidecarConfiguration: Sendable {
     public var exactlyOnce: Bool
     /// AWS region, credentials and endpoints.
     public var aws: AWSConfiguration
+    /// Share the shards with the other instances of the application through a lease table (nil: read every shard).
+    public var leases: LeaseCoordinatorConfiguration?
 
     public init(
         brokers: String,
@@ -49,8 +51,10 @@ public struct SidecarConfiguration: Sendable {
         routesPollInterval: Duration = .seconds(2),
         application: String = "fanout",
         exactlyOnce: Bool = false,
-        aws: AWSConfiguration
+        aws: AWSConfiguration,
+        leases: LeaseCoordinatorConfiguration? = nil
     ) {
+        self.leases = leases
         self.application = application
         self.exactlyOnce = exactlyOnce
         self.brokers = brokers

@@ -39,6 +39,10 @@ public final class InMemoryCheckpointStore: CheckpointStore {
     }
 
     public func save(streamARN: String, shardID: String, checkpoint: Checkpoint) async throws {
-        state.withLock { $0[streamARN, default: [:]][shardID] = checkpoint }
+        state.withLock { state in
+            // As in the Kafka store: a lower epoch never replaces a higher one.
+            if let current = state[streamARN]?[shardID], (current.epoch ?? 0) > (checkpoint.epoch ?? 0) { return }
+            state[streamARN, default: [:]][shardID] = checkpoint
+        }
     }
 }

@@ -102,6 +102,8 @@ public final class ShardedStreamReader: Sendable {
     private let checkpoints: any CheckpointStore
     private let logger: Logger
     private let state: Mutex<State>
+    /// With leases: the shards this worker may read, and their epochs.
+    private let ownership: (any ShardOwnership)?
 
     struct ShardTrack {
         var status: ShardStatus
@@ -124,6 +126,10 @@ public final class ShardedStreamReader: Sendable {
         var shards: [String: ShardTrack] = [:]
         var lastDiscovery: Date?
         var lastDiscoveryError: String?
+        /// The last listing, by shard id (leases: a held shard starts from it).
+        var listed: [String: Shard] = [:]
+        /// Shards asked to stop (a handover or release of their lease).
+        var stoppingShards: Set<String> = []
     }
 
     /// A reader of the DynamoDB stream `configuration.streamARN`.
@@ -135,12 +141,46 @@ public final class ShardedStreamReader: Sendable {
     }
 
     /// A reader of `source`, whose ARN is `configuration.streamARN`.
-    public init(source: any StreamSource, configuration: StreamReaderConfiguration, checkpoints: any CheckpointStore, logger: Logger) {
+    /// - Parameter ownership: with leases, the shards this worker holds: the reader reads only those,
+    ///   consults it when it starts a shard and before every page and checkpoint, and tells it when a
+    ///   shard is finished. Nil reads every shard.
+    public init(
+        source: any StreamSource, configuration: StreamReaderConfiguration, checkpoints: any CheckpointStore,
+        ownership: (any ShardOwnership)? = nil, logger: Logger
+    ) {
         self.source = source
         self.configuration = configuration
         self.checkpoints = checkpoints
+        self.ownership = ownership
         self.logger = logger
         self.state = Mutex(State())
+    }
+
+    /// Stops one shard (its lease is being handed over or released): it finishes and checkpoints the page it
+    /// is processing; returns once the shard's reader has ended.
+    public func stopShard(_ shardID: String) async {
+        let running = state.withLock { state in
+            guard state.running.contains(shardID) else { return false }
+            state.stoppingShards.insert(shardID)
+            return true
+        }
+        guard running else { return }
+        while state.withLock({ $0.running.contains(shardID) }) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// Whether the shard's reader must stop: the reader stops, the shard was asked to stop, or (leases)
+    /// this worker no longer holds its lease at `epoch`.
+    private func mustStop(_ shardID: String, epoch: Int64?) -> Bool {
+        if state.withLock({ $0.stopRequested || $0.stoppingShards.contains(shardID) }) { return true }
+        return isFenced(shardID, epoch: epoch)
+    }
+
+    /// Leases: the lease was lost (or its epoch changed); nothing more may be routed or checkpointed for it.
+    private func isFenced(_ shardID: String, epoch: Int64?) -> Bool {
+        guard let ownership else { return false }
+        return ownership.epoch(of: shardID) != epoch
     }
 
     /// Asks the reader to stop: every shard finishes the page it is processing, checkpoints it, and `run` returns.
@@ -191,7 +231,9 @@ public final class ShardedStreamReader: Sendable {
                     do {
                         for shard in try await discoverReadyShards() {
                             let checkpoint = saved[shard.shardID]
-                            group.addTask { await self.readShardReportingFailure(shard, from: checkpoint, process: process) }
+                            group.addTask {
+                                await self.readShardReportingFailure(shard, from: checkpoint, epoch: checkpoint?.epoch, process: process)
+                            }
                         }
                         discoveryFailures = 0
                         nextDiscovery = ContinuousClock.now + configuration.discoveryInterval
@@ -208,6 +250,7 @@ public final class ShardedStreamReader: Sendable {
                         fail(with: error)
                     }
                 }
+                if let ownership { startHeldShards(ownership, group: &group, process: process) }
                 watchForStalls()
                 try? await Task.sleep(for: .milliseconds(50))
             }
@@ -226,8 +269,10 @@ public final class ShardedStreamReader: Sendable {
             logger.warning("\(reason): no new records will arrive", metadata: ["fanout.stream": "\(configuration.streamARN)"])
         }
         return state.withLock { state in
-            let ready = ShardLineage(shards: shards).readyShards(finished: state.finished, running: state.running)
+            // With leases, the lease coordinator decides what to read (startHeldShards).
+            let ready = ownership != nil ? [] : ShardLineage(shards: shards).readyShards(finished: state.finished, running: state.running)
             state.running.formUnion(ready.map(\.shardID))
+            for shard in shards { state.listed[shard.shardID] = shard }
             state.lastDiscovery = Date()
             state.lastDiscoveryError = nil
             let listed = shards.map(\.shardID)
@@ -241,7 +286,13 @@ public final class ShardedStreamReader: Sendable {
                 track.endingSequenceNumber = shard.endingSequenceNumber
                 track.startingSequenceNumber = shard.startingSequenceNumber
                 track.status.state =
-                    if state.finished.contains(shard.shardID) { .finished } else if state.running.contains(shard.shardID) { .reading } else { .waitingForParent }
+                    if state.finished.contains(shard.shardID) {
+                        .finished
+                    } else if state.running.contains(shard.shardID) {
+                        .reading
+                    } else {
+                        ownership != nil ? .notHeld : .waitingForParent
+                    }
                 state.shards[shard.shardID] = track
             }
             for shard in ready { state.shards[shard.shardID]?.lastProgress = .now }
@@ -249,6 +300,62 @@ public final class ShardedStreamReader: Sendable {
             state.shards = state.shards.filter { kept.contains($0.key) }
             return ready
         }
+    }
+
+    /// Leases: starts every held shard that is not running (from the checkpoint read again now, since
+    /// another worker may have moved it).
+    private func startHeldShards(
+        _ ownership: any ShardOwnership, group: inout TaskGroup<Void>, process: @escaping @Sendable (ShardRecords) async throws -> Void
+    ) {
+        let held = ownership.heldShards
+        let starting: [(Shard, Int64)] = state.withLock { state in
+            var starting: [(Shard, Int64)] = []
+            for (id, epoch) in held.sorted(by: { $0.key < $1.key }) where !state.running.contains(id) && !state.finished.contains(id) {
+                guard let shard = state.listed[id] else {
+                    state.rediscover = true
+                    continue
+                }
+                state.running.insert(id)
+                state.stoppingShards.remove(id)
+                if state.shards[id] == nil {
+                    state.shards[id] = ShardTrack(status: ShardStatus(shardID: id, state: .reading))
+                    state.order.append(id)
+                }
+                starting.append((shard, epoch))
+            }
+            return starting
+        }
+        for (shard, epoch) in starting {
+            group.addTask {
+                defer { self.state.withLock { _ = $0.running.remove(shard.shardID) } }
+                guard let checkpoint = await self.loadCheckpoint(shard.shardID, epoch: epoch) else { return }
+                if checkpoint?.isFinished == true {
+                    self.state.withLock { state in
+                        state.finished.insert(shard.shardID)
+                        state.shards[shard.shardID]?.status.state = .finished
+                    }
+                    await ownership.shardFinished(shard.shardID, epoch: epoch)
+                    return
+                }
+                await self.readShardReportingFailure(shard, from: checkpoint, epoch: epoch, process: process)
+            }
+        }
+    }
+
+    /// Reads the shard's checkpoint again, retrying until it is read; nil when the shard must stop first.
+    private func loadCheckpoint(_ shardID: String, epoch: Int64) async -> Checkpoint?? {
+        var failures = 0
+        while !mustStop(shardID, epoch: epoch) {
+            do {
+                return .some(try await checkpoints.load(streamARN: configuration.streamARN)[shardID])
+            } catch {
+                failures += 1
+                logger.error("loading the checkpoint of a leased shard failed; retrying", metadata: ["fanout.shard": "\(shardID)", "error": "\(error)"])
+                recordError(shardID, error)
+                try? await Task.sleep(for: backoff(after: failures))
+            }
+        }
+        return nil
     }
 
     private func fail(with error: any Error) {
@@ -323,9 +430,11 @@ public final class ShardedStreamReader: Sendable {
         }
     }
 
-    private func readShardReportingFailure(_ shard: Shard, from checkpoint: Checkpoint?, process: @escaping @Sendable (ShardRecords) async throws -> Void) async {
+    private func readShardReportingFailure(
+        _ shard: Shard, from checkpoint: Checkpoint?, epoch: Int64?, process: @escaping @Sendable (ShardRecords) async throws -> Void
+    ) async {
         do {
-            try await readShard(shard, from: checkpoint, process: process)
+            try await readShard(shard, from: checkpoint, epoch: epoch, process: process)
         } catch is CancellationError {
             return
         } catch {
@@ -335,7 +444,10 @@ public final class ShardedStreamReader: Sendable {
         }
     }
 
-    private func readShard(_ shard: Shard, from checkpoint: Checkpoint?, process: @escaping @Sendable (ShardRecords) async throws -> Void) async throws {
+    /// - Parameter epoch: the lease epoch (leases), else the loaded checkpoint's; every checkpoint written carries it.
+    private func readShard(
+        _ shard: Shard, from checkpoint: Checkpoint?, epoch: Int64?, process: @escaping @Sendable (ShardRecords) async throws -> Void
+    ) async throws {
         let arn = configuration.streamARN
         let id = shard.shardID
         var logger = self.logger
@@ -353,7 +465,18 @@ public final class ShardedStreamReader: Sendable {
             track.lastProgress = .now
             track.isBehind = true
         }
-        logger.info("shard opened", metadata: ["fanout.start": "\(lastSequence.map { "after \($0)" } ?? "\(initialPosition)")"])
+        logger.info("shard opened", metadata: [
+            "fanout.start": "\(lastSequence.map { "after \($0)" } ?? "\(initialPosition)")", "fanout.epoch": "\(epoch.map(String.init) ?? "none")",
+        ])
+        defer {
+            if ownership != nil {
+                state.withLock { state in
+                    state.stoppingShards.remove(id)
+                    if state.shards[id]?.status.state == .reading { state.shards[id]?.status.state = .notHeld }
+                }
+                logger.info("shard stopped", metadata: ["fanout.epoch": "\(epoch.map(String.init) ?? "none")"])
+            }
+        }
 
         var iterator: String?
         var needsIterator = true
@@ -361,7 +484,7 @@ public final class ShardedStreamReader: Sendable {
         var failures = 0
         var idleWait = Duration.milliseconds(25)
         var reachedEnd = false
-        while !isStopping {
+        while !mustStop(id, epoch: epoch) {
             do {
                 if needsIterator {
                     // After the last processed record, else where the shard was first opened.
@@ -378,7 +501,7 @@ public final class ShardedStreamReader: Sendable {
                 if !page.records.isEmpty {
                     update(id) { $0.isBehind = true }
                     let batch = ShardRecords(streamARN: arn, shardID: id, records: page.records)
-                    guard try await deliver(batch, logger: logger, process: process) else { return }
+                    guard try await deliver(batch, epoch: epoch, logger: logger, process: process) else { return }
                     lastSequence = page.records.last!.sequenceNumber
                     let age = page.records.last!.approximateCreationDateTime.map { Duration.seconds(max(0, Date().timeIntervalSince($0))) }
                     update(id) { track in
@@ -398,7 +521,7 @@ public final class ShardedStreamReader: Sendable {
                     break
                 }
                 if page.records.isEmpty {
-                    try await sleepUnlessStopping(idleWait)
+                    try await sleepUnlessStopping(idleWait, shardID: id, epoch: epoch)
                     idleWait = min(idleWait * 2, configuration.idlePollInterval)
                 }
             } catch let error as AWSError where error.type == AWSError.expiredIterator {
@@ -426,11 +549,12 @@ public final class ShardedStreamReader: Sendable {
                     metadata: ["error": "\(error)", "fanout.retryIn": "\(pause)", "fanout.failures": "\(failures)"]
                 )
                 recordError(id, error)
-                try await sleepUnlessStopping(pause)
+                try await sleepUnlessStopping(pause, shardID: id, epoch: epoch)
             }
         }
         guard reachedEnd else { return }
-        guard try await saveCheckpoint(Checkpoint(sequenceNumber: lastSequence, isFinished: true), shardID: id, logger: logger) else { return }
+        let last = Checkpoint(sequenceNumber: lastSequence, isFinished: true, epoch: epoch)
+        guard try await saveCheckpoint(last, shardID: id, logger: logger) else { return }
         logger.info("shard finished")
         state.withLock { state in
             state.finished.insert(id)
@@ -440,6 +564,7 @@ public final class ShardedStreamReader: Sendable {
             state.shards[id]?.status.isStalled = false
             state.shards[id]?.isBehind = false
         }
+        if let ownership, let epoch { await ownership.shardFinished(id, epoch: epoch) }
     }
 
     /// Whether a shard that just answered an empty page is closed and read to its end: its
@@ -462,9 +587,11 @@ public final class ShardedStreamReader: Sendable {
     /// Delivers a page and checkpoints it, retrying each with backoff until it succeeds:
     /// a page is never skipped. Returns false when a stop was requested first (the page is
     /// then not checkpointed, and is read again by the next run).
-    private func deliver(_ batch: ShardRecords, logger: Logger, process: @Sendable (ShardRecords) async throws -> Void) async throws -> Bool {
+    private func deliver(_ batch: ShardRecords, epoch: Int64?, logger: Logger, process: @Sendable (ShardRecords) async throws -> Void) async throws -> Bool {
         var failures = 0
         while true {
+            // A lost lease: the new owner reads this page again from its checkpoint.
+            if isFenced(batch.shardID, epoch: epoch) { return false }
             do {
                 try await process(batch)
                 break
@@ -477,17 +604,20 @@ public final class ShardedStreamReader: Sendable {
                 failures += 1
                 logger.error("routing a page failed; retrying it (the checkpoint stays put)", metadata: ["error": "\(error)", "fanout.records": "\(batch.records.count)"])
                 recordError(batch.shardID, error)
-                try await sleepUnlessStopping(backoff(after: failures))
-                if isStopping { return false }
+                try await sleepUnlessStopping(backoff(after: failures), shardID: batch.shardID, epoch: epoch)
+                if mustStop(batch.shardID, epoch: epoch) { return false }
             }
         }
-        return try await saveCheckpoint(Checkpoint(sequenceNumber: batch.records.last?.sequenceNumber), shardID: batch.shardID, logger: logger)
+        let checkpoint = Checkpoint(sequenceNumber: batch.records.last?.sequenceNumber, epoch: epoch)
+        return try await saveCheckpoint(checkpoint, shardID: batch.shardID, logger: logger)
     }
 
     /// Saves a checkpoint, retrying with backoff; false when a stop was requested before it was saved.
     private func saveCheckpoint(_ checkpoint: Checkpoint, shardID: String, logger: Logger) async throws -> Bool {
         var failures = 0
         while true {
+            // Never move a checkpoint for a lease this worker lost.
+            if isFenced(shardID, epoch: checkpoint.epoch) { return false }
             do {
                 try await checkpoints.save(streamARN: configuration.streamARN, shardID: shardID, checkpoint: checkpoint)
                 update(shardID) { $0.status.lastCheckpoint = Date() }
@@ -498,15 +628,15 @@ public final class ShardedStreamReader: Sendable {
                 failures += 1
                 logger.error("saving the checkpoint failed; retrying", metadata: ["error": "\(error)"])
                 recordError(shardID, error)
-                try await sleepUnlessStopping(backoff(after: failures))
-                if isStopping { return false }
+                try await sleepUnlessStopping(backoff(after: failures), shardID: shardID, epoch: checkpoint.epoch)
+                if mustStop(shardID, epoch: checkpoint.epoch) { return false }
             }
         }
     }
 
-    private func sleepUnlessStopping(_ duration: Duration) async throws {
+    private func sleepUnlessStopping(_ duration: Duration, shardID: String, epoch: Int64?) async throws {
         var remaining = duration
-        while remaining > .zero, !isStopping {
+        while remaining > .zero, !mustStop(shardID, epoch: epoch) {
             let step = min(remaining, .milliseconds(50))
             try await Task.sleep(for: step)
             remaining -= step

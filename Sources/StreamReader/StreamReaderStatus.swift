@@ -42,6 +42,8 @@ public struct ShardStatus: Sendable, Hashable {
         case reading
         /// Closed and read to its end (in this run or, by its checkpoint, an earlier one).
         case finished
+        /// Leases: this worker does not hold the shard's lease (another worker reads it, or nobody yet).
+        case notHeld = "not-held"
     }
 
     public var shardID: String

@@ -32,6 +32,15 @@ struct RunOptions: ParsableArguments {
     @Flag(name: .customLong("exactly-once"), help: .setting(.exactlyOnce))
     var exactlyOnce = false
 
+    @Option(name: .long, help: .setting(.leases, valueName: "on|off"))
+    var leases: String?
+
+    @Option(name: .customLong("lease-duration"), help: .setting(.leaseDuration, valueName: "seconds"))
+    var leaseDuration: String?
+
+    @Option(name: .customLong("worker-id"), help: .setting(.workerId))
+    var workerID: String?
+
     @Option(name: .customLong("http-port"), help: .setting(.httpPort))
     var httpPort: String?
 
@@ -43,7 +52,7 @@ struct RunOptions: ParsableArguments {
 
     static let settings: [Setting] = [
         .routes, .routesPollInterval, .table, .streamArn, .kinesisStream, .startPosition, .startTimestamp, .application, .exactlyOnce,
-        .httpPort, .logFormat, .logLevel,
+        .leases, .leaseDuration, .workerId, .httpPort, .logFormat, .logLevel,
     ]
 
     func flags() throws -> [Setting: ConfigContent] {
@@ -56,6 +65,9 @@ struct RunOptions: ParsableArguments {
         flags[.startPosition] = startPosition.map(ConfigContent.string)
         flags[.startTimestamp] = startTimestamp.map(ConfigContent.string)
         if exactlyOnce { flags[.exactlyOnce] = .bool(true) }
+        flags[.leases] = leases.map(ConfigContent.string)
+        flags[.leaseDuration] = try leaseDuration.map { try SettingsLoader.parse($0, as: .leaseDuration) }
+        flags[.workerId] = workerID.map(ConfigContent.string)
         flags[.httpPort] = try httpPort.map { try SettingsLoader.parse($0, as: .httpPort) }
         flags[.logFormat] = logFormat.map(ConfigContent.string)
         flags[.logLevel] = logLevel.map(ConfigContent.string)

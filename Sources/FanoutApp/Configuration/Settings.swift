@@ -76,6 +76,15 @@ extension Setting {
     public static let exactlyOnce = Setting(
         ["exactlyOnce"], flag: "exactly-once", kind: .bool, default: "false",
         help: "commit each page's records and its checkpoint in one Kafka transaction")
+    public static let leases = Setting(
+        ["leases"], flag: "leases", default: "off",
+        help: "on: share the stream's shards with the other instances of this application through the lease table fanout-leases-<application> (docs/scaling.md)")
+    public static let leaseDuration = Setting(
+        ["leaseDuration"], flag: "lease-duration", kind: .double, default: "10",
+        help: "with --leases on: seconds after which a lease that is not renewed expires; renewed every third of it")
+    public static let workerId = Setting(
+        ["workerId"], flag: "worker-id",
+        help: "with --leases on: this instance's id in the lease table (default <host>-<pid>-<random>); unique per process")
     public static let httpPort = Setting(
         ["httpPort"], flag: "http-port", kind: .int, default: "9400",
         help: "port of /healthz, /readyz, /status and /metrics; 0 picks a free one")
@@ -108,7 +117,7 @@ extension Setting {
     /// Every setting, in the order `fanout config` and docs/configuration.md list them.
     public static let all: [Setting] = [
         .brokers, .routes, .routesPollInterval, .table, .streamArn, .kinesisStream, .startPosition, .startTimestamp, .application,
-        .exactlyOnce,
+        .exactlyOnce, .leases, .leaseDuration, .workerId,
         .httpPort, .logFormat, .logLevel,
         .kafkaProperties, .kafkaSecurityProtocol, .kafkaSSLCALocation, .kafkaSSLCertificateLocation, .kafkaSSLKeyLocation,
         .kafkaSSLKeyPassword, .kafkaSASLMechanism, .kafkaSASLUsername, .kafkaSASLPassword,

@@ -126,6 +126,10 @@ extension ResolvedSettings {
         guard !application.isEmpty, application.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else {
             throw SettingsError("\(source(.application)): \"\(application)\" must be letters, digits, '.', '_' or '-' (it names Kafka topics)")
         }
+        let leases = try leaseConfiguration()
+        if leases != nil, bool(.exactlyOnce) == true {
+            throw SettingsError("\(source(.exactlyOnce)): exactly-once mode cannot run with --leases on yet (its transactional id is one per application, so instances would fence each other); use at-least-once with leases")
+        }
         let aws: AWSConfiguration
         do {
             aws = try AWSConfiguration.fromEnvironment(environment)
@@ -144,7 +148,26 @@ extension ResolvedSettings {
             routesPollInterval: .milliseconds(Int64(pollSeconds * 1000)),
             application: application,
             exactlyOnce: bool(.exactlyOnce) ?? false,
-            aws: aws
+            aws: aws,
+            leases: leases
         )
+    }
+
+    /// `--leases on` with its lease duration and worker id; nil for `off`.
+    func leaseConfiguration() throws -> LeaseCoordinatorConfiguration? {
+        let text = (string(.leases) ?? "off").lowercased()
+        guard ["on", "off"].contains(text) else {
+            throw SettingsError("\(source(.leases)): \"\(text)\" is not on or off")
+        }
+        guard text == "on" else { return nil }
+        let seconds = double(.leaseDuration) ?? 10
+        guard seconds >= 1, seconds <= 3600 else {
+            throw SettingsError("\(source(.leaseDuration)): \(seconds) is not a number of seconds between 1 and 3600")
+        }
+        let worker = string(.workerId) ?? LeaseCoordinatorConfiguration.makeWorkerID()
+        guard !worker.isEmpty, !worker.contains("#") else {
+            throw SettingsError("\(source(.workerId)): \"\(worker)\" must be non-empty and without '#'")
+        }
+        return LeaseCoordinatorConfiguration(workerID: worker, leaseDuration: .milliseconds(Int64(seconds * 1000)))
     }
 }

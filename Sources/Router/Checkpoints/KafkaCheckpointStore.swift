@@ -7,7 +7,8 @@ import Synchronization
 
 /// Checkpoints in a compacted Kafka topic, one per application: key = `<stream ARN>|<shard id>`,
 /// value = JSON `{"streamArn", "shardId", "sequenceNumber", "finished", "epoch", "writtenAt"}`.
-/// The topic is read to its end at start; the last value of each key wins.
+/// The topic is read to its end at start (and, with leases, whenever a shard's lease is taken); of each
+/// key's records, the latest of the highest `epoch` wins (no epoch counts as 0).
 ///
 /// In exactly-once mode the pipeline writes each page's checkpoint in the same
 /// transaction as the page's records (`record(streamARN:shardID:checkpoint:)`),
@@ -52,6 +53,13 @@ public final class KafkaCheckpointStore: CheckpointStore {
             guard let key = message.key.map({ String(decoding: $0, as: UTF8.self) }), key.hasPrefix(streamARN + "|") else { continue }
             do {
                 let (shardID, checkpoint) = try Self.decode(message.value)
+                // The highest epoch's latest record wins: a zombie's stale-epoch record never moves a checkpoint.
+                if let current = checkpoints[shardID], (current.epoch ?? 0) > (checkpoint.epoch ?? 0) {
+                    logger.warning("checkpoint of an older lease epoch ignored", metadata: [
+                        "fanout.shard": "\(shardID)", "fanout.epoch": "\(checkpoint.epoch ?? 0)", "kafka.offset": "\(message.offset)",
+                    ])
+                    continue
+                }
                 checkpoints[shardID] = checkpoint
             } catch {
                 logger.error("unreadable checkpoint record ignored", metadata: [
