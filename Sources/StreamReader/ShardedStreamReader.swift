@@ -217,7 +217,8 @@ public final class ShardedStreamReader: Sendable {
         }
         let saved = try await checkpoints.load(streamARN: arn)
         state.withLock { state in
-            state.finished = Set(saved.filter { $0.value.isFinished }.map(\.key))
+            // With leases, a held shard's checkpoint is read again when it starts (and a finished one marks its lease).
+            if ownership == nil { state.finished = Set(saved.filter { $0.value.isFinished }.map(\.key)) }
         }
         await withTaskGroup(of: Void.self) { group in
             var nextDiscovery = ContinuousClock.now

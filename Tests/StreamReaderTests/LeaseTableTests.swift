@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func takeRenewHandOverReleaseAndFinishAreConditional() async throws {
-        try await Self.withTable { table in
+        try await Self.withTable { (table: LeaseTable) async throws in
             #expect(table.tableName.hasPrefix("fanout-leases-app-"))
             #expect(try await table.create(shardID: "s-1", parents: []) == .done)
             #expect(try await table.create(shardID: "s-1", parents: ["other"]) == .lost, "a second create must not reset the lease")
@@ -79,7 +79,7 @@ import Testing
 
     @Test func heartbeatsListLiveWorkersAndApplicationsAndStreamsAreSeparate() async throws {
         let application = TestServices.uniqueName("app")
-        try await Self.withTable(application: application) { table in
+        try await Self.withTable(application: application) { (table: LeaseTable) async throws in
             try await table.heartbeat(me: "a")
             try await table.heartbeat(me: "a")
             try await table.heartbeat(me: "b")
@@ -90,11 +90,11 @@ import Testing
             #expect(try await table.leases().map(\.shardID) == ["s-1"], "worker items are not leases")
         }
         // Another stream in the same application's table, and another application: neither sees those leases.
-        try await Self.withTable(application: application, stream: "arn:aws:kinesis:us-east-1:1:stream/other") { table in
+        try await Self.withTable(application: application, stream: "arn:aws:kinesis:us-east-1:1:stream/other") { (table: LeaseTable) async throws in
             #expect(try await table.leases().isEmpty)
             #expect(try await table.workers().isEmpty)
         }
-        try await Self.withTable { table in
+        try await Self.withTable { (table: LeaseTable) async throws in
             #expect(try await table.leases().isEmpty)
         }
     }

@@ -219,7 +219,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
         let workerCounters = try await table.workers()
         let now = ContinuousClock.now
         let duration = configuration.leaseDuration
-        let (live, expired, listed) = state.withLock { state -> (Set<String>, Set<String>, Set<String>) in
+        let observed: (live: Set<String>, expired: Set<String>, listed: Set<String>) = state.withLock { state in
             var expired: Set<String> = []
             for lease in leases {
                 let seen = state.observedLeases[lease.shardID]
@@ -242,6 +242,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             return (live, expired, Set(state.listed.map(\.shardID)))
         }
         // Ready: not finished, parents finished; a listed parent without a lease yet is not finished.
+        let (live, expired, listed) = observed
         let known = Set(leases.map(\.shardID))
         let ready = LeaseBalancer.ready(leases).filter { lease in
             lease.parents.allSatisfy { known.contains($0) || !listed.contains($0) }

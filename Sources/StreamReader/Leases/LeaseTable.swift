@@ -43,7 +43,7 @@ public struct LeaseTable: Sendable {
         } catch let error as AWSError where error.type == AWSError.resourceNotFound {
             do {
                 _ = try await dynamoDB.createTable(
-                    CreateTableInput(tableName: tableName, partitionKey: ("stream", .s), sortKey: ("shard", .s), billingMode: .payPerRequest)
+                    CreateTableInput(tableName: tableName, partitionKey: ("stream", .string), sortKey: ("shard", .string), billingMode: .payPerRequest)
                 )
             } catch let error as AWSError where error.type == "ResourceInUseException" {
                 // Another worker created it first.
