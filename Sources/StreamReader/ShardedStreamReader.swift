@@ -8,11 +8,14 @@ public struct ShardRecords: Sendable {
     public var streamARN: String
     public var shardID: String
     public var records: [StreamRecord]
+    /// The epoch the page's checkpoint carries (the lease epoch with leases).
+    public var epoch: Int64?
 
-    public init(streamARN: String, shardID: String, records: [StreamRecord]) {
+    public init(streamARN: String, shardID: String, records: [StreamRecord], epoch: Int64? = nil) {
         self.streamARN = streamARN
         self.shardID = shardID
         self.records = records
+        self.epoch = epoch
     }
 }
 
@@ -501,7 +504,7 @@ public final class ShardedStreamReader: Sendable {
                 if let behind = page.millisBehindLatest { update(id) { $0.status.millisBehindLatest = behind } }
                 if !page.records.isEmpty {
                     update(id) { $0.isBehind = true }
-                    let batch = ShardRecords(streamARN: arn, shardID: id, records: page.records)
+                    let batch = ShardRecords(streamARN: arn, shardID: id, records: page.records, epoch: epoch)
                     guard try await deliver(batch, epoch: epoch, logger: logger, process: process) else { return }
                     lastSequence = page.records.last!.sequenceNumber
                     let age = page.records.last!.approximateCreationDateTime.map { Duration.seconds(max(0, Date().timeIntervalSince($0))) }

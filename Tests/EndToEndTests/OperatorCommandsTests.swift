@@ -87,6 +87,22 @@ import Testing
         #expect(ca.standardError == "fanout: error: --kafka-ssl-ca-location: \"/nonexistent/ca.pem\" is not a readable file\n")
     }
 
+    @Test func badLeaseSettingsAndLeasesWithExactlyOnceAreRefusedInOneLine() async throws {
+        let base = ["run", "--brokers", "h:1", "--table", "t"]
+        let word = try await CommandLineTests.run(base + ["--leases", "yes"], environment: Self.awsEnvironment)
+        #expect(word.status == 1)
+        #expect(word.standardError == "fanout: error: --leases: \"yes\" is not on or off\n")
+        let duration = try await CommandLineTests.run(base + ["--leases", "on"], environment: Self.awsEnvironment.merging(["FANOUT_LEASE_DURATION": "0.5"]) { $1 })
+        #expect(duration.status == 1)
+        #expect(duration.standardError == "fanout: error: FANOUT_LEASE_DURATION: 0.5 is not a number of seconds between 1 and 3600\n")
+        let worker = try await CommandLineTests.run(base + ["--leases", "on", "--worker-id", "a#b"], environment: Self.awsEnvironment)
+        #expect(worker.status == 1)
+        #expect(worker.standardError == "fanout: error: --worker-id: \"a#b\" must be non-empty and without '#'\n")
+        let both = try await CommandLineTests.run(base + ["--leases", "on", "--exactly-once"], environment: Self.awsEnvironment)
+        #expect(both.status == 1)
+        #expect(both.standardError.hasPrefix("fanout: error: --exactly-once: exactly-once mode cannot run with --leases on yet"), "\(both.standardError)")
+    }
+
     @Test func runLogsItsSettingsWithSecretsRedacted() async throws {
         let result = try await CommandLineTests.run(
             ["run", "--brokers", "127.0.0.1:1", "--table", "t", "--log-format", "json",

@@ -70,7 +70,7 @@ public final class FanOutPipeline: Sendable {
         }
         if let exactlyOnce, let last = page.records.last {
             // The page's records and the checkpoint that covers them, in one transaction.
-            let checkpoint = Checkpoint(sequenceNumber: last.sequenceNumber)
+            let checkpoint = Checkpoint(sequenceNumber: last.sequenceNumber, epoch: page.epoch)
             let withCheckpoint = records + [exactlyOnce.checkpoints.record(streamARN: page.streamARN, shardID: page.shardID, checkpoint: checkpoint)]
             do {
                 try await exactlyOnce.transactions.withTransaction(producer: producer) {

@@ -1,0 +1,100 @@
+import AWS
+import AsyncHTTPClient
+import Foundation
+import Logging
+import StreamReader
+import Synchronization
+import TestSupport
+import Testing
+
+/// A `LeaseCoordinator` driving a `ShardedStreamReader` on a two-shard Kinesis stream (moto), with
+/// the lease table in moto's DynamoDB.
+@Suite(.timeLimit(.minutes(2))) struct LeaseCoordinatorTests {
+    static let logger = Logger(label: "lease-coordinator-test")
+
+    @Test func aLeaseTakenByAnotherWorkerStopsItsShardAtOnceAndAGracefulStopReleasesTheRest() async throws {
+        let fixture = try await KinesisStreamReaderTests.Fixture.make(shards: 2)
+        let aws = AWSConfiguration(
+            region: "us-east-1", credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
+            endpoint: URL(string: try TestServices.awsEndpoint())!
+        )
+        let table = LeaseTable(
+            dynamoDB: DynamoDB(configuration: aws, httpClient: fixture.httpClient, logger: Self.logger),
+            tableName: LeaseTable.tableName(application: TestServices.uniqueName("coord")), streamARN: fixture.arn
+        )
+        try await table.ensureTable()
+        let coordinator = LeaseCoordinator(
+            table: table, source: fixture.source, configuration: LeaseCoordinatorConfiguration(workerID: "me", leaseDuration: .seconds(3)),
+            logger: Self.logger
+        )
+        let checkpoints = InMemoryCheckpointStore()
+        let reader = ShardedStreamReader(
+            source: fixture.source, configuration: StreamReaderConfiguration(streamARN: fixture.arn, idlePollInterval: .milliseconds(100)),
+            checkpoints: checkpoints, ownership: coordinator, logger: Self.logger
+        )
+        let seen = Mutex<[String: [String]]>([:])  // shard → keys, in order
+        let reading = Task {
+            try await reader.run { page in
+                seen.withLock { $0[page.shardID, default: []] += page.records.map { "\($0.sequenceNumber)" } }
+                #expect(page.epoch == coordinator.epoch(of: page.shardID))
+            }
+        }
+        let coordinating = Task { await coordinator.run(reader: reader) }
+
+        try await fixture.put("a", 1, hash: KinesisStreamReaderTests.lowHash)
+        try await fixture.put("b", 1, hash: KinesisStreamReaderTests.highHash)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while seen.withLock({ $0.values.map(\.count).reduce(0, +) }) < 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(coordinator.heldShards.count == 2)
+        #expect(coordinator.heldShards.values.allSatisfy { $0 == 1 }, "a first take is epoch 1")
+        let shards = coordinator.heldShards.keys.sorted()
+        let (low, high) = (shards[0], shards[1])
+
+        // Another live worker takes the low shard (as after an expiry): the renewal fails, the shard stops at once.
+        // (The thief keeps its heartbeat and lease renewed, so the balance of one shard each stays.)
+        try await table.heartbeat(me: "thief")
+        var stolen: Int64?
+        while stolen == nil, ContinuousClock.now < deadline {
+            let lease = try #require(try await table.leases().first { $0.shardID == low })
+            stolen = try await table.take(shardID: low, me: "thief", expectedOwner: "me", expectedCounter: lease.counter)
+        }
+        #expect(stolen == 2)
+        let thief = Task {
+            while !Task.isCancelled {
+                try await table.heartbeat(me: "thief")
+                _ = try await table.renew(shardID: low, me: "thief", epoch: 2)
+                try await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        defer { thief.cancel() }
+        while coordinator.epoch(of: low) != nil || reader.status.shard(low)?.state != .notHeld, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(coordinator.epoch(of: low) == nil)
+        #expect(reader.status.shard(low)?.state == .notHeld)
+        let lowBefore = seen.withLock { $0[low, default: []].count }
+        try await fixture.put("a", 2, hash: KinesisStreamReaderTests.lowHash)
+        try await fixture.put("b", 2, hash: KinesisStreamReaderTests.highHash)
+        while seen.withLock({ $0[high, default: []].count }) < 2, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await Task.sleep(for: .seconds(1))
+        #expect(seen.withLock { $0[high, default: []].count } == 2)
+        #expect(seen.withLock { $0[low, default: []].count } == lowBefore, "a shard whose lease was lost is not read")
+        #expect(try await checkpoints.load(streamARN: fixture.arn)[high]?.epoch == 1)
+
+        // A graceful stop: checkpoint, release, heartbeat removed.
+        reader.requestStop()
+        coordinator.requestStop()
+        try await reading.value
+        await coordinating.value
+        let leases = try await table.leases()
+        #expect(leases.first { $0.shardID == high }?.owner == nil)
+        #expect(leases.first { $0.shardID == low }?.owner == "thief")
+        #expect(try await table.workers()["me"] == nil)
+        #expect(coordinator.heldShards.isEmpty)
+        await fixture.shutdown()
+    }
+}
