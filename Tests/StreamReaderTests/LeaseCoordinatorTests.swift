@@ -97,4 +97,106 @@ import Testing
         #expect(coordinator.heldShards.isEmpty)
         await fixture.shutdown()
     }
+
+    /// A TCP forwarder to moto (python3) that the test can freeze with SIGSTOP: a network partition
+    /// between one worker and DynamoDB, with its calls hanging rather than failing.
+    static func startForwarder(to endpoint: String) throws -> (process: Process, endpoint: String) {
+        let url = URL(string: endpoint)!
+        let script = """
+            import socket, sys, threading
+            target = (sys.argv[1], int(sys.argv[2]))
+            server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(64)
+            print(server.getsockname()[1], flush=True)
+            def pipe(a, b):
+                try:
+                    while True:
+                        data = a.recv(65536)
+                        if not data: break
+                        b.sendall(data)
+                except OSError: pass
+                finally:
+                    for s in (a, b):
+                        try: s.shutdown(socket.SHUT_RDWR)
+                        except OSError: pass
+            while True:
+                client, _ = server.accept()
+                upstream = socket.create_connection(target)
+                threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+                threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+            """
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(TestServices.uniqueName("forwarder")).py")
+        try script.write(to: path, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", path.path, url.host ?? "127.0.0.1", "\(url.port ?? 80)"]
+        let output = Pipe()
+        process.standardOutput = output
+        // Not the test's own output: `swift test` waits for every holder of it to close it.
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let port = Int(line) else { throw ForwarderUnavailable(description: "the python3 TCP forwarder did not start (printed \"\(line)\")") }
+        return (process, "http://127.0.0.1:\(port)")
+    }
+
+    struct ForwarderUnavailable: Error, CustomStringConvertible { var description: String }
+
+    @Test func aWorkerCutOffFromDynamoDBStopsItsShardsBeforeTheLeasesExpireAndReadoptsThemAfter() async throws {
+        let fixture = try await KinesisStreamReaderTests.Fixture.make(shards: 2)
+        let forwarder = try Self.startForwarder(to: try TestServices.awsEndpoint())
+        // SIGKILL: the test process blocks SIGTERM (it traps it), and children inherit that mask.
+        defer { kill(forwarder.process.processIdentifier, SIGKILL) }
+        var aws = AWSConfiguration(
+            region: "us-east-1", credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
+            endpoint: URL(string: forwarder.endpoint)!
+        )
+        aws.retryPolicy.maxAttempts = 1
+        let table = LeaseTable(
+            dynamoDB: DynamoDB(configuration: aws, httpClient: fixture.httpClient, logger: Self.logger),
+            tableName: LeaseTable.tableName(application: TestServices.uniqueName("zombie")), streamARN: fixture.arn
+        )
+        try await table.ensureTable()
+        let duration = Duration.seconds(3)
+        let coordinator = LeaseCoordinator(
+            table: table, source: fixture.source, configuration: LeaseCoordinatorConfiguration(workerID: "me", leaseDuration: duration),
+            logger: Self.logger
+        )
+        let reader = ShardedStreamReader(
+            source: fixture.source, configuration: StreamReaderConfiguration(streamARN: fixture.arn, idlePollInterval: .milliseconds(100)),
+            checkpoints: InMemoryCheckpointStore(), ownership: coordinator, logger: Self.logger
+        )
+        let reading = Task { try await reader.run { _ in } }
+        let coordinating = Task { await coordinator.run(reader: reader) }
+        let deadline = ContinuousClock.now + .seconds(20)
+        func readingBoth() -> Bool { reader.status.shards.filter { $0.state == .reading }.count == 2 }
+        while coordinator.heldShards.count < 2 || !readingBoth(), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(readingBoth())
+
+        // The partition: every DynamoDB call of this worker hangs. Within 2/3 of the lease duration after its
+        // last renewal (so before any other worker could see the leases expire) it stops reading them.
+        kill(forwarder.process.processIdentifier, SIGSTOP)
+        let cut = ContinuousClock.now
+        while !coordinator.heldShards.isEmpty || reader.status.shards.contains(where: { $0.state == .reading }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let fencedAfter = ContinuousClock.now - cut
+        #expect(coordinator.heldShards.isEmpty)
+        #expect(!reader.status.shards.contains { $0.state == .reading })
+        #expect(fencedAfter < duration, "fenced after \(fencedAfter)")
+
+        // Back online, nobody took the leases: the table still names this worker, which adopts them again.
+        kill(forwarder.process.processIdentifier, SIGCONT)
+        while coordinator.heldShards.count < 2 || !readingBoth(), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(coordinator.heldShards.count == 2)
+        #expect(readingBoth())
+        reader.requestStop()
+        coordinator.requestStop()
+        try await reading.value
+        await coordinating.value
+        await fixture.shutdown()
+    }
 }
