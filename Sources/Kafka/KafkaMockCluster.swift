@@ -128,7 +128,16 @@ final class RDKafkaMockCluster: Sendable {
         let rk = try RDKafkaConfig.makeHandle(type: RD_KAFKA_PRODUCER, conf: conf)
         let logQueue = rd_kafka_queue_new(rk)!
         rd_kafka_set_log_queue(rk, logQueue)
-        guard let cluster = rd_kafka_mock_cluster_new(rk, Int32(brokers)) else {
+        // The mock cluster's thread inherits this thread's signal mask. Unlike rd_kafka_new, the mock
+        // cluster does not block signals in its thread, and it aborts when poll() is interrupted (EINTR),
+        // e.g. by the SIGCHLD of any child process ending: create it with every signal blocked.
+        var all = sigset_t()
+        var previous = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, &previous)
+        let created = rd_kafka_mock_cluster_new(rk, Int32(brokers))
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        guard let cluster = created else {
             rd_kafka_queue_destroy(logQueue)
             rd_kafka_destroy(rk)
             throw KafkaError(code: .fatal, message: "could not create a mock cluster of \(brokers) brokers")
