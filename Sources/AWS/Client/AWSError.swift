@@ -45,6 +45,8 @@ public struct AWSError: Error, Sendable, Hashable, CustomStringConvertible {
     public static let connectionError = "ConnectionError"
     public static let requestTimeout = "RequestTimeout"
     public static let invalidResponse = "InvalidResponse"
+    /// A response body larger than the client accepts (a misbehaving endpoint); retried.
+    public static let responseTooLarge = "ResponseTooLarge"
     public static let resourceNotFound = "ResourceNotFoundException"
     public static let conditionalCheckFailed = "ConditionalCheckFailedException"
     public static let transactionCanceled = "TransactionCanceledException"
@@ -60,7 +62,7 @@ public struct AWSError: Error, Sendable, Hashable, CustomStringConvertible {
     ]
 
     static let transientTypes: Set<String> = [
-        connectionError, requestTimeout, "RequestTimeoutException", "InternalServerError",
+        connectionError, requestTimeout, responseTooLarge, "RequestTimeoutException", "InternalServerError",
         "InternalFailure", "InternalError", "ServiceUnavailable", "ServiceUnavailableException",
         "InternalServerErrorException",
     ]
