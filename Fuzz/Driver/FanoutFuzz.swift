@@ -18,6 +18,22 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int3
     selected.run(bytes)
     return 0
 }
+
+// SwiftPM links an executable's entry point as `<module>_main` (main is aliased to it), so libFuzzer's
+// own main is not used: this entry point hands the arguments to libFuzzer's driver instead.
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ testOneInput: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
+
+@_cdecl("FanoutFuzz_main")
+public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    var argc = argc
+    var argv = argv
+    return runFuzzerDriver(&argc, &argv, fuzzTestOneInput)
+}
 #else
 /// Without libFuzzer: `fanout-fuzz TARGET FILE|DIRECTORY...` runs the target once on each input
 /// (to reproduce a finding, or replay a corpus), and `fanout-fuzz list` names the targets.

@@ -204,11 +204,12 @@ public enum FuzzTargets {
         guard again.jsonBytes() == canonical else {
             fatalError("an event's JSON changes on a round trip: \(String(decoding: canonical, as: UTF8.self))")
         }
-        guard again == event else {
+        // (`again` is the event at the precision its JSON keeps: timestamps to the millisecond.)
+        guard (try? GenericDomainEventMessage(jsonBytes: again.jsonBytes())) == again else {
             fatalError("an event is not equal to itself read back from its JSON: \(String(decoding: canonical, as: UTF8.self))")
         }
         // The same event as an events-table item reads back too (DynamoDB maps keep no key order: equal as values).
-        guard (try? GenericDomainEventMessage(item: event.item)) == event else {
+        guard (try? GenericDomainEventMessage(item: again.item)) == again else {
             fatalError("an event does not survive its events-table item: \(String(decoding: canonical, as: UTF8.self))")
         }
         for compiled in [plannerRoutes] { check(compiled, event) }

@@ -156,7 +156,7 @@ extension AWSError {
             if let reasons = object["CancellationReasons"] as? [Any] {
                 error.cancellationReasons = reasons.map { (($0 as? [String: Any])?["Code"] as? String) ?? "None" }
             }
-        } else if trimmed.hasPrefix("<"), let code = xmlElement("Code", in: trimmed) {
+        } else if trimmed.hasPrefix("<"), let code = xmlElement("Code", in: trimmed), !code.isEmpty {
             error.type = shortType(code)
             error.message = xmlElement("Message", in: trimmed) ?? ""
             error.requestID = error.requestID ?? xmlElement("RequestId", in: trimmed) ?? xmlElement("RequestID", in: trimmed)
@@ -166,6 +166,8 @@ extension AWSError {
         if error.cancellationReasons.isEmpty, error.type == transactionCanceled {
             error.cancellationReasons = reasonsFromMessage(error.message)
         }
+        // A blank code (`<Code></Code>`, `"__type": " "`) says nothing: the status's type stands.
+        if error.type.allSatisfy(\.isWhitespace) { error.type = headerType.flatMap { $0.allSatisfy(\.isWhitespace) ? nil : $0 } ?? fallbackType(statusCode) }
         if error.message.isEmpty {
             error.message = "HTTP \(statusCode) with no error message"
         }

@@ -13,7 +13,27 @@ public struct RoutesFileIssue: Error, Sendable, Hashable, CustomStringConvertibl
     /// One line: `routes.json:12:7: $.routes[1].to[0]: topic "x" is not declared in $.topics`.
     public var description: String {
         let location = position.map { "\(file):\($0.line):\($0.column)" } ?? file
-        return "\(location): \(path): \(message)"
+        return Self.oneLine("\(location): \(path): \(message)")
+    }
+
+    /// Line breaks and other control characters from the file's strings (member names, values) are
+    /// escaped, so that an issue is always one line.
+    static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.isPatternWhitespace && $0 != " " }) else {
+            return text
+        }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.properties.generalCategory == .control || (scalar.properties.isPatternWhitespace && scalar != " "):
+                out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 }
 
