@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "fanout-bench", targets: ["FanoutBench"]),
         .library(name: "CQRSCore", targets: ["CQRSCore"]),
         .library(name: "Subscribers", targets: ["Subscribers"]),
+        .executable(name: "fanout-fuzz", targets: ["FanoutFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -136,6 +137,15 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
+        // Fuzz targets of every parser of outside input; scripts/fuzz builds the driver with libFuzzer.
+        .target(
+            name: "FuzzTargets",
+            dependencies: ["AWS", "CQRSCore", "FanoutApp", "Kafka", "Router", "StreamReader"],
+            path: "Fuzz/Targets",
+            swiftSettings: upcoming
+        ),
+        .executableTarget(name: "FanoutFuzz", dependencies: ["FuzzTargets"], path: "Fuzz/Driver", swiftSettings: upcoming),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"], swiftSettings: upcoming),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "CQRSCoreTests", dependencies: ["CQRSCore", "ExampleDomain", "TestSupport"], swiftSettings: upcoming),

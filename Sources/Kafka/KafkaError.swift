@@ -126,6 +126,19 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         self.requiresAbort = requiresAbort
     }
 
+    /// Whether a broker (or the client, before sending) refused one record for good: too large for the
+    /// topic, invalid, against a topic policy, or not allowed on the topic. Sending it again fails again.
+    public var isRecordRefusal: Bool {
+        !isRetriable && !isFatal && Self.recordRefusalCodes.contains(code)
+    }
+
+    static let recordRefusalCodes: Set<Code> = [
+        .messageSizeTooLarge, .topicAuthorizationFailed,
+        Code(RD_KAFKA_RESP_ERR_INVALID_MSG), Code(RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE),
+        Code(RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE), Code(RD_KAFKA_RESP_ERR_POLICY_VIOLATION),
+        Code(RD_KAFKA_RESP_ERR_INVALID_RECORD),
+    ]
+
     /// Whether a newer producer with the same `transactional.id` has fenced this one
     /// (`_FENCED`, `PRODUCER_FENCED` or `INVALID_PRODUCER_EPOCH`). A fenced producer is
     /// unusable: shut it down.

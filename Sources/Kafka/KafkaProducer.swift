@@ -31,6 +31,12 @@ public final class KafkaProducer: Sendable {
         try await core.send(records)
     }
 
+    /// Like ``send(_:)``, but returns each record's own outcome instead of throwing the first failure
+    /// (a record after one that could not be enqueued fails without having been sent).
+    public func sendEach(_ records: [KafkaProducerRecord]) async -> [Result<KafkaAcknowledgement, KafkaError>] {
+        await core.sendEach(records)
+    }
+
     /// Waits (off the cooperative pool) until every enqueued record has been delivered
     /// or has failed; throws `timedOut` when records are still outstanding after `timeout`.
     public func flush(timeout: Duration) async throws {

@@ -73,6 +73,16 @@ final class RDKafkaProducer: Sendable {
     // MARK: sending
 
     func send(_ records: [KafkaProducerRecord]) async throws -> [KafkaAcknowledgement] {
+        var acknowledgements: [KafkaAcknowledgement] = []
+        acknowledgements.reserveCapacity(records.count)
+        for outcome in await sendEach(records) {
+            acknowledgements.append(try outcome.get())
+        }
+        return acknowledgements
+    }
+
+    /// Every record's own outcome, once all have settled.
+    func sendEach(_ records: [KafkaProducerRecord]) async -> [Outcome] {
         guard !records.isEmpty else { return [] }
         let batchID = state.withLock { state in
             let id = state.nextBatchID
@@ -111,16 +121,7 @@ final class RDKafkaProducer: Sendable {
             if let ready { continuation.resume(returning: ready) }
         }
 
-        var acknowledgements: [KafkaAcknowledgement] = []
-        acknowledgements.reserveCapacity(outcomes.count)
-        for outcome in outcomes {
-            switch outcome {
-            case .success(let ack): acknowledgements.append(ack)
-            case .failure(let error): throw error
-            case nil: throw KafkaError(code: .fatal, message: "a record of the batch has no delivery report")
-            }
-        }
-        return acknowledgements
+        return outcomes.map { $0 ?? .failure(KafkaError(code: .fatal, message: "a record of the batch has no delivery report")) }
     }
 
     /// Enqueues one record, waiting for deliveries while librdkafka's queue is full.

@@ -161,4 +161,16 @@ import Testing
         let delays = Set((0..<50).map { _ in policy.delay(beforeRetry: 5, throttled: false) })
         #expect(delays.count > 1)
     }
+
+    /// Found by the aws-error fuzz target (Fuzz/Regressions/aws-error): an empty `<Code>` made an error without a type.
+    @Test(arguments: [
+        ("<Error><Code></Code><Message>m</Message></Error>", [(name: String, value: String)]()),
+        (#"{"__type":"   ","message":"m"}"#, []),
+        ("<Code>  </Code>", [(name: "x-amzn-ErrorType", value: "ThrottlingException:http://x")]),
+    ])
+    func aBlankErrorCodeFallsBackToTheHeaderOrTheStatus(body: String, headers: [(name: String, value: String)]) {
+        let error = AWSError.fromResponse(operation: "A.B", statusCode: 500, headers: headers, body: Array(body.utf8))
+        #expect(error.type == (headers.isEmpty ? "InternalServerError" : "ThrottlingException"), "\(error)")
+        #expect(error.isRetriable)
+    }
 }

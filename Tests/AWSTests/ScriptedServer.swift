@@ -10,6 +10,11 @@ final class ScriptedServer {
         var headers: [String: String] = [:]
         /// Seconds to wait before answering.
         var delay: Double = 0
+        /// A misbehaving answer instead of `body`: `trickle` (a 1 MB Content-Length, then one byte every
+        /// 0.2 s: a response that never ends), `reset` (10 bytes of 1,000, then a TCP reset), `giant`
+        /// (`size` bytes of body, written as fast as the client reads).
+        var behavior: String? = nil
+        var size: Int = 0
     }
 
     struct RecordedRequest: Decodable {
@@ -26,7 +31,7 @@ final class ScriptedServer {
     var url: URL { URL(string: "http://127.0.0.1:\(port)")! }
 
     static let script = #"""
-        import sys, json, time, http.server, threading, os
+        import sys, json, time, http.server, threading, os, socket, struct
         # The test process may block SIGTERM for its children, so the server ends
         # when its stdin closes (stop(), or the test process dying), or after 120 s.
         def watchdog():
@@ -44,6 +49,27 @@ final class ScriptedServer {
                                         "body": body.decode("utf-8", "replace")}) + "\n")
                 r = responses[min(n[0], len(responses) - 1)]; n[0] += 1
                 time.sleep(r.get("delay", 0))
+                behavior = r.get("behavior")
+                if behavior == "trickle":
+                    self.send_response(r["status"]); self.send_header("Content-Length", "1000000"); self.end_headers()
+                    self.wfile.write(b'{"Records":['); self.wfile.flush()
+                    for _ in range(600):
+                        time.sleep(0.2); self.wfile.write(b" "); self.wfile.flush()
+                    return
+                if behavior == "reset":
+                    self.send_response(r["status"]); self.send_header("Content-Length", "1000"); self.end_headers()
+                    self.wfile.write(b'{"Records":['); self.wfile.flush()
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.connection.close()
+                    return
+                if behavior == "giant":
+                    size = r["size"]
+                    self.send_response(r["status"]); self.send_header("Content-Length", str(size)); self.end_headers()
+                    chunk = b" " * 65536
+                    sent = 0
+                    while sent < size:
+                        self.wfile.write(chunk[: min(len(chunk), size - sent)]); sent += len(chunk)
+                    return
                 data = r["body"].encode()
                 self.send_response(r["status"])
                 for k, v in r.get("headers", {}).items(): self.send_header(k, v)

@@ -158,4 +158,25 @@ func event(_ name: String, payload: JSONValue = [:]) -> GenericDomainEventMessag
         #expect(routes.targets(for: event("XZ")).map(\.routeHeader) == ["a,b", "b"])
         #expect(routes.targets(for: event("Q")).isEmpty)
     }
+
+    /// Found by the routes fuzz target (Fuzz/Regressions/routes): a member name or value with an escaped
+    /// line break made an issue of several lines; it is escaped now.
+    @Test func anIssueIsOneLineWhateverTheFileStringsHold() {
+        for text in [#"{"ver\nsion": 1}"#, #"{"version": 1, "topics": {"a\r\u2028b": {}}, "routes": []}"#, "{\"a\nb\" 1}"] {
+            do {
+                _ = try RoutesFile.parse(Array(text.utf8), file: "routes.json")
+                Issue.record("\(text) was accepted")
+            } catch {
+                for issue in error.issues {
+                    let isOneLine = !issue.description.contains { $0.isNewline }
+                    #expect(isOneLine, "\(issue.description.debugDescription)")
+                }
+            }
+        }
+        do {
+            _ = try RoutesFile.parse(Array(#"{"ver\nsion": 1}"#.utf8), file: "routes.json")
+        } catch {
+            #expect(error.issues.contains { $0.description.contains(#"unknown field "ver\nsion""#) }, "\(error)")
+        }
+    }
 }

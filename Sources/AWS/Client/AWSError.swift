@@ -45,6 +45,8 @@ public struct AWSError: Error, Sendable, Hashable, CustomStringConvertible {
     public static let connectionError = "ConnectionError"
     public static let requestTimeout = "RequestTimeout"
     public static let invalidResponse = "InvalidResponse"
+    /// A response body larger than the client accepts (a misbehaving endpoint); retried.
+    public static let responseTooLarge = "ResponseTooLarge"
     public static let resourceNotFound = "ResourceNotFoundException"
     public static let conditionalCheckFailed = "ConditionalCheckFailedException"
     public static let transactionCanceled = "TransactionCanceledException"
@@ -60,7 +62,7 @@ public struct AWSError: Error, Sendable, Hashable, CustomStringConvertible {
     ]
 
     static let transientTypes: Set<String> = [
-        connectionError, requestTimeout, "RequestTimeoutException", "InternalServerError",
+        connectionError, requestTimeout, responseTooLarge, "RequestTimeoutException", "InternalServerError",
         "InternalFailure", "InternalError", "ServiceUnavailable", "ServiceUnavailableException",
         "InternalServerErrorException",
     ]
@@ -154,7 +156,7 @@ extension AWSError {
             if let reasons = object["CancellationReasons"] as? [Any] {
                 error.cancellationReasons = reasons.map { (($0 as? [String: Any])?["Code"] as? String) ?? "None" }
             }
-        } else if trimmed.hasPrefix("<"), let code = xmlElement("Code", in: trimmed) {
+        } else if trimmed.hasPrefix("<"), let code = xmlElement("Code", in: trimmed), !code.isEmpty {
             error.type = shortType(code)
             error.message = xmlElement("Message", in: trimmed) ?? ""
             error.requestID = error.requestID ?? xmlElement("RequestId", in: trimmed) ?? xmlElement("RequestID", in: trimmed)
@@ -164,6 +166,8 @@ extension AWSError {
         if error.cancellationReasons.isEmpty, error.type == transactionCanceled {
             error.cancellationReasons = reasonsFromMessage(error.message)
         }
+        // A blank code (`<Code></Code>`, `"__type": " "`) says nothing: the status's type stands.
+        if error.type.allSatisfy(\.isWhitespace) { error.type = headerType.flatMap { $0.allSatisfy(\.isWhitespace) ? nil : $0 } ?? fallbackType(statusCode) }
         if error.message.isEmpty {
             error.message = "HTTP \(statusCode) with no error message"
         }

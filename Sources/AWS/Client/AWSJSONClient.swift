@@ -119,6 +119,9 @@ public final class AWSJSONClient: Sendable {
         let status: Int
         let responseHeaders: [(name: String, value: String)]
         let responseBody: [UInt8]
+        // One deadline for the head and the whole body: AsyncHTTPClient's covers the head only, so a
+        // response that never ends is cut off here.
+        let deadline = ContinuousClock.now + configuration.requestTimeout
         do {
             let response = try await httpClient.execute(
                 request,
@@ -127,20 +130,7 @@ public final class AWSJSONClient: Sendable {
             )
             status = Int(response.status.code)
             responseHeaders = response.headers.map { (name: $0.name, value: $0.value) }
-            var buffer = ByteBuffer()
-            for try await chunk in response.body {
-                guard buffer.readableBytes + chunk.readableBytes <= Self.maxResponseBytes else {
-                    throw AWSError(
-                        operation: name(operation),
-                        type: AWSError.invalidResponse,
-                        message: "response body larger than \(Self.maxResponseBytes) bytes",
-                        statusCode: status
-                    )
-                }
-                var chunk = chunk
-                buffer.writeBuffer(&chunk)
-            }
-            responseBody = buffer.readBytes(length: buffer.readableBytes) ?? []
+            responseBody = try await readBody(response.body, operation: operation, status: status, deadline: deadline)
         } catch let error as AWSError {
             throw error
         } catch is CancellationError {
@@ -164,6 +154,46 @@ public final class AWSJSONClient: Sendable {
             throw error
         }
         return responseBody
+    }
+
+    /// The whole body by `deadline`, and at most `maxResponseBytes` of it: past either, the request is
+    /// cancelled (the connection closed) and a retriable error thrown.
+    private func readBody(_ body: HTTPClientResponse.Body, operation: String, status: Int, deadline: ContinuousClock.Instant) async throws -> [UInt8] {
+        let operationName = name(operation)
+        let timeout = configuration.requestTimeout
+        let endpoint = endpoint.absoluteString
+        return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask {
+                var buffer = ByteBuffer()
+                for try await chunk in body {
+                    guard buffer.readableBytes + chunk.readableBytes <= Self.maxResponseBytes else {
+                        throw AWSError(
+                            operation: operationName,
+                            type: AWSError.responseTooLarge,
+                            message: "response body larger than \(Self.maxResponseBytes) bytes",
+                            statusCode: status
+                        )
+                    }
+                    var chunk = chunk
+                    buffer.writeBuffer(&chunk)
+                }
+                return buffer.readBytes(length: buffer.readableBytes) ?? []
+            }
+            group.addTask {
+                try await Task.sleep(until: deadline, clock: .continuous)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let bytes = try await group.next() ?? nil else {
+                throw AWSError(
+                    operation: operationName,
+                    type: AWSError.requestTimeout,
+                    message: "the response from \(endpoint) did not end within \(timeout)",
+                    statusCode: status
+                )
+            }
+            return bytes
+        }
     }
 
     private func transportError(_ operation: String, _ error: any Error) -> AWSError {

@@ -21,7 +21,19 @@ public enum SettingSource: Sendable, Hashable, CustomStringConvertible {
 /// A setting that could not be read: one line naming where it came from and what is wrong.
 public struct SettingsError: Error, Sendable, CustomStringConvertible {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// Line breaks and other control characters (from a file's keys or values) are escaped: one line.
+    public init(_ description: String) {
+        self.description = String(description.unicodeScalars.map { scalar -> String in
+            switch scalar {
+            case "\n": "\\n"
+            case "\r": "\\r"
+            case "\t": "\\t"
+            case _ where scalar.properties.generalCategory == .control || (scalar.properties.isPatternWhitespace && scalar != " "):
+                "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: String(scalar)
+            }
+        }.joined())
+    }
 }
 
 /// The settings of one `fanout` invocation, each with the source that gave it.

@@ -50,6 +50,10 @@ public final class FanOutPipeline: Sendable {
         self.logger = logger
     }
 
+    /// Distinct event names counted as unrouted (in the status and the metric's label); past it, `(other)`.
+    public static let maximumUnroutedNames = 1000
+    public static let otherEventNames = "(other)"
+
     public var currentCounts: RouterCounts { counts.withLock { $0 } }
 
     /// Routes one page; throws if any record could not be delivered (the caller retries the page).
@@ -57,6 +61,7 @@ public final class FanOutPipeline: Sendable {
         let planner = FanOutPlanner(routes: routes.current, maximumValueBytes: maximumValueBytes)
         var records: [KafkaProducerRecord] = []
         records.reserveCapacity(page.records.count * 2)
+        // One more outcome is appended for each record a topic refuses (sent to the dead letters instead).
         var outcomes: [RecordOutcome] = []
         outcomes.reserveCapacity(page.records.count)
         for record in page.records {
@@ -85,7 +90,7 @@ public final class FanOutPipeline: Sendable {
             }
             exactlyOnce.checkpoints.committedInTransaction(streamARN: page.streamARN, shardID: page.shardID, checkpoint: checkpoint)
         } else if !records.isEmpty {
-            _ = try await producer.send(records)
+            records = try await send(records, deadLetterTopic: planner.routes.file.deadLetterTopic, outcomes: &outcomes)
         }
         record(page: page, records: records, outcomes: outcomes)
         recordLatency(page)
@@ -101,40 +106,91 @@ public final class FanOutPipeline: Sendable {
         }
     }
 
+    /// Sends the page's records (at-least-once mode). A record its topic refuses for good (too large for
+    /// the topic, invalid, not allowed) is sent once more alone and, refused again, replaced by a dead letter
+    /// carrying its headers (source coordinates included) and the refusal as `fanout-error`: retrying the
+    /// page could never succeed and would block the shard. Any other failure throws (the page is retried),
+    /// as does a dead letter the dead-letter topic refuses too. Returns the records as finally written.
+    private func send(_ records: [KafkaProducerRecord], deadLetterTopic: String, outcomes: inout [RecordOutcome]) async throws -> [KafkaProducerRecord] {
+        let results = await producer.sendEach(records)
+        var written: [KafkaProducerRecord] = []
+        written.reserveCapacity(records.count)
+        for (record, result) in zip(records, results) {
+            switch result {
+            case .success:
+                written.append(record)
+            case .failure(let error) where error.isRecordRefusal && record.topic != deadLetterTopic:
+                // Records after one that could not be enqueued were never sent: try each alone.
+                if case .success = await producer.sendEach([record]).first {
+                    written.append(record)
+                    continue
+                }
+                let reason = "topic \(record.topic) refused the record: \(error)"
+                var value = record.value
+                if error.code == KafkaError.Code.messageSizeTooLarge || value.count > maximumValueBytes {
+                    value = JSONWriter.bytes(.object(JSONObject(["topic": .string(record.topic), "sizeBytes": .number(record.value.count)])))
+                }
+                let dead = KafkaProducerRecord(
+                    topic: deadLetterTopic, key: record.key, value: value,
+                    headers: record.headers.filter { $0.key != FanoutHeader.error }
+                        + [KafkaHeader(key: FanoutHeader.error, string: String(reason.prefix(FanOutPlanner.maximumHeaderValueBytes / 2)))]
+                )
+                logger.warning("record refused by its topic, sent to the dead-letter topic", metadata: [
+                    "kafka.topic": "\(record.topic)", "error": "\(error)",
+                ])
+                _ = try await producer.send([dead])
+                written.append(dead)
+                outcomes.append(.deadLettered(reason: reason))
+            case .failure(let error):
+                throw error
+            }
+        }
+        return written
+    }
+
     private func record(page: ShardRecords, records: [KafkaProducerRecord], outcomes: [RecordOutcome]) {
         recordsRead.increment(by: Int64(page.records.count))
         var routedByTopic: [String: Int] = [:]
         for record in records { routedByTopic[record.topic, default: 0] += 1 }
-        var unrouted: [String: Int] = [:]
         var deadLetters = 0
         var ignoredCount = 0
         for outcome in outcomes {
             switch outcome {
-            case .routed: break
-            case .unrouted(let name): unrouted[name, default: 0] += 1
+            case .routed, .unrouted: break
             case .deadLettered: deadLetters += 1
             case .ignored: ignoredCount += 1
             }
         }
-        counts.withLock { counts in
+        let unroutedByLabel = counts.withLock { counts in
             counts.recordsRead += page.records.count
             counts.routedByTopic.merge(routedByTopic, uniquingKeysWith: +)
-            counts.unroutedByEventName.merge(unrouted, uniquingKeysWith: +)
+            // Event names come from the table's writers: past a bound, new names share one label.
+            // Names are taken in the order the records came, so which ones keep their own label is deterministic.
+            var byLabel: [String: Int] = [:]
+            for case .unrouted(let name) in outcomes {
+                let known = counts.unroutedByEventName[name] != nil || counts.unroutedByEventName.count < Self.maximumUnroutedNames
+                let label = known ? name : Self.otherEventNames
+                byLabel[label, default: 0] += 1
+                counts.unroutedByEventName[label, default: 0] += 1
+            }
             counts.deadLettered += deadLetters
             counts.ignored += ignoredCount
+            return byLabel
         }
         for (topic, count) in routedByTopic {
             counter("fanout_records_routed_total", ("topic", topic)).increment(by: Int64(count))
         }
         var byRoute: [Substring: Int] = [:]
         for record in records {
-            guard let routes = record.headers.first(where: { $0.key == FanoutHeader.route })?.value else { continue }
+            guard let routes = record.headers.first(where: { $0.key == FanoutHeader.route })?.value,
+                  !record.headers.contains(where: { $0.key == FanoutHeader.error })
+            else { continue }
             for name in String(decoding: routes, as: UTF8.self).split(separator: ",") { byRoute[name, default: 0] += 1 }
         }
         for (route, count) in byRoute {
             counter("fanout_route_records_total", ("route", String(route))).increment(by: Int64(count))
         }
-        for (name, count) in unrouted {
+        for (name, count) in unroutedByLabel {
             counter("fanout_events_unrouted_total", ("event", name)).increment(by: Int64(count))
         }
         if deadLetters > 0 { deadLettered.increment(by: Int64(deadLetters)) }

@@ -39,6 +39,13 @@ public struct FanOutPlanner: Sendable {
     /// so a broker that would refuse it can never block the shard.
     public let maximumValueBytes: Int
 
+    /// The longest event-derived header value (event name, message id, aggregate id, traceparent) and
+    /// dead-letter reason; an event with a longer one goes to the dead-letter topic (a reason is shortened).
+    public static let maximumHeaderValueBytes = 1024
+    /// The longest record key (the aggregate id, or the field a route's `key` names); an event whose key
+    /// for any of its topics is longer goes to the dead-letter topic instead, whole.
+    public static let maximumKeyBytes = 4096
+
     public init(routes: CompiledRoutes, maximumValueBytes: Int = FanOutPlanner.defaultMaximumValueBytes) {
         self.routes = routes
         self.maximumValueBytes = maximumValueBytes
@@ -84,6 +91,16 @@ public struct FanOutPlanner: Sendable {
                 source: source, into: &output
             )
         }
+        for (header, text) in [
+            (FanoutHeader.eventName, event.eventName), (FanoutHeader.messageID, event.messageID),
+            (FanoutHeader.aggregateID, event.aggregateID), (FanoutHeader.traceparent, event.metadata.traceparent ?? ""),
+        ] where text.utf8.count > Self.maximumHeaderValueBytes {
+            return deadLetter(
+                .object(event.jsonObject), keys: record.keys,
+                reason: "the \(header) header would be \(text.utf8.count) bytes; at most \(Self.maximumHeaderValueBytes) are allowed",
+                source: source, into: &output
+            )
+        }
         let targets = routes.targets(for: event)
         if targets.isEmpty {
             if let topic = routes.file.unroutedTopic {
@@ -91,8 +108,15 @@ public struct FanOutPlanner: Sendable {
             }
             return .unrouted(eventName: event.eventName)
         }
-        for target in targets {
-            let key = Self.key(for: event, from: target.key)
+        let keys = targets.map { Self.key(for: event, from: $0.key) }
+        if let long = keys.first(where: { $0.count > Self.maximumKeyBytes }) {
+            return deadLetter(
+                .object(event.jsonObject), keys: record.keys,
+                reason: "a record key would be \(long.count) bytes; at most \(Self.maximumKeyBytes) are allowed",
+                source: source, into: &output
+            )
+        }
+        for (target, key) in zip(targets, keys) {
             output.append(makeRecord(topic: target.topic, key: key, value: value, event: event, routeHeader: target.routeHeader, source: source))
         }
         return .routed(topics: targets.map(\.topic))
@@ -113,12 +137,27 @@ public struct FanOutPlanner: Sendable {
         return KafkaProducerRecord(topic: topic, key: key, value: value, headers: headers)
     }
 
+    /// The dead letter itself stays within every bound, so that the dead-letter topic never refuses it:
+    /// a value too large is replaced by the keys and its size, a long key is left out, a long reason shortened.
     private func deadLetter(_ value: JSONValue, keys: DynamoDBItem, reason: String, source: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome {
         let key = keys["aggregateId"].flatMap { JSONValue($0).stringValue } ?? ""
+        var bytes = JSONWriter.bytes(value)
+        if bytes.count > maximumValueBytes {
+            let size = bytes.count
+            var summary = JSONObject()
+            summary["keys"] = JSONValue(.m(keys))
+            summary["sizeBytes"] = .number(size)
+            bytes = JSONWriter.bytes(.object(summary))
+            if bytes.count > maximumValueBytes { bytes = JSONWriter.bytes(.object(JSONObject(["sizeBytes": .number(size)]))) }
+        }
+        var reason = reason
+        if reason.utf8.count > Self.maximumHeaderValueBytes {
+            reason = String(decoding: reason.utf8.prefix(Self.maximumHeaderValueBytes - 8), as: UTF8.self) + "…"
+        }
         output.append(KafkaProducerRecord(
             topic: routes.file.deadLetterTopic,
-            key: key.isEmpty ? nil : Array(key.utf8),
-            value: JSONWriter.bytes(value),
+            key: key.isEmpty || key.utf8.count > Self.maximumKeyBytes ? nil : Array(key.utf8),
+            value: bytes,
             headers: [
                 KafkaHeader(key: FanoutHeader.contentType, string: "application/json"),
                 KafkaHeader(key: FanoutHeader.error, string: reason),

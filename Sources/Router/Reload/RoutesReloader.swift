@@ -71,9 +71,9 @@ public final class RoutesReloader: Sendable {
         state.withLock { $0.fingerprint = FileFingerprint(path: path) }
         let bytes: [UInt8]
         do {
-            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes = try RoutesFile.read(path: path)
         } catch {
-            return refuse("\(path): $: cannot read the file: \((error as NSError).localizedDescription)", content: "unreadable")
+            return refuse(error.issues[0].description, content: "unreadable: \(error.issues[0].message)")
         }
         let file: RoutesFile
         do {

@@ -15,6 +15,13 @@ public struct EventNamePattern: Sendable, Hashable, CustomStringConvertible {
         if text.contains("**") {
             throw PatternError(reason: "\"\(text)\" has consecutive wildcards; one '*' already matches any run of characters")
         }
+        if text.utf8.count > RoutesFile.Limits.maximumEventNamePatternBytes {
+            throw PatternError(reason: "an event-name pattern of \(text.utf8.count) bytes is longer than the \(RoutesFile.Limits.maximumEventNamePatternBytes) allowed")
+        }
+        let wildcards = text.utf8.count(where: { $0 == UInt8(ascii: "*") })
+        if wildcards > RoutesFile.Limits.maximumEventNameWildcards {
+            throw PatternError(reason: "\"\(text)\" has \(wildcards) wildcards; at most \(RoutesFile.Limits.maximumEventNameWildcards) are allowed, so that matching stays fast")
+        }
         self.text = text
         self.pieces = text.split(separator: "*", omittingEmptySubsequences: false).map(String.init)
     }

@@ -13,7 +13,27 @@ public struct RoutesFileIssue: Error, Sendable, Hashable, CustomStringConvertibl
     /// One line: `routes.json:12:7: $.routes[1].to[0]: topic "x" is not declared in $.topics`.
     public var description: String {
         let location = position.map { "\(file):\($0.line):\($0.column)" } ?? file
-        return "\(location): \(path): \(message)"
+        return Self.oneLine("\(location): \(path): \(message)")
+    }
+
+    /// Line breaks and other control characters from the file's strings (member names, values) are
+    /// escaped, so that an issue is always one line.
+    static func oneLine(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.isPatternWhitespace && $0 != " " }) else {
+            return text
+        }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.properties.generalCategory == .control || (scalar.properties.isPatternWhitespace && scalar != " "):
+                out += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 }
 
@@ -26,18 +46,38 @@ public struct RoutesFileError: Error, Sendable, CustomStringConvertible {
 extension RoutesFile {
     /// Reads, parses and validates a routes file.
     public static func load(path: String) throws(RoutesFileError) -> RoutesFile {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            let reason = (error as NSError).localizedDescription
-            throw RoutesFileError(issues: [RoutesFileIssue(file: path, position: nil, path: "$", message: "cannot read the file: \(reason)")])
+        try parse(try read(path: path), file: path)
+    }
+
+    /// The bytes of a routes file; one larger than `Limits.maximumFileBytes` is refused unread.
+    public static func read(path: String) throws(RoutesFileError) -> [UInt8] {
+        func failure(_ message: String) -> RoutesFileError {
+            RoutesFileError(issues: [RoutesFileIssue(file: path, position: nil, path: "$", message: message)])
         }
-        return try parse(Array(data), file: path)
+        do {
+            let attribute = try FileManager.default.attributesOfItem(atPath: path)[.size]
+            let size = (attribute as? NSNumber)?.intValue ?? (attribute as? Int) ?? 0
+            if size > Limits.maximumFileBytes { throw failure(tooLarge(size)) }
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            // The file may have grown between the two looks.
+            if bytes.count > Limits.maximumFileBytes { throw failure(tooLarge(bytes.count)) }
+            return bytes
+        } catch let error as RoutesFileError {
+            throw error
+        } catch {
+            throw failure("cannot read the file: \((error as NSError).localizedDescription)")
+        }
+    }
+
+    static func tooLarge(_ size: Int) -> String {
+        "the file is \(size) bytes; at most \(Limits.maximumFileBytes) are allowed"
     }
 
     /// Parses and validates routes-file bytes; `file` names the source in errors.
     public static func parse(_ bytes: [UInt8], file: String) throws(RoutesFileError) -> RoutesFile {
+        guard bytes.count <= Limits.maximumFileBytes else {
+            throw RoutesFileError(issues: [RoutesFileIssue(file: file, position: nil, path: "$", message: tooLarge(bytes.count))])
+        }
         guard String(validating: bytes, as: UTF8.self) != nil else {
             let offset = firstInvalidUTF8Offset(bytes)
             throw RoutesFileError(issues: [RoutesFileIssue(file: file, position: nil, path: "$", message: "the file is not valid UTF-8 (first bad byte at offset \(offset))")])
@@ -190,6 +230,9 @@ private struct Validator {
         if let object = object(root["topics"], "$.topics", allowed: []) {
             // Every key is a topic name; `object` reported none as unknown because we handle them here.
             issues.removeAll { $0.path.hasPrefix("$.topics") && $0.message.hasPrefix("unknown field") }
+            if object.count > RoutesFile.Limits.maximumTopics {
+                issue("$.topics", "\(object.count) topics are declared; at most \(RoutesFile.Limits.maximumTopics) are allowed")
+            }
             for (name, value) in object {
                 let path = JSONParser.memberPath("$.topics", name)
                 if let reason = Self.invalidTopicName(name) { issue(path, reason) }
@@ -205,6 +248,9 @@ private struct Validator {
         var routeNames: [String: String] = [:]
         if let value = root["routes"] {
             if case .array(let elements) = value {
+                if elements.count > RoutesFile.Limits.maximumRoutes {
+                    issue("$.routes", "the file has \(elements.count) routes; at most \(RoutesFile.Limits.maximumRoutes) are allowed")
+                }
                 for (offset, element) in elements.enumerated() {
                     let path = "$.routes[\(offset)]"
                     guard let object = object(element, path, allowed: ["name", "description", "events", "where", "to", "key"]) else { continue }

@@ -75,6 +75,21 @@ public struct RoutesFile: Sendable, Hashable {
     public static let defaultRetentionMs: Int64 = 604_800_000
     public static let defaultDeadLetterTopic = "fanout.dead-letter"
 
+    /// Bounds of a routes file, so that loading it and matching any event stay bounded
+    /// (docs/routes.md and docs/security.md). A file past one is refused with the reason.
+    public enum Limits {
+        /// The file's size: a larger file is refused before it is read.
+        public static let maximumFileBytes = 8 * 1024 * 1024
+        /// Routes in one file.
+        public static let maximumRoutes = 10_000
+        /// Declared topics in one file.
+        public static let maximumTopics = 10_000
+        /// Length of one event-name pattern (no event name this long is routed; see FanOutPlanner).
+        public static let maximumEventNamePatternBytes = 1024
+        /// `*`s in one event-name pattern.
+        public static let maximumEventNameWildcards = 5
+    }
+
     public var version: Int
     public var defaults: TopicSettings
     /// Declared topics in file order, with their defaults applied.
