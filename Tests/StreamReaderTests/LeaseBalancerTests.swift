@@ -1,4 +1,5 @@
 import StreamReader
+import TestSupport
 import Testing
 
 @Suite struct LeaseBalancerTests {
@@ -67,7 +68,7 @@ struct LeaseSimulation {
     var heartbeat: [String: Int] = [:]  // worker → the last round its heartbeat item moved
     var round = 0
     var moves = 0
-    var generator = SplitMix64(seed: 42)
+    var generator = SeededGenerator(seed: 42)
     let leaseRounds = 3
 
     init(shards: Int) {
@@ -157,18 +158,6 @@ struct LeaseSimulation {
         workers[id] = false
         heartbeat[id] = nil  // a graceful leave deletes the worker's heartbeat item
         for (shard, lease) in table where lease.owner == id { table[shard]!.owner = nil }
-    }
-}
-
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
