@@ -18,8 +18,8 @@ struct DeadLetters: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print every record of a dead-letter topic with its kind, key, origin, attempts and reason, then the unresolved aggregates.",
             discussion: """
-                --group G reads G's topic (G.dead-letter); --topic T reads any dead-letter topic, e.g. the Router's
-                fanout.dead-letter. One line per record: offset, kind (failed, parked, not-an-event, retry, resolved,
+                --group G reads G's topic (G.dead-letter); --topic T reads any dead-letter topic, e.g. the Router's \
+                fanout.dead-letter. One line per record: offset, kind (failed, parked, not-an-event, retry, resolved, \
                 retry-failed, router), key, origin topic[partition]@offset, event name, attempts, reason.
                 """
         )
@@ -56,9 +56,9 @@ struct DeadLetters: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Ask a subscriber group to run an aggregate's dead letters again, in order, through its handlers.",
             discussion: """
-                Writes a retry request (keyed by the aggregate) to the group's dead-letter topic. The running group
-                (or the next one to start) runs the aggregate's failed and parked events in their order, then writes a
-                'resolved' marker and unparks the aggregate, or a 'retry-failed' marker with the new error. Check the
+                Writes a retry request (keyed by the aggregate) to the group's dead-letter topic. The running group \
+                (or the next one to start) runs the aggregate's failed and parked events in their order, then writes a \
+                'resolved' marker and unparks the aggregate, or a 'retry-failed' marker with the new error. Check the \
                 outcome with `fanout dead-letters list --group G`.
                 """
         )

@@ -29,8 +29,9 @@ struct Routes: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show which routes an event matches, the topics it would go to, and for every other route the first condition that failed.",
             discussion: """
-                The event is a GenericDomainEventMessage as JSON (as in Fanout's Kafka records): at least eventName and
+                The event is a GenericDomainEventMessage as JSON (as in Fanout's Kafka records): at least eventName and \
                 aggregateId, with payload and metadata as plain JSON. Give it as an argument, or on standard input.
+
                 Example: fanout routes explain routes.json '{"eventName": "OrderPlaced", "aggregateId": "o-1", "payload": {"total": 5}}'
                 """
         )

@@ -31,11 +31,13 @@ struct Topics: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create the topics of routes.json and of Fanout itself, and report every existing topic that differs from the file.",
             discussion: """
-                One line per topic: `created`, `missing` (with --dry-run), `ok`, `fixed` (with --fix) or `drift` with
-                each difference (partitions, and every config the file sets, e.g. retention.ms). Also checks the
+                One line per topic: `created`, `missing` (with --dry-run), `ok`, `fixed` (with --fix) or `drift` with \
+                each difference (partitions, and every config the file sets, e.g. retention.ms). Also checks the \
                 checkpoint topic fanout.checkpoints.<application> (one partition, cleanup.policy=compact).
+
                 Exit status: 0 when every topic matches, 2 when some drift remains, 1 on an error.
-                Configs are reported, never altered: change them with your Kafka tooling (librdkafka 2.0.2 has only
+
+                Configs are reported, never altered: change them with your Kafka tooling (librdkafka 2.0.2 has only \
                 the non-incremental AlterConfigs, which would reset every other config of the topic).
                 """
         )
@@ -82,10 +84,11 @@ struct Tail: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the records of a topic, decoded as Fanout records (event, aggregate, route, source, value).",
         discussion: """
-            Reads without a consumer group's commits (a throwaway group id): other consumers are not affected.
-            --from end (the default) waits for new records; --from beginning starts at the oldest; an ISO-8601 time
-            starts at the first record written at or after it. Stops after --count records, or after --idle seconds
+            Reads without a consumer group's commits (a throwaway group id): other consumers are not affected. \
+            --from end (the default) waits for new records; --from beginning starts at the oldest; an ISO-8601 time \
+            starts at the first record written at or after it. Stops after --count records, or after --idle seconds \
             without a record, or on SIGINT.
+
             Example: fanout tail orders.events --from beginning --count 10 --brokers 127.0.0.1:9092
             """
     )
@@ -224,9 +227,9 @@ struct Checkpoints: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Reset one shard's checkpoint, so that the next start reads it again from its start position (or from --to).",
             discussion: """
-                Stop every `fanout run` of the application first: a running one would overwrite the checkpoint with its
-                next page. Asks for the shard id to be typed back unless --yes is given; refuses without --yes when
-                standard input is not a terminal. The reset is a new checkpoint record (sequenceNumber null, or --to), so
+                Stop every `fanout run` of the application first: a running one would overwrite the checkpoint with its \
+                next page. Asks for the shard id to be typed back unless --yes is given; refuses without --yes when \
+                standard input is not a terminal. The reset is a new checkpoint record (sequenceNumber null, or --to), so \
                 the topic keeps the history until compaction.
                 """
         )

@@ -9,8 +9,9 @@ struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replay a topic for one subscriber group: move the group's committed offsets to earliest, latest, an offset or a time.",
         discussion: """
-            Stop every member of the group first (Kafka refuses offsets committed from outside a running group).
+            Stop every member of the group first (Kafka refuses offsets committed from outside a running group). \
             Other groups reading the topic are untouched. The group's next run starts from the new offsets.
+
             Example: fanout replay --group billing --topic orders.events --from 2026-11-01T00:00:00Z
             """
     )

@@ -79,15 +79,17 @@ struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the sidecar: read the stream, route each event, publish it to Kafka.",
         discussion: """
-            Each setting comes from its flag, else its environment variable (in brackets), else the JSON
-            configuration file (--config), else its default; docs/configuration.md lists them all.
-            Unknown FANOUT_* variables and unknown keys in the configuration file are refused.
-            AWS settings follow the AWS conventions: AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-            AWS_SESSION_TOKEN, AWS_PROFILE, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_DYNAMODB_STREAMS,
-            AWS_ENDPOINT_URL_KINESIS.
-            SIGTERM or SIGINT stops reading, drains what is in flight, flushes, checkpoints and exits 0 (within 30 s);
-            a second signal exits at once with 128 + the signal's number (checkpoints already written stay; records
-            not yet acknowledged are read again on the next start). SIGHUP re-reads the routes file.
+            Each setting comes from its flag, else its environment variable (in brackets), else the JSON \
+            configuration file (--config), else its default; docs/configuration.md lists them all. Unknown \
+            FANOUT_* variables and unknown keys in the configuration file are refused.
+
+            AWS settings follow the AWS conventions: AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, \
+            AWS_SESSION_TOKEN, AWS_PROFILE, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_DYNAMODB, \
+            AWS_ENDPOINT_URL_DYNAMODB_STREAMS, AWS_ENDPOINT_URL_KINESIS.
+
+            SIGTERM or SIGINT stops reading, drains what is in flight, flushes, checkpoints and exits 0 (within \
+            30 s); a second signal exits at once with 128 + the signal's number (checkpoints already written stay; \
+            records not yet acknowledged are read again on the next start). SIGHUP re-reads the routes file.
             """
     )
 
