@@ -158,7 +158,7 @@ import Testing
             tableName: LeaseTable.tableName(application: TestServices.uniqueName("zombie")), streamARN: fixture.arn
         )
         try await table.ensureTable()
-        let duration = Duration.seconds(3)
+        let duration = Duration.seconds(6)
         let coordinator = LeaseCoordinator(
             table: table, source: fixture.source, configuration: LeaseCoordinatorConfiguration(workerID: "me", leaseDuration: duration),
             logger: Self.logger
