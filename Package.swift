@@ -117,7 +117,12 @@ let package = Package(
             ],
             swiftSettings: upcoming
         ),
-        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: upcoming),
+        .target(
+            name: "TestSupport",
+            dependencies: ["AWS", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            path: "Tests/TestSupport",
+            swiftSettings: upcoming
+        ),
         .executableTarget(
             name: "FanoutDemo",
             dependencies: [

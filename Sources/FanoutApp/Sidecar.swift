@@ -90,6 +90,8 @@ public final class Sidecar: Sendable {
         )
 
         let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        // Shut down when start-up fails after it was made (a client left open delays the process's exit).
+        var createdProducer: KafkaProducer?
         do {
             let (streamARN, source) = try await resolveSource(configuration: configuration, httpClient: httpClient, logger: logger)
             var producerConfiguration = configuration.kafka
@@ -100,6 +102,7 @@ public final class Sidecar: Sendable {
                 producerConfiguration["transactional.id"] = "fanout.\(configuration.application)"
             }
             let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+            createdProducer = producer
             let transactions = TransactionLock()
             let kafkaCheckpoints = KafkaCheckpointStore(
                 topic: KafkaCheckpointStore.topicName(application: configuration.application),
@@ -112,7 +115,6 @@ public final class Sidecar: Sendable {
                     // Fences any earlier instance with the same transactional id and aborts its open transaction.
                     try await producer.initTransactions()
                 } catch {
-                    await producer.shutdown()
                     throw StartupError("cannot start Kafka transactions for exactly-once mode: \(error)")
                 }
                 exactlyOnce = (kafkaCheckpoints, transactions)
@@ -140,6 +142,7 @@ public final class Sidecar: Sendable {
                 reader: reader, leases: leases, producer: producer, admin: admin, httpClient: httpClient, logger: logger
             )
         } catch {
+            await createdProducer?.shutdown()
             admin.close()
             try? await httpClient.shutdown()
             throw error
@@ -382,7 +385,8 @@ public final class Sidecar: Sendable {
                 received += 1
                 guard received >= 2 else { continue }
                 logger.warning("second signal: exiting at once without draining", metadata: ["fanout.signal": "\(signal)"])
-                exit(128 + signal.rawValue)
+                // _exit: no atexit handlers, which could run while librdkafka's threads still work.
+                _exit(128 + signal.rawValue)
             }
         }
         defer { secondSignal.cancel() }

@@ -62,6 +62,7 @@ final class RDKafkaHandle: @unchecked Sendable {
 
     init(_ pointer: OpaquePointer) {
         self.pointer = pointer
+        KafkaClients.opened()
     }
 
     var isClosed: Bool {
@@ -89,6 +90,33 @@ final class RDKafkaHandle: @unchecked Sendable {
         }
         beforeDestroy(pointer)
         rd_kafka_destroy(pointer)
+        KafkaClients.destroyed()
+    }
+}
+
+/// The librdkafka clients this process has open (producers, consumers, admin clients, mock clusters).
+///
+/// A client is destroyed on its own poll thread after `close()`/`shutdown()` or its owner's deinit; a
+/// process that exits while one is still being destroyed can crash inside librdkafka or OpenSSL (their
+/// threads outlive the atexit handlers). An executable waits here before it exits.
+public enum KafkaClients {
+    private static let open = Mutex(0)
+
+    /// How many clients are open now.
+    public static var openCount: Int { open.withLock { $0 } }
+
+    static func opened() { open.withLock { $0 += 1 } }
+    static func destroyed() { open.withLock { $0 -= 1 } }
+
+    /// Waits until every client is destroyed, or `timeout` passed; returns whether none is left.
+    @discardableResult
+    public static func waitUntilAllDestroyed(timeout: Duration = .seconds(10)) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while openCount > 0 {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return true
     }
 }
 

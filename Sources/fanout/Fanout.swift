@@ -17,6 +17,23 @@ struct Fanout: AsyncParsableCommand {
         subcommands: [Run.self, Routes.self, Topics.self, Tail.self, Checkpoints.self, DeadLetters.self, Replay.self, ConfigCommand.self, Version.self],
         defaultSubcommand: Run.self
     )
+
+    /// ArgumentParser's main, except that the process exits only once every Kafka client is destroyed:
+    /// exiting while librdkafka is still tearing one down (a refused TLS handshake, say) can crash it.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+            await KafkaClients.waitUntilAllDestroyed(timeout: .seconds(5))
+        } catch {
+            await KafkaClients.waitUntilAllDestroyed(timeout: .seconds(5))
+            exit(withError: error)
+        }
+    }
 }
 
 struct Routes: ParsableCommand {

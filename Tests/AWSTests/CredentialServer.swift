@@ -90,29 +90,8 @@ final class CredentialServer {
         return Int(String(buffer: body)) ?? -1
     }
 
+    /// Closes the server's stdin, on which it exits; it is not waited for (that would block).
     func stop() {
         try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
     }
-}
-
-/// Starts a test server on a Dispatch thread: the servers' start-up reads block,
-/// and on Swift's cooperative pool (two threads here) that would stall other tests.
-func startOffPool<Server>(_ start: @escaping @Sendable () throws -> Server) async throws -> Server {
-    let box = ServerBox<Server>()
-    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-        DispatchQueue.global().async {
-            do {
-                box.server = try start()
-                continuation.resume()
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
-    }
-    return box.server!
-}
-
-private final class ServerBox<Server>: @unchecked Sendable {
-    var server: Server?
 }

@@ -33,7 +33,7 @@ import Testing
     static let unavailable = ScriptedServer.Response(status: 503, body: "<html><title>Service Unavailable</title></html>")
 
     @Test func sendsTheJSONProtocolAndRetriesThrottlingAnd5xx() async throws {
-        let server = try ScriptedServer([
+        let server = try await ScriptedServer.start([
             Self.throttled, Self.unavailable,
             .init(status: 200, body: #"{"Streams":[{"StreamArn":"arn:s1","TableName":"t","StreamLabel":"L"}]}"#),
         ])
@@ -58,7 +58,7 @@ import Testing
     }
 
     @Test func listStreamsFollowsPages() async throws {
-        let server = try ScriptedServer([
+        let server = try await ScriptedServer.start([
             .init(status: 200, body: #"{"Streams":[{"StreamArn":"arn:1"}],"LastEvaluatedStreamArn":"arn:1"}"#),
             .init(status: 200, body: #"{"Streams":[{"StreamArn":"arn:2"}]}"#),
         ])
@@ -69,7 +69,7 @@ import Testing
     }
 
     @Test func describeAllShardsFollowsPagesAndDecodesLineage() async throws {
-        let server = try ScriptedServer([
+        let server = try await ScriptedServer.start([
             .init(status: 200, body: #"""
                 {"StreamDescription":{"StreamArn":"arn:s","StreamStatus":"ENABLED","StreamViewType":"NEW_IMAGE",
                  "Shards":[{"ShardId":"shard-1","SequenceNumberRange":{"StartingSequenceNumber":"100","EndingSequenceNumber":"200"}}],
@@ -94,7 +94,7 @@ import Testing
     }
 
     @Test func retriesAreBoundedByAttempts() async throws {
-        let server = try ScriptedServer([Self.unavailable])
+        let server = try await ScriptedServer.start([Self.unavailable])
         defer { server.stop() }
         let client = AWSJSONClient(service: .dynamoDB, configuration: Self.configuration(server, attempts: 3), httpClient: .shared, logger: Logger(label: "t"))
         let error = await #expect(throws: AWSError.self) {
@@ -107,7 +107,7 @@ import Testing
     }
 
     @Test func clientErrorsSurfaceAtOnce() async throws {
-        let server = try ScriptedServer([
+        let server = try await ScriptedServer.start([
             .init(status: 400, body: #"{"__type":"com.amazon.coral.validate#ValidationException","message":"bad"}"#)
         ])
         defer { server.stop() }
@@ -128,7 +128,7 @@ import Testing
         "not json at all",
     ])
     func malformedAnswersAreInvalidResponseErrors(_ body: String) async throws {
-        let server = try ScriptedServer([.init(status: 200, body: body)])
+        let server = try await ScriptedServer.start([.init(status: 200, body: body)])
         defer { server.stop() }
         let streams = DynamoDBStreams(configuration: Self.configuration(server), httpClient: .shared, logger: Logger(label: "t"))
         let error = await #expect(throws: AWSError.self) {
@@ -140,7 +140,7 @@ import Testing
     }
 
     @Test func decodesRecordsWithAllFields() async throws {
-        let server = try ScriptedServer([
+        let server = try await ScriptedServer.start([
             .init(status: 200, body: #"""
                 {"Records":[{"eventID":"e1","eventName":"MODIFY","awsRegion":"eu-west-1","eventSource":"aws:dynamodb","eventVersion":"1.1",
                   "dynamodb":{"ApproximateCreationDateTime":1700000000.5,"Keys":{"pk":{"S":"a"}},
@@ -165,7 +165,7 @@ import Testing
     }
 
     @Test func aServerThatDoesNotAnswerTimesOut() async throws {
-        let server = try ScriptedServer([.init(status: 200, body: "{}", delay: 30)])
+        let server = try await ScriptedServer.start([.init(status: 200, body: "{}", delay: 30)])
         defer { server.stop() }
         let client = AWSJSONClient(
             service: .dynamoDB,
@@ -184,7 +184,7 @@ import Testing
     }
 
     @Test func cancellationStopsTheCallAndItsRetries() async throws {
-        let server = try ScriptedServer([.init(status: 200, body: "{}", delay: 30)])
+        let server = try await ScriptedServer.start([.init(status: 200, body: "{}", delay: 30)])
         defer { server.stop() }
         let client = AWSJSONClient(
             service: .dynamoDB, configuration: Self.configuration(server, attempts: 5),

@@ -28,7 +28,7 @@ final class RecordingLogHandler: LogHandler, @unchecked Sendable {
 
 @Suite struct LoggingTests {
     @Test func traceLogsNeverContainTheSecretOrToken() async throws {
-        let server = try ScriptedServer([
+        let server = try await ScriptedServer.start([
             JSONClientTests.unavailable,
             .init(status: 400, body: #"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"gone"}"#),
         ])

@@ -23,7 +23,7 @@ import Testing
     }
 
     @Test func aSlowAnswerIsCutOffAndRetried() async throws {
-        let server = try ScriptedServer([.init(status: 200, body: "{}", delay: 30), Self.ok])
+        let server = try await ScriptedServer.start([.init(status: 200, body: "{}", delay: 30), Self.ok])
         defer { server.stop() }
         let started = ContinuousClock.now
         let output = try await Self.client(server, attempts: 3, timeout: .seconds(1)).getRecords(shardIterator: "it")
@@ -33,7 +33,7 @@ import Testing
     }
 
     @Test func aResponseThatNeverEndsIsCutOffByTheRequestTimeoutAndRetried() async throws {
-        let server = try ScriptedServer([.init(status: 200, body: "", behavior: "trickle"), Self.ok])
+        let server = try await ScriptedServer.start([.init(status: 200, body: "", behavior: "trickle"), Self.ok])
         defer { server.stop() }
         let started = ContinuousClock.now
         let output = try await Self.client(server, attempts: 3, timeout: .seconds(1)).getRecords(shardIterator: "it")
@@ -44,7 +44,7 @@ import Testing
     }
 
     @Test func aResponseThatNeverEndsFailsWithATimeoutOnceTheAttemptsAreSpent() async throws {
-        let server = try ScriptedServer([.init(status: 200, body: "", behavior: "trickle")])
+        let server = try await ScriptedServer.start([.init(status: 200, body: "", behavior: "trickle")])
         defer { server.stop() }
         let error = await #expect(throws: AWSError.self) {
             _ = try await Self.client(server, attempts: 2, timeout: .seconds(1)).getRecords(shardIterator: "it")
@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test func aConnectionResetMidBodyIsRetried() async throws {
-        let server = try ScriptedServer([.init(status: 200, body: "", behavior: "reset"), Self.ok])
+        let server = try await ScriptedServer.start([.init(status: 200, body: "", behavior: "reset"), Self.ok])
         defer { server.stop() }
         let output = try await Self.client(server, attempts: 3).getRecords(shardIterator: "it")
         #expect(output.nextShardIterator == "next")
@@ -64,13 +64,13 @@ import Testing
 
     @Test func aGiantBodyIsCutOffAtTheSizeLimitAndRetried() async throws {
         let giant = ScriptedServer.Response(status: 200, body: "", behavior: "giant", size: 4 * AWSJSONClient.maxResponseBytes)
-        let server = try ScriptedServer([giant, Self.ok])
+        let server = try await ScriptedServer.start([giant, Self.ok])
         defer { server.stop() }
         let output = try await Self.client(server, attempts: 3, timeout: .seconds(15)).getRecords(shardIterator: "it")
         #expect(output.nextShardIterator == "next")
         #expect(try server.requests().count == 2)
 
-        let always = try ScriptedServer([giant])
+        let always = try await ScriptedServer.start([giant])
         defer { always.stop() }
         let error = await #expect(throws: AWSError.self) {
             _ = try await Self.client(always, attempts: 2, timeout: .seconds(15)).getRecords(shardIterator: "it")

@@ -227,14 +227,13 @@ import TestSupport
             requestTimeout: .seconds(10),
             retryPolicy: AWSRetryPolicy(maxAttempts: 3, baseDelay: .milliseconds(20))
         )
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        let httpClient = HTTPClient.forTests
         let dynamoDB = DynamoDB(configuration: configuration, httpClient: httpClient, logger: Logger(label: "t"))
         let started = ContinuousClock.now
         let error = await #expect(throws: AWSError.self) {
             _ = try await dynamoDB.describeTable("anything")
         }
         let elapsed = ContinuousClock.now - started
-        try await httpClient.shutdown()
         let text = error?.description ?? ""
         #expect(error?.type == "ConnectionError")
         #expect(error?.isRetriable == true)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// A throwaway HTTP server (python3) that answers with scripted responses in
 /// order and records every request it gets, for tests of retries, timeouts
@@ -79,6 +80,11 @@ final class ScriptedServer {
         s.serve_forever()
         """#
 
+    /// Starts a server off the cooperative pool (its start-up read blocks).
+    static func start(_ responses: [Response]) async throws -> ScriptedServer {
+        try await startOffPool { try ScriptedServer(responses) }
+    }
+
     init(_ responses: [Response]) throws {
         logFile = FileManager.default.temporaryDirectory.appendingPathComponent("scripted-\(UUID().uuidString).jsonl")
         let output = Pipe()
@@ -110,9 +116,9 @@ final class ScriptedServer {
         return try text.split(separator: "\n").map { try JSONDecoder().decode(RecordedRequest.self, from: Data($0.utf8)) }
     }
 
+    /// Closes the server's stdin, on which it exits; it is not waited for (that would block).
     func stop() {
         try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
         try? FileManager.default.removeItem(at: logFile)
     }
 }

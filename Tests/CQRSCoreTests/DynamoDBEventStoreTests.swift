@@ -18,17 +18,11 @@ import Testing
             credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
             endpoint: URL(string: try TestServices.awsEndpoint())!
         )
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        let httpClient = HTTPClient.forTests
         let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: logger), tableName: TestServices.uniqueName("store"))
-        do {
-            let arn = try await store.createTableIfMissing()
-            #expect(arn?.contains(store.tableName) == true)
-            try await body(store)
-        } catch {
-            try? await httpClient.shutdown()
-            throw error
-        }
-        try await httpClient.shutdown()
+        let arn = try await store.createTableIfMissing()
+        #expect(arn?.contains(store.tableName) == true)
+        try await body(store)
     }
 
     @Test func storesEachEventAsOneItemOfTheContract() async throws {

@@ -24,7 +24,7 @@ import Testing
             region: "us-east-1", credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
             endpoint: URL(string: try TestServices.awsEndpoint())!
         )
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        let httpClient = HTTPClient.forTests
         let dynamoDB = DynamoDB(configuration: aws, httpClient: httpClient, logger: Logger(label: "t"))
         let events = DynamoDBEventStore(dynamoDB: dynamoDB, tableName: TestServices.uniqueName("events"))
         try await events.createTableIfMissing()
@@ -50,6 +50,5 @@ import Testing
         await #expect(throws: ConcurrencyConflictError.self) {
             try await accounts.save(Account(id: "a-1", balance: 1), expectedVersion: 0, events: [Deposited(amount: 1)], causedBy: command)
         }
-        try await httpClient.shutdown()
     }
 }

@@ -28,15 +28,14 @@ import Testing
     }
 
     @Test func eventsWrittenWithTheRealKeyArriveInKafka() async throws {
-        let server = try VerifyingMotoServer()
+        let server = try await startOffPool { try VerifyingMotoServer() }
         defer { server.stop() }
         let brokers = try TestServices.kafkaBrokers()
         let aws = try AWSConfiguration.fromEnvironment(server.environment(secret: server.secretAccessKey))
         let topic = "orders.\(TestServices.uniqueName("auth"))"
         let table = TestServices.uniqueName("auth-events")
 
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
-        defer { _ = Task { try? await httpClient.shutdown() } }
+        let httpClient = HTTPClient.forTests
         let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Self.logger), tableName: table)
         try await store.createTableIfMissing()
 
@@ -78,14 +77,13 @@ import Testing
     }
 
     @Test func aWrongSecretFailsAtStartNamingTheKeyNotTheSecret() async throws {
-        let server = try VerifyingMotoServer()
+        let server = try await startOffPool { try VerifyingMotoServer() }
         defer { server.stop() }
         let brokers = try TestServices.kafkaBrokers()
         let table = TestServices.uniqueName("auth-events")
         // The table exists (made with the real key), so only the signature can fail.
         let real = try AWSConfiguration.fromEnvironment(server.environment(secret: server.secretAccessKey))
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
-        defer { _ = Task { try? await httpClient.shutdown() } }
+        let httpClient = HTTPClient.forTests
         try await DynamoDBEventStore(
             dynamoDB: DynamoDB(configuration: real, httpClient: httpClient, logger: Self.logger), tableName: table
         ).createTableIfMissing()

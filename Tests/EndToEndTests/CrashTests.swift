@@ -46,11 +46,11 @@ import Testing
             region: "us-east-1", credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
             endpoint: URL(string: endpoint)!
         )
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        let httpClient = HTTPClient.forTests
         let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: logger), tableName: suffix)
         try await store.createTableIfMissing()
 
-        let arguments = ["run", "--brokers", brokers, "--table", suffix, "--routes", routesPath, "--application", suffix]
+        let arguments = ["run", "--brokers", brokers, "--table", suffix, "--routes", routesPath, "--application", suffix, "--http-port", "0"]
             + (exactlyOnce ? ["--exactly-once"] : [])
         let environment = [
             "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
@@ -72,15 +72,18 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<rounds {
             let fanout = try startFanout(arguments: arguments, environment: environment)
+            defer { if fanout.isRunning { kill(fanout.processIdentifier, SIGKILL) } }
             try await Task.sleep(for: .milliseconds(Int64.random(in: 300...1500, using: &generator)))
             kill(fanout.processIdentifier, SIGKILL)
-            fanout.waitUntilExit()
+            await fanout.exited()
             #expect(fanout.terminationReason == .uncaughtSignal)
         }
         try await writer.value
 
         // A last run to the end, stopped gracefully.
         let final = try startFanout(arguments: arguments, environment: environment)
+        // Never left running (it would hold its stream and topics) when an expectation below throws.
+        defer { if final.isRunning { kill(final.processIdentifier, SIGKILL) } }
         var reading = KafkaConfiguration(bootstrapServers: brokers)
         reading["isolation.level"] = "read_committed"
         var messages: [KafkaConsumerMessage] = []
@@ -91,10 +94,9 @@ import Testing
         } while Set(messages.map(\.value)).count < total && ContinuousClock.now < deadline
         try await Task.sleep(for: .seconds(1))
         kill(final.processIdentifier, SIGTERM)
-        final.waitUntilExit()
+        await final.exited()
         #expect(final.terminationStatus == 0)
         messages = try await KafkaTopicReader.readToEnd(topic: topic, configuration: reading, logger: logger)
-        try await httpClient.shutdown()
 
         let events = try messages.map { try GenericDomainEventMessage(jsonBytes: $0.value) }
         // Per aggregate, the first delivery of each event comes in order (a redelivery may repeat older ones).

@@ -224,8 +224,7 @@ import Testing
         let topics = PipelineTests.Topics()
         let routesPath = try topics.write()
         let table = TestServices.uniqueName("http-events")
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
-        defer { _ = Task { try? await httpClient.shutdown() } }
+        let httpClient = HTTPClient.forTests
         let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Self.logger), tableName: table)
         let streamARN = try #require(try await store.createTableIfMissing())
 

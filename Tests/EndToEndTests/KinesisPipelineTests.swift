@@ -66,8 +66,7 @@ import Testing
         let suffix = TestServices.uniqueName("kin")
         let orders = "orders.\(suffix)", billing = "billing.\(suffix)", deadLetter = "dead-letter.\(suffix)"
         let routesPath = try Self.writeRoutes(orders: orders, billing: billing, deadLetter: deadLetter)
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
-        defer { _ = Task { try? await httpClient.shutdown() } }
+        let httpClient = HTTPClient.forTests
         let kinesis = Kinesis(configuration: aws, httpClient: httpClient, logger: Self.logger)
         let stream = TestServices.uniqueName("changes")
         try await kinesis.createStream(name: stream, shardCount: 2)

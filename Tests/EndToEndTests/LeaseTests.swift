@@ -67,6 +67,12 @@ import Testing
             kill(process.processIdentifier, signal)
             process.waitUntilExit()
         }
+
+        /// `stop(signal:)` without holding a cooperative thread while the process drains.
+        func stopped(signal: Int32) async {
+            kill(process.processIdentifier, signal)
+            await process.exited()
+        }
     }
 
     struct Setup {
@@ -111,7 +117,7 @@ import Testing
     static func makeSetup() async throws -> Setup {
         let brokers = try TestServices.kafkaBrokers()
         let aws = try PipelineTests.awsConfiguration()
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        let httpClient = HTTPClient.forTests
         let kinesis = Kinesis(configuration: aws, httpClient: httpClient, logger: logger)
         let stream = TestServices.uniqueName("leased")
         try await kinesis.createStream(name: stream, shardCount: shardCount)
@@ -145,7 +151,6 @@ import Testing
 
     @Test func threeInstancesShareTheShardsAndSurviveAKillAndAGracefulStop() async throws {
         let setup = try await Self.makeSetup()
-        defer { _ = Task { try? await setup.httpClient.shutdown() } }
         let application = TestServices.uniqueName("leases")
         let topic = "ticks.\(application)"
         let arguments = try Self.arguments(setup, application: application, topic: topic)
@@ -166,7 +171,7 @@ import Testing
 
         // SIGKILL: its two shards are taken over after the lease timeout (3 s), nothing lost.
         let killed = balanced[2]
-        instances[2].stop(signal: SIGKILL)
+        await instances[2].stopped(signal: SIGKILL)
         let second = try await setup.put(60, batch: "b")
         let afterKill = try await Self.waitForBalance(Array(instances[0..<2]), counts: [3, 3])
         for (shard, epoch) in killed {
@@ -178,7 +183,7 @@ import Testing
         try await Task.sleep(for: .seconds(1))
 
         // A graceful stop hands its leases over at once (well before the lease duration), with no duplicate.
-        instances[0].stop(signal: SIGTERM)
+        await instances[0].stopped(signal: SIGTERM)
         #expect(instances[0].process.terminationStatus == 0)
         let stopped = ContinuousClock.now
         _ = try await Self.waitForBalance([instances[1]], counts: [6])
@@ -191,14 +196,13 @@ import Testing
         #expect(duplicated.isEmpty, "\(duplicated.count) events routed twice around the handover")
         let firstDuplicates = first.filter { (counts[$0] ?? 0) > 1 }.count
         print("leases e2e: \(first.count + second.count + third.count) events, \(firstDuplicates) duplicates of the first batch after the SIGKILL, handover in \(handoverTime)")
-        instances[1].stop(signal: SIGTERM)
+        await instances[1].stopped(signal: SIGTERM)
         #expect(instances[1].process.terminationStatus == 0)
         try? await setup.kinesis.deleteStream(name: setup.stream)
     }
 
     @Test func anAddedInstanceTakesItsShareAndAnotherApplicationIsIsolated() async throws {
         let setup = try await Self.makeSetup()
-        defer { _ = Task { try? await setup.httpClient.shutdown() } }
         let application = TestServices.uniqueName("leases-x")
         let other = TestServices.uniqueName("leases-y")
         let topic = "ticks.\(application)", otherTopic = "ticks.\(other)"
@@ -226,7 +230,7 @@ import Testing
         #expect((first + second).allSatisfy { otherCounts[$0] == 1 }, "the other application: \(otherCounts.values.filter { $0 != 1 }.count) not once")
         #expect(await lone.leases()?.count == 6)
         for instance in instances + [lone] {
-            instance.stop(signal: SIGTERM)
+            await instance.stopped(signal: SIGTERM)
             #expect(instance.process.terminationStatus == 0, "\(instance.worker) exited \(instance.process.terminationStatus)")
         }
         try? await setup.kinesis.deleteStream(name: setup.stream)

@@ -83,8 +83,7 @@ import Testing
         let topics = Topics()
         let routesPath = try topics.write()
         let table = TestServices.uniqueName("events")
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
-        defer { _ = Task { try? await httpClient.shutdown() } }
+        let httpClient = HTTPClient.forTests
         let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Self.logger), tableName: table)
         try await store.createTableIfMissing()
 
@@ -198,8 +197,7 @@ import Testing
         }
         try routes([first]).write(toFile: path, atomically: true, encoding: .utf8)
         let table = TestServices.uniqueName("events")
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
-        defer { _ = Task { try? await httpClient.shutdown() } }
+        let httpClient = HTTPClient.forTests
         let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Self.logger), tableName: table)
         try await store.createTableIfMissing()
         let sidecar = try await Sidecar.make(
@@ -268,8 +266,7 @@ import Testing
         let topics = Topics()
         let routesPath = try topics.write()
         let table = TestServices.uniqueName("fence")
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
-        defer { _ = Task { try? await httpClient.shutdown() } }
+        let httpClient = HTTPClient.forTests
         let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Self.logger), tableName: table)
         try await store.createTableIfMissing()
         let configuration = SidecarConfiguration(

@@ -33,8 +33,7 @@ import Testing
             """.write(toFile: routesPath, atomically: true, encoding: .utf8)
 
         let table = TestServices.uniqueName("events")
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
-        defer { _ = Task { try? await httpClient.shutdown() } }
+        let httpClient = HTTPClient.forTests
         let dynamoDB = DynamoDB(configuration: aws, httpClient: httpClient, logger: Self.logger)
         try await DynamoDBEventStore(dynamoDB: dynamoDB, tableName: table).createTableIfMissing()
 

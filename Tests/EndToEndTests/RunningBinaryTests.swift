@@ -18,8 +18,7 @@ import Testing
             region: "us-east-1", credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
             endpoint: URL(string: endpoint)!
         )
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
-        defer { _ = Task { try? await httpClient.shutdown() } }
+        let httpClient = HTTPClient.forTests
         let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Logger(label: "t")), tableName: table)
         try await store.createTableIfMissing()
         try await store.append([GenericDomainEventMessage(eventName: "OrderPlaced", aggregateID: "o-1", aggregateType: "Order", sequenceNumber: 1, payload: [:])])
@@ -95,7 +94,7 @@ import Testing
         #expect(try await get("/nope").status == 404)
 
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        await process.exited()
         #expect(process.terminationStatus == 0)
     }
 }

@@ -77,7 +77,7 @@ import Testing
                 Issue.record("fanout-demo subscribe did not stop within 40 s of SIGTERM")
                 kill(process.processIdentifier, SIGKILL)
             }
-            process.waitUntilExit()
+            await process.exited()
             return process.terminationStatus
         }
     }

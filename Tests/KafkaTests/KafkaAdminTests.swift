@@ -52,7 +52,7 @@ struct KafkaAdminTests {
             _ = try await admin.listTopics(timeout: .seconds(2))
         }
         // The bound only catches a hang: the whole suite runs in parallel on 2 cores.
-        #expect(clock.now - start < .seconds(15))
+        #expect(clock.now - start < .seconds(60))
     }
 
     @Test("calls after close throw")

@@ -24,7 +24,7 @@ import Testing
                 credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
                 endpoint: URL(string: try TestServices.awsEndpoint())!
             )
-            let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+            let httpClient = HTTPClient.forTests
             let dynamoDB = DynamoDB(configuration: aws, httpClient: httpClient, logger: logger)
             let table = TestServices.uniqueName("reader")
             _ = try await dynamoDB.createTable(CreateTableInput(
@@ -44,8 +44,6 @@ import Testing
         func put(_ id: String, _ sequence: Int) async throws {
             try await dynamoDB.putItem(table: table, item: ["aggregateId": .s(id), "sequenceNumber": .n(String(sequence)), "eventName": .s("E")])
         }
-
-        func shutdown() async { try? await httpClient.shutdown() }
     }
 
     /// Runs the reader until `count` records arrived (or 20 s), then stops it.
@@ -89,7 +87,6 @@ import Testing
         for sequence in 6...8 { try await fixture.put("a", sequence) }
         let second = try await Self.read(fixture, checkpoints: checkpoints, count: 3)
         #expect(second.map { $0.keys["sequenceNumber"] } == (6...8).map { .n(String($0)) })
-        await fixture.shutdown()
     }
 
     @Test func aFailedPageIsRetriedNotSkippedAndTheCheckpointWaits() async throws {
@@ -123,7 +120,6 @@ import Testing
         try await running.value
         #expect(attempts.withLock { $0 } >= 2)
         #expect(delivered.withLock { $0 }.map { $0.keys["sequenceNumber"] } == [.n("1"), .n("2"), .n("3")])
-        await fixture.shutdown()
     }
 
     @Test func latestSkipsWhatWasWrittenBeforeTheStart() async throws {
@@ -155,6 +151,5 @@ import Testing
         #expect(!sequences.isEmpty)
         #expect(sequences.allSatisfy { $0 >= 4 }, "records written before the start came through: \(sequences)")
         #expect(sequences == sequences.sorted())
-        await fixture.shutdown()
     }
 }

@@ -36,7 +36,7 @@ import Testing
                 credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
                 endpoint: URL(string: try TestServices.awsEndpoint())!
             )
-            let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+            let httpClient = HTTPClient.forTests
             let kinesis = Kinesis(configuration: aws, httpClient: httpClient, logger: logger)
             let name = TestServices.uniqueName("kinesis-reader")
             try await kinesis.createStream(name: name, shardCount: shards)
@@ -54,7 +54,6 @@ import Testing
 
         func shutdown() async {
             try? await kinesis.deleteStream(name: name)
-            try? await httpClient.shutdown()
         }
     }
 
@@ -265,7 +264,7 @@ import Testing
             credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
             endpoint: URL(string: try TestServices.awsEndpoint())!
         )
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        let httpClient = HTTPClient.forTests
         let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2025-01-01T00:00:00.000"
         let reader = DynamoDBStreamReader(
             streams: DynamoDBStreams(configuration: aws, httpClient: httpClient, logger: Self.logger),
@@ -277,7 +276,6 @@ import Testing
         )) {
             try await reader.run { _ in Issue.record("nothing should be read") }
         }
-        try? await httpClient.shutdown()
     }
 
     @Test func recordsThatAreNotDynamoDBChangesAreDeliveredMarkedNotDropped() async throws {

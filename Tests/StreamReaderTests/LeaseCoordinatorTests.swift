@@ -40,14 +40,17 @@ import Testing
             }
         }
         let coordinating = Task { await coordinator.run(reader: reader) }
+        // Stopped however the test ends (an expectation that throws would leave them reading).
+        defer { reader.requestStop(); coordinator.requestStop() }
 
         try await fixture.put("a", 1, hash: KinesisStreamReaderTests.lowHash)
         try await fixture.put("b", 1, hash: KinesisStreamReaderTests.highHash)
-        let deadline = ContinuousClock.now + .seconds(20)
+        // A bound against hangs only: the machine may be loaded (2 cores, the whole suite in parallel).
+        let deadline = ContinuousClock.now + .seconds(60)
         while seen.withLock({ $0.values.map(\.count).reduce(0, +) }) < 2, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(100))
         }
-        #expect(coordinator.heldShards.count == 2)
+        try #require(coordinator.heldShards.count == 2, "read \(seen.withLock { $0 })")
         #expect(coordinator.heldShards.values.allSatisfy { $0 == 1 }, "a first take is epoch 1")
         let shards = coordinator.heldShards.keys.sorted()
         let (low, high) = (shards[0], shards[1])

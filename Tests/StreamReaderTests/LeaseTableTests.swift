@@ -15,20 +15,14 @@ import Testing
             region: "us-east-1", credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
             endpoint: URL(string: try TestServices.awsEndpoint())!
         )
-        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        let httpClient = HTTPClient.forTests
         let dynamoDB = DynamoDB(configuration: aws, httpClient: httpClient, logger: logger)
         let table = LeaseTable(
             dynamoDB: dynamoDB, tableName: LeaseTable.tableName(application: application ?? TestServices.uniqueName("app")), streamARN: stream
         )
-        do {
-            try await table.ensureTable()
-            try await table.ensureTable()  // idempotent
-            try await body(table)
-        } catch {
-            try? await httpClient.shutdown()
-            throw error
-        }
-        try await httpClient.shutdown()
+        try await table.ensureTable()
+        try await table.ensureTable()  // idempotent
+        try await body(table)
     }
 
     @Test func takeRenewHandOverReleaseAndFinishAreConditional() async throws {

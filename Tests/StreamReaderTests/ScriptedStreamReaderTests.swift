@@ -33,7 +33,7 @@ import Testing
                 retryPolicy: fastRetries
             )
             let (logger, logs) = RecordingLogHandler.makeLogger()
-            let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+            let httpClient = HTTPClient.forTests
             return Harness(
                 server: server, httpClient: httpClient,
                 streams: DynamoDBStreams(configuration: aws, httpClient: httpClient, logger: logger),
@@ -55,7 +55,6 @@ import Testing
         }
 
         func shutdown() async {
-            try? await httpClient.shutdown()
             await server.stop()
         }
     }

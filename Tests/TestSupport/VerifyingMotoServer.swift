@@ -67,8 +67,8 @@ public final class VerifyingMotoServer: @unchecked Sendable {
         ]
     }
 
+    /// Closes the server's stdin, on which it exits; it is not waited for (that would block).
     public func stop() {
         try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
     }
 }

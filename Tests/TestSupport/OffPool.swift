@@ -1,0 +1,36 @@
+import Foundation
+
+/// Runs blocking work (a server's start-up read, waiting for a process) on a thread of its own and
+/// returns its result: on Swift's cooperative pool (two threads on two cores) a blocking call would
+/// stall every other test running in parallel.
+public func startOffPool<Value>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
+    let box = ResultBox<Value>()
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        let thread = Thread {
+            do {
+                box.value = try work()
+                continuation.resume()
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+        thread.name = "fanout.tests.off-pool"
+        thread.start()
+    }
+    return box.value!
+}
+
+private final class ResultBox<Value>: @unchecked Sendable {
+    var value: Value?
+}
+
+extension Process {
+    /// Waits for the process to end without holding a cooperative thread (`waitUntilExit` blocks one).
+    public func exited() async {
+        while isRunning {
+            if Task.isCancelled { return }  // a test past its time limit: never spin, never block
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        waitUntilExit()  // returns at once now; it makes the termination status final
+    }
+}
