@@ -175,6 +175,7 @@ import TestSupport
         #expect(calls >= 3)  // limit 2 pages through 5 records
         #expect(records.map(\.eventName) == ["INSERT", "INSERT", "INSERT", "INSERT", "MODIFY"])
         #expect(records.map { $0.keys["sk"]?.numberText } == ["1", "2", "3", "4", "1"])
+        try #require(records.count == 5)
         let first = try #require(records.first)
         #expect(first.newImage == Self.item("s", 1, ["big": .n("123456789012345678901234567890.1"), "bin": .b([1, 0])]))
         #expect(first.oldImage == nil)

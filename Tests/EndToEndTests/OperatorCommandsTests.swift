@@ -233,7 +233,7 @@ import Testing
         let from = ISO8601DateFormatter().string(from: cut)
         let result = try await CommandLineTests.run(["tail", topic, "--from", from, "--idle", "4", "--brokers", brokers])
         #expect(result.status == 0, "\(result.standardError)")
-        let names = result.standardOutput.split(separator: "\n").map { $0.split(separator: " ")[1] }
+        let names = result.standardOutput.split(separator: "\n").map { $0.split(separator: " ").dropFirst().first ?? "" }
         #expect(names == ["New", "New"], "\(result.standardOutput)")
 
         let missing = try await CommandLineTests.run(["tail", "\(topic).missing", "--brokers", brokers])

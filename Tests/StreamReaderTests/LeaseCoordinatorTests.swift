@@ -23,8 +23,10 @@ import Testing
             tableName: LeaseTable.tableName(application: TestServices.uniqueName("coord")), streamARN: fixture.arn
         )
         try await table.ensureTable()
+        // A 10 s lease: long enough that a renewal slowed by a loaded machine (moto answering in seconds)
+        // never lets the coordinator fence itself, which would drop a shard this test expects it to hold.
         let coordinator = LeaseCoordinator(
-            table: table, source: fixture.source, configuration: LeaseCoordinatorConfiguration(workerID: "me", leaseDuration: .seconds(3)),
+            table: table, source: fixture.source, configuration: LeaseCoordinatorConfiguration(workerID: "me", leaseDuration: .seconds(10)),
             logger: Self.logger
         )
         let checkpoints = InMemoryCheckpointStore()

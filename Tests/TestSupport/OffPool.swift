@@ -26,9 +26,15 @@ private final class ResultBox<Value>: @unchecked Sendable {
 
 extension Process {
     /// Waits for the process to end without holding a cooperative thread (`waitUntilExit` blocks one).
+    /// A test cancelled (past its time limit) kills the process instead: its status is read next, and
+    /// reading the status of a running process traps.
     public func exited() async {
         while isRunning {
-            if Task.isCancelled { return }  // a test past its time limit: never spin, never block
+            if Task.isCancelled {
+                kill(processIdentifier, SIGKILL)
+                usleep(10_000)
+                continue
+            }
             try? await Task.sleep(for: .milliseconds(20))
         }
         waitUntilExit()  // returns at once now; it makes the termination status final
