@@ -14,7 +14,8 @@ public enum KafkaTopicReader {
     /// The read runs on a thread of its own: it queries each partition's watermarks
     /// (`rd_kafka_query_watermark_offsets`), assigns the partitions at their low
     /// watermark (`rd_kafka_assign`) and polls until each partition has reached its
-    /// high watermark or reported end-of-partition. `group.id` is replaced by an unused
+    /// high watermark (an end-of-partition short of it, under read_committed, waits for the open
+    /// transaction holding the last stable offset back). `group.id` is replaced by an unused
     /// one (never joined, nothing committed); any other
     /// property of `configuration` applies (e.g. `isolation.level=read_committed`).
     ///
@@ -121,8 +122,10 @@ enum RDKafkaTopicReader {
                 if m.offset < end { messages[m.partition, default: []].append(RDKafkaConsumer.copy(message)) }
                 if m.offset + 1 >= end { open.remove(m.partition) }
             case RD_KAFKA_RESP_ERR__PARTITION_EOF:
-                // The end may lie beyond the last record (transaction markers, compaction).
-                open.remove(m.partition)
+                // The end may lie beyond the last record (transaction markers, compaction). Under read_committed
+                // an EOF short of the end is the last stable offset, held back by a transaction still open
+                // (another producer's): wait until it settles, or records committed after it would be missed.
+                if m.offset >= end { open.remove(m.partition) }
             default:
                 let error = KafkaError(m.err, context: "could not read topic '\(topic)' partition \(m.partition)")
                 if error.isRetriable { continue }
