@@ -95,4 +95,62 @@ import Testing
         }
         try? await setup.kinesis.deleteStream(name: setup.stream)
     }
+
+    /// A paused process (SIGSTOP: a long GC pause, a frozen VM) is a zombie: its leases expire and are taken while
+    /// its transactions may be open. When it resumes (SIGCONT) the new owners' per-shard producers have fenced it:
+    /// it commits nothing more for those shards, stops only them, and later takes its share again. Every event
+    /// is in the topic exactly once under read_committed.
+    @Test func aPausedZombieIsFencedAndRejoinsWithoutDuplicatingAnything() async throws {
+        let setup = try await LeaseTests.makeSetup()
+        defer { _ = Task { try? await setup.httpClient.shutdown() } }
+        let application = TestServices.uniqueName("eos-zombie")
+        let topic = "ticks.\(application)"
+        let arguments = try LeaseTests.arguments(setup, application: application, topic: topic) + ["--exactly-once"]
+        let instances = try ["z1", "z2"].map { try LeaseTests.Instance(worker: $0, arguments: arguments) }
+        defer {
+            for instance in instances where instance.process.isRunning {
+                kill(instance.process.processIdentifier, SIGCONT)
+                kill(instance.process.processIdentifier, SIGKILL)
+            }
+        }
+        _ = try await LeaseTests.waitForBalance(instances, counts: [3, 3])
+        let first = try await setup.put(30, batch: "a")
+        _ = try await Self.waitForAll(first, in: topic, brokers: setup.brokers)
+
+        // Paused while events flow; the other instance takes its leases after they expire (3 s).
+        let flowing = Task {
+            var ids: [String] = []
+            for round in 0..<6 {
+                ids += try await setup.put(10, batch: "b\(round)")
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            return ids
+        }
+        try await Task.sleep(for: .milliseconds(400))
+        let zombie = instances[1]
+        kill(zombie.process.processIdentifier, SIGSTOP)
+        let second = try await flowing.value
+        _ = try await LeaseTests.waitForBalance([instances[0]], counts: [6])
+        let secondCounts = try await Self.waitForAll(second, in: topic, brokers: setup.brokers)
+        #expect(second.filter { secondCounts[$0] == nil }.isEmpty, "lost while the zombie was paused")
+
+        // Resumed: fenced for the shards it held, it stays up and takes its share again.
+        kill(zombie.process.processIdentifier, SIGCONT)
+        _ = try await LeaseTests.waitForBalance(instances, counts: [3, 3])
+        #expect(zombie.process.isRunning, "the zombie exited: \(zombie.logText.suffix(2000))")
+        let third = try await setup.put(30, batch: "c")
+        let all = first + second + third
+        let counts = try await Self.waitForAll(all, in: topic, brokers: setup.brokers)
+        let lost = all.filter { counts[$0] == nil }
+        let duplicated = all.filter { (counts[$0] ?? 0) > 1 }
+        #expect(lost.isEmpty, "\(lost.count) events lost")
+        #expect(duplicated.isEmpty, "\(duplicated.count) events routed twice under read_committed")
+        let fencedLines = zombie.logText.split(separator: "\n").filter { $0.contains("fenced") || $0.contains("self-fencing") }.count
+        print("exactly-once zombie e2e: \(all.count) events, \(counts.values.reduce(0, +)) committed records, \(duplicated.count) duplicates, \(lost.count) lost; the zombie logged \(fencedLines) fencing lines")
+        for instance in instances {
+            let status = try await Self.stop(instance, signal: SIGTERM)
+            #expect(status == 0, "\(instance.worker) exited \(status): \(instance.logText.suffix(2000))")
+        }
+        try? await setup.kinesis.deleteStream(name: setup.stream)
+    }
 }
