@@ -146,7 +146,8 @@ import Testing
         #expect(lost.isEmpty, "\(lost.count) events lost")
         #expect(duplicated.isEmpty, "\(duplicated.count) events routed twice under read_committed")
         let fencedLines = zombie.logText.split(separator: "\n").filter { $0.contains("fenced") || $0.contains("self-fencing") }.count
-        print("exactly-once zombie e2e: \(all.count) events, \(counts.values.reduce(0, +)) committed records, \(duplicated.count) duplicates, \(lost.count) lost; the zombie logged \(fencedLines) fencing lines")
+        let producerFenced = zombie.logText.split(separator: "\n").filter { $0.contains("fenced by a newer owner") }.count
+        print("exactly-once zombie e2e: \(all.count) events, \(counts.values.reduce(0, +)) committed records, \(duplicated.count) duplicates, \(lost.count) lost; the zombie logged \(fencedLines) fencing lines (\(producerFenced) of its producer)")
         for instance in instances {
             let status = try await Self.stop(instance, signal: SIGTERM)
             #expect(status == 0, "\(instance.worker) exited \(status): \(instance.logText.suffix(2000))")
