@@ -32,6 +32,8 @@ public final class Sidecar: Sendable {
     /// With `--leases on`: this instance's leases.
     public let leases: LeaseCoordinator?
     private let kafkaCheck = Mutex<(ok: Bool, detail: String)>((true, "reachable at start-up"))
+    /// Exactly-once mode: the transactional producers (per leased shard with leases).
+    private let transactions: ExactlyOnceTransactions?
     private let producer: KafkaProducer
     private let admin: KafkaAdmin
     private let httpClient: HTTPClient
@@ -39,10 +41,11 @@ public final class Sidecar: Sendable {
 
     private init(
         configuration: SidecarConfiguration, routes: LiveRoutes, reloader: RoutesReloader, streamARN: String, pipeline: FanOutPipeline,
-        reader: ShardedStreamReader, leases: LeaseCoordinator?, producer: KafkaProducer, admin: KafkaAdmin, httpClient: HTTPClient,
-        logger: Logger
+        reader: ShardedStreamReader, leases: LeaseCoordinator?, transactions: ExactlyOnceTransactions?, producer: KafkaProducer,
+        admin: KafkaAdmin, httpClient: HTTPClient, logger: Logger
     ) {
         self.leases = leases
+        self.transactions = transactions
         self.configuration = configuration
         self.routes = routes
         self.reloader = reloader
@@ -98,27 +101,31 @@ public final class Sidecar: Sendable {
             if producerConfiguration["statistics.interval.ms"] == nil {
                 producerConfiguration["statistics.interval.ms"] = "10000"
             }
-            if configuration.exactlyOnce {
+            // Exactly-once: one transactional producer for the application, or with leases one per leased shard
+            // (opened when the shard starts); the main producer then only reports statistics.
+            let perShardTransactions = configuration.exactlyOnce && configuration.leases != nil
+            if configuration.exactlyOnce, !perShardTransactions {
                 producerConfiguration["transactional.id"] = "fanout.\(configuration.application)"
             }
             let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
             createdProducer = producer
-            let transactions = TransactionLock()
-            let kafkaCheckpoints = KafkaCheckpointStore(
-                topic: KafkaCheckpointStore.topicName(application: configuration.application),
-                configuration: configuration.kafka, producer: producer,
-                transactions: configuration.exactlyOnce ? transactions : nil, logger: logger
-            )
-            var exactlyOnce: (checkpoints: KafkaCheckpointStore, transactions: TransactionLock)?
-            if configuration.exactlyOnce {
+            var transactions: ExactlyOnceTransactions?
+            if perShardTransactions {
+                transactions = ExactlyOnceTransactions(perShardConfiguration: configuration.kafka, application: configuration.application, logger: logger)
+            } else if configuration.exactlyOnce {
                 do {
                     // Fences any earlier instance with the same transactional id and aborts its open transaction.
                     try await producer.initTransactions()
                 } catch {
                     throw StartupError("cannot start Kafka transactions for exactly-once mode: \(error)")
                 }
-                exactlyOnce = (kafkaCheckpoints, transactions)
+                transactions = ExactlyOnceTransactions(sharedProducer: producer, logger: logger)
             }
+            let kafkaCheckpoints = KafkaCheckpointStore(
+                topic: KafkaCheckpointStore.topicName(application: configuration.application),
+                configuration: configuration.kafka, producer: producer, transactions: transactions, logger: logger
+            )
+            let exactlyOnce = transactions.map { (checkpoints: kafkaCheckpoints, transactions: $0) }
             let checkpointStore: any CheckpointStore = configuration.exactlyOnce ? kafkaCheckpoints : (checkpoints ?? kafkaCheckpoints)
             if checkpointStore is KafkaCheckpointStore { try await kafkaCheckpoints.ensureTopic(admin: admin) }
             let pipeline = FanOutPipeline(routes: routes, producer: producer, exactlyOnce: exactlyOnce, logger: logger)
@@ -135,11 +142,13 @@ public final class Sidecar: Sendable {
                 ),
                 checkpoints: checkpointStore,
                 ownership: leases,
+                lifecycle: perShardTransactions ? transactions : nil,
                 logger: logger
             )
             return Sidecar(
                 configuration: configuration, routes: routes, reloader: reloader, streamARN: streamARN, pipeline: pipeline,
-                reader: reader, leases: leases, producer: producer, admin: admin, httpClient: httpClient, logger: logger
+                reader: reader, leases: leases, transactions: transactions, producer: producer, admin: admin, httpClient: httpClient,
+                logger: logger
             )
         } catch {
             await createdProducer?.shutdown()
@@ -154,9 +163,6 @@ public final class Sidecar: Sendable {
         configuration: SidecarConfiguration, streamARN: String, source: any StreamSource, httpClient: HTTPClient, logger: Logger
     ) async throws -> LeaseCoordinator? {
         guard let leases = configuration.leases else { return nil }
-        if configuration.exactlyOnce {
-            throw StartupError("--exactly-once cannot run with --leases on yet: instances would fence each other's transactional id")
-        }
         let table = LeaseTable(
             dynamoDB: DynamoDB(configuration: configuration.aws, httpClient: httpClient, logger: logger),
             tableName: LeaseTable.tableName(application: configuration.application), streamARN: streamARN
@@ -352,6 +358,7 @@ public final class Sidecar: Sendable {
     }
 
     private func shutdown() async {
+        await transactions?.shutdown()
         await producer.shutdown()
         admin.close()
         try? await httpClient.shutdown()

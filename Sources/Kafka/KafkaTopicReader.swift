@@ -14,7 +14,11 @@ public enum KafkaTopicReader {
     /// The read runs on a thread of its own: it queries each partition's watermarks
     /// (`rd_kafka_query_watermark_offsets`), assigns the partitions at their low
     /// watermark (`rd_kafka_assign`) and polls until each partition has reached its
-    /// high watermark or reported end-of-partition. `group.id` is replaced by an unused
+    /// high watermark. Under `isolation.level=read_committed` the high watermarks are asked for by a
+    /// second, read_uncommitted handle (a read_committed ListOffsets answers the last stable offset, which a
+    /// transaction still open holds back), and an end-of-partition short of the high watermark waits for
+    /// such a transaction to settle: records committed after another producer's open transaction are not
+    /// missed, at the cost of waiting for it. `group.id` is replaced by an unused
     /// one (never joined, nothing committed); any other
     /// property of `configuration` applies (e.g. `isolation.level=read_committed`).
     ///
@@ -39,21 +43,61 @@ public enum KafkaTopicReader {
         properties["enable.partition.eof"] = "true"
         properties["allow.auto.create.topics"] = "false"
         properties["log.queue"] = "true"
-        return try await runOffPool("fanout.kafka.reader") { [properties] in
+        // Under read_committed a ListOffsets answers the last stable offset, which an open transaction holds back:
+        // records committed after that transaction's first record would be missed. The end is the high
+        // watermark, asked for by a read_uncommitted handle.
+        let readCommitted = properties["isolation.level"] == "read_committed"
+        var watermarkProperties = properties
+        watermarkProperties["isolation.level"] = "read_uncommitted"
+        return try await runOffPool("fanout.kafka.reader") { [properties, watermarkProperties] in
             let conf = try RDKafkaConfig.make(properties)
-            return try RDKafkaTopicReader.read(topic: topic, from: startOffsets, conf: conf, timeout: timeout, logger: logger)
+            let watermarkConf: OpaquePointer?
+            do {
+                watermarkConf = readCommitted ? try RDKafkaConfig.make(watermarkProperties) : nil
+            } catch {
+                rd_kafka_conf_destroy(conf)
+                throw error
+            }
+            return try RDKafkaTopicReader.read(
+                topic: topic, from: startOffsets, conf: conf, watermarkConf: watermarkConf, timeout: timeout, logger: logger
+            )
         }
     }
 }
 
 /// The blocking read behind ``KafkaTopicReader``; everything runs on the calling thread.
 enum RDKafkaTopicReader {
-    static func read(topic: String, from startOffsets: [Int32: Int64], conf: OpaquePointer, timeout: Duration, logger: Logger) throws -> [KafkaConsumerMessage] {
+    /// - Parameter watermarkConf: when set (read_committed), the configuration of a read_uncommitted handle that
+    ///   asks for the partitions' high watermarks; consumed like `conf`.
+    static func read(
+        topic: String, from startOffsets: [Int32: Int64], conf: OpaquePointer, watermarkConf: OpaquePointer? = nil, timeout: Duration,
+        logger: Logger
+    ) throws -> [KafkaConsumerMessage] {
         let deadline = ContinuousClock.now + timeout
         func remaining() -> Int32 { max(1, milliseconds(deadline - ContinuousClock.now)) }
 
         rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_LOG)
-        let rk = try RDKafkaConfig.makeHandle(type: RD_KAFKA_CONSUMER, conf: conf)
+        let rk: OpaquePointer
+        do {
+            rk = try RDKafkaConfig.makeHandle(type: RD_KAFKA_CONSUMER, conf: conf)
+        } catch {
+            if let watermarkConf { rd_kafka_conf_destroy(watermarkConf) }
+            throw error
+        }
+        let watermarks = try watermarkConf.map { watermarkConf in
+            rd_kafka_conf_set_events(watermarkConf, RD_KAFKA_EVENT_LOG)
+            do {
+                return try RDKafkaConfig.makeHandle(type: RD_KAFKA_CONSUMER, conf: watermarkConf)
+            } catch {
+                rd_kafka_destroy(rk)
+                throw error
+            }
+        }
+        let watermarkLogQueue = watermarks.map { handle in
+            let queue = rd_kafka_queue_new(handle)!
+            rd_kafka_set_log_queue(handle, queue)
+            return queue
+        }
         let logQueue = rd_kafka_queue_new(rk)!
         rd_kafka_set_log_queue(rk, logQueue)
         func drainLogs() {
@@ -62,7 +106,19 @@ enum RDKafkaTopicReader {
                 rd_kafka_event_destroy(event)
             }
         }
+        func drainWatermarkLogs() {
+            guard let watermarkLogQueue else { return }
+            while let event = rd_kafka_queue_poll(watermarkLogQueue, 0) {
+                if rd_kafka_event_type(event) == RD_KAFKA_EVENT_LOG { RDKafkaLog.forward(event, to: logger) }
+                rd_kafka_event_destroy(event)
+            }
+        }
         defer {
+            if let watermarks, let watermarkLogQueue {
+                drainWatermarkLogs()
+                rd_kafka_queue_destroy(watermarkLogQueue)
+                rd_kafka_destroy(watermarks)
+            }
             _ = rd_kafka_assign(rk, nil)
             rd_kafka_consumer_close(rk)
             drainLogs()
@@ -82,7 +138,7 @@ enum RDKafkaTopicReader {
         for partition in partitions {
             var low: Int64 = 0
             var high: Int64 = 0
-            let err = rd_kafka_query_watermark_offsets(rk, topic, partition, &low, &high, remaining())
+            let err = rd_kafka_query_watermark_offsets(watermarks ?? rk, topic, partition, &low, &high, remaining())
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
                 throw KafkaError(err, context: "could not read the watermarks of topic '\(topic)' partition \(partition)")
             }
@@ -93,6 +149,7 @@ enum RDKafkaTopicReader {
             }
         }
         drainLogs()
+        drainWatermarkLogs()
         guard !ends.isEmpty else { return [] }
 
         let err = rd_kafka_assign(rk, list)
@@ -121,8 +178,10 @@ enum RDKafkaTopicReader {
                 if m.offset < end { messages[m.partition, default: []].append(RDKafkaConsumer.copy(message)) }
                 if m.offset + 1 >= end { open.remove(m.partition) }
             case RD_KAFKA_RESP_ERR__PARTITION_EOF:
-                // The end may lie beyond the last record (transaction markers, compaction).
-                open.remove(m.partition)
+                // The end may lie beyond the last record (transaction markers, compaction). Under read_committed
+                // an EOF short of the end is the last stable offset, held back by a transaction still open
+                // (another producer's): wait until it settles, or records committed after it would be missed.
+                if m.offset >= end { open.remove(m.partition) }
             default:
                 let error = KafkaError(m.err, context: "could not read topic '\(topic)' partition \(m.partition)")
                 if error.isRetriable { continue }

@@ -107,6 +107,8 @@ public final class ShardedStreamReader: Sendable {
     private let state: Mutex<State>
     /// With leases: the shards this worker may read, and their epochs.
     private let ownership: (any ShardOwnership)?
+    /// With leases: told when a held shard starts and stops (exactly-once mode's per-shard producers).
+    private let lifecycle: (any ShardLifecycle)?
 
     struct ShardTrack {
         var status: ShardStatus
@@ -147,14 +149,17 @@ public final class ShardedStreamReader: Sendable {
     /// - Parameter ownership: with leases, the shards this worker holds: the reader reads only those,
     ///   consults it when it starts a shard and before every page and checkpoint, and tells it when a
     ///   shard is finished. Nil reads every shard.
+    /// - Parameter lifecycle: with `ownership`, told when a held shard starts (before its checkpoint is read
+    ///   again) and when it stops.
     public init(
         source: any StreamSource, configuration: StreamReaderConfiguration, checkpoints: any CheckpointStore,
-        ownership: (any ShardOwnership)? = nil, logger: Logger
+        ownership: (any ShardOwnership)? = nil, lifecycle: (any ShardLifecycle)? = nil, logger: Logger
     ) {
         self.source = source
         self.configuration = configuration
         self.checkpoints = checkpoints
         self.ownership = ownership
+        self.lifecycle = lifecycle
         self.logger = logger
         self.state = Mutex(State())
     }
@@ -332,18 +337,46 @@ public final class ShardedStreamReader: Sendable {
         for (shard, epoch) in starting {
             group.addTask {
                 defer { self.state.withLock { _ = $0.running.remove(shard.shardID) } }
-                guard let checkpoint = await self.loadCheckpoint(shard.shardID, epoch: epoch) else { return }
-                if checkpoint?.isFinished == true {
-                    self.state.withLock { state in
-                        state.finished.insert(shard.shardID)
-                        state.shards[shard.shardID]?.status.state = .finished
-                    }
-                    await ownership.shardFinished(shard.shardID, epoch: epoch)
-                    return
-                }
-                await self.readShardReportingFailure(shard, from: checkpoint, epoch: epoch, process: process)
+                // Before the checkpoint is read: the previous owner's uncommitted work is settled (fenced) first.
+                guard await self.startShard(shard.shardID, epoch: epoch) else { return }
+                await self.readHeldShard(shard, epoch: epoch, ownership: ownership, process: process)
+                await self.lifecycle?.shardStopped(shard.shardID, epoch: epoch)
             }
         }
+    }
+
+    /// Tells the lifecycle that a held shard starts, retrying until it succeeds; false when the shard must stop first.
+    private func startShard(_ shardID: String, epoch: Int64) async -> Bool {
+        guard let lifecycle else { return true }
+        var failures = 0
+        while !mustStop(shardID, epoch: epoch) {
+            do {
+                try await lifecycle.shardStarting(shardID, epoch: epoch)
+                return true
+            } catch {
+                failures += 1
+                logger.error("starting a leased shard failed; retrying", metadata: ["fanout.shard": "\(shardID)", "error": "\(error)"])
+                recordError(shardID, error)
+                try? await Task.sleep(for: backoff(after: failures))
+            }
+        }
+        return false
+    }
+
+    /// A held shard: its checkpoint read again (a finished one marks the lease), then read.
+    private func readHeldShard(
+        _ shard: Shard, epoch: Int64, ownership: any ShardOwnership, process: @escaping @Sendable (ShardRecords) async throws -> Void
+    ) async {
+        guard let checkpoint = await self.loadCheckpoint(shard.shardID, epoch: epoch) else { return }
+        if checkpoint?.isFinished == true {
+            self.state.withLock { state in
+                state.finished.insert(shard.shardID)
+                state.shards[shard.shardID]?.status.state = .finished
+            }
+            await ownership.shardFinished(shard.shardID, epoch: epoch)
+            return
+        }
+        await self.readShardReportingFailure(shard, from: checkpoint, epoch: epoch, process: process)
     }
 
     /// Reads the shard's checkpoint again, retrying until it is read; nil when the shard must stop first.
@@ -601,6 +634,9 @@ public final class ShardedStreamReader: Sendable {
                 break
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let error as ShardFencedError {
+                shardFenced(batch.shardID, epoch: epoch, error, logger: logger)
+                return false
             } catch let error as UnrecoverableProcessingError {
                 // Retrying cannot help (a fenced transactional producer, say): stop the reader.
                 throw error
@@ -628,6 +664,9 @@ public final class ShardedStreamReader: Sendable {
                 return true
             } catch is CancellationError {
                 throw CancellationError()
+            } catch let error as ShardFencedError {
+                shardFenced(shardID, epoch: checkpoint.epoch, error, logger: logger)
+                return false
             } catch {
                 failures += 1
                 logger.error("saving the checkpoint failed; retrying", metadata: ["error": "\(error)"])
@@ -636,6 +675,13 @@ public final class ShardedStreamReader: Sendable {
                 if mustStop(shardID, epoch: checkpoint.epoch) { return false }
             }
         }
+    }
+
+    /// The shard's writer was fenced by a newer owner: this shard stops (its lease counts as lost); the others go on.
+    private func shardFenced(_ shardID: String, epoch: Int64?, _ error: ShardFencedError, logger: Logger) {
+        logger.warning("the shard was fenced by a newer owner: stopped reading it", metadata: ["error": "\(error)"])
+        recordError(shardID, error)
+        if let ownership, let epoch { ownership.shardFenced(shardID, epoch: epoch) }
     }
 
     private func sleepUnlessStopping(_ duration: Duration, shardID: String, epoch: Int64?) async throws {

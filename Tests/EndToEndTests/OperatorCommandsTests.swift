@@ -87,7 +87,7 @@ import Testing
         #expect(ca.standardError == "fanout: error: --kafka-ssl-ca-location: \"/nonexistent/ca.pem\" is not a readable file\n")
     }
 
-    @Test func badLeaseSettingsAndLeasesWithExactlyOnceAreRefusedInOneLine() async throws {
+    @Test func badLeaseSettingsAreRefusedInOneLine() async throws {
         let base = ["run", "--brokers", "h:1", "--table", "t"]
         let word = try await CommandLineTests.run(base + ["--leases", "yes"], environment: Self.awsEnvironment)
         #expect(word.status == 1)
@@ -98,9 +98,6 @@ import Testing
         let worker = try await CommandLineTests.run(base + ["--leases", "on", "--worker-id", "a#b"], environment: Self.awsEnvironment)
         #expect(worker.status == 1)
         #expect(worker.standardError == "fanout: error: --worker-id: \"a#b\" must be non-empty and without '#'\n")
-        let both = try await CommandLineTests.run(base + ["--leases", "on", "--exactly-once"], environment: Self.awsEnvironment)
-        #expect(both.status == 1)
-        #expect(both.standardError.hasPrefix("fanout: error: --exactly-once: exactly-once mode cannot run with --leases on yet"), "\(both.standardError)")
     }
 
     @Test func runLogsItsSettingsWithSecretsRedacted() async throws {

@@ -15,6 +15,36 @@ struct KafkaTopicReaderTests {
         #expect(messages.isEmpty)
     }
 
+    @Test("read_committed: a transaction open when the read starts holds it back, so that records committed after it are not missed")
+    func readCommittedWaitsForAnOpenTransaction() async throws {
+        let topic = TestServices.uniqueName("fanout-reader-lso")
+        try await KafkaTest.createTopic(topic, partitions: 1)
+        let open = try KafkaTransactionTests.transactionalProducer(id: TestServices.uniqueName("fanout-lso-open"))
+        let other = try KafkaTransactionTests.transactionalProducer(id: TestServices.uniqueName("fanout-lso-other"))
+        try await open.initTransactions()
+        try await other.initTransactions()
+        func record(_ value: String) -> KafkaProducerRecord { KafkaProducerRecord(topic: topic, key: nil, value: Array(value.utf8)) }
+        // The open transaction's record comes first; another producer commits one after it.
+        try open.beginTransaction()
+        _ = try await open.send([record("open-1")])
+        try other.beginTransaction()
+        _ = try await other.send([record("other-1")])
+        try await other.commitTransaction()
+
+        let reading = Task {
+            try await KafkaTopicReader.readToEnd(
+                topic: topic, configuration: try KafkaTest.configuration(["isolation.level": "read_committed"]),
+                timeout: .seconds(30), logger: KafkaTest.logger
+            )
+        }
+        try await Task.sleep(for: .seconds(1))
+        try await open.commitTransaction()
+        let values = try await reading.value.map { String(decoding: $0.value, as: UTF8.self) }
+        #expect(values == ["open-1", "other-1"])
+        await open.shutdown()
+        await other.shutdown()
+    }
+
     @Test("an empty topic with several partitions reads as no records")
     func emptyTopic() async throws {
         let topic = TestServices.uniqueName("fanout-empty")

@@ -72,10 +72,10 @@ extension Setting {
         help: "with --start-position AT_TIMESTAMP: the ISO-8601 time to start at, e.g. 2025-01-31T12:00:00Z")
     public static let application = Setting(
         ["application"], flag: "application", default: "fanout",
-        help: "names the deployment: checkpoint topic fanout.checkpoints.<application>, transactional id fanout.<application>")
+        help: "names the deployment: checkpoint topic fanout.checkpoints.<application>, transactional id fanout.<application> (with --leases on: fanout.<application>.<shard id>)")
     public static let exactlyOnce = Setting(
         ["exactlyOnce"], flag: "exactly-once", kind: .bool, default: "false",
-        help: "commit each page's records and its checkpoint in one Kafka transaction")
+        help: "commit each page's records and its checkpoint in one Kafka transaction (with --leases on: one transactional producer per leased shard)")
     public static let leases = Setting(
         ["leases"], flag: "leases", default: "off",
         help: "on: share the stream's shards with the other instances of this application through the lease table fanout-leases-<application> (docs/scaling.md)")

@@ -127,9 +127,6 @@ extension ResolvedSettings {
             throw SettingsError("\(source(.application)): \"\(application)\" must be letters, digits, '.', '_' or '-' (it names Kafka topics)")
         }
         let leases = try leaseConfiguration()
-        if leases != nil, bool(.exactlyOnce) == true {
-            throw SettingsError("\(source(.exactlyOnce)): exactly-once mode cannot run with --leases on yet (its transactional id is one per application, so instances would fence each other); use at-least-once with leases")
-        }
         let aws: AWSConfiguration
         do {
             aws = try AWSConfiguration.fromEnvironment(environment)

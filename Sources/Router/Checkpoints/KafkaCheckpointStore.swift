@@ -17,7 +17,7 @@ public final class KafkaCheckpointStore: CheckpointStore {
     public let topic: String
     private let configuration: KafkaConfiguration
     private let producer: KafkaProducer
-    private let transactions: TransactionLock?
+    private let transactions: ExactlyOnceTransactions?
     private let logger: Logger
     /// In exactly-once mode: the checkpoint each shard's last committed transaction carried.
     private let committed = Mutex<[String: Checkpoint]>([:])
@@ -26,8 +26,11 @@ public final class KafkaCheckpointStore: CheckpointStore {
     public static func topicName(application: String) -> String { "fanout.checkpoints.\(application)" }
 
     /// - Parameters:
-    ///   - producer: an idempotent producer; a transactional one (with `transactions`) in exactly-once mode.
-    public init(topic: String, configuration: KafkaConfiguration, producer: KafkaProducer, transactions: TransactionLock? = nil, logger: Logger) {
+    ///   - producer: an idempotent producer (unused in exactly-once mode, where `transactions` writes).
+    ///   - transactions: in exactly-once mode, the transactional producers (shared, or one per leased shard).
+    public init(
+        topic: String, configuration: KafkaConfiguration, producer: KafkaProducer, transactions: ExactlyOnceTransactions? = nil, logger: Logger
+    ) {
         self.topic = topic
         self.configuration = configuration
         self.producer = producer
@@ -79,7 +82,7 @@ public final class KafkaCheckpointStore: CheckpointStore {
         }
         let key = "\(streamARN)|\(shardID)"
         if committed.withLock({ $0[key] }) == checkpoint { return }
-        try await transactions.withTransaction(producer: producer) {
+        try await transactions.withTransaction(shardID: shardID, epoch: checkpoint.epoch) { producer in
             _ = try await producer.send([record])
         }
         committedInTransaction(streamARN: streamARN, shardID: shardID, checkpoint: checkpoint)

@@ -22,7 +22,7 @@ public struct RouterCounts: Sendable, Hashable {
 /// returns only when Kafka acknowledged all of them.
 public final class FanOutPipeline: Sendable {
     public let routes: LiveRoutes
-    private let exactlyOnce: (checkpoints: KafkaCheckpointStore, transactions: TransactionLock)?
+    private let exactlyOnce: (checkpoints: KafkaCheckpointStore, transactions: ExactlyOnceTransactions)?
     private let maximumValueBytes: Int
     private let producer: KafkaProducer
     private let logger: Logger
@@ -35,11 +35,11 @@ public final class FanOutPipeline: Sendable {
 
     /// - Parameters:
     ///   - exactlyOnce: in exactly-once mode, the checkpoint store whose record of each page is committed in the
-    ///     page's transaction, and the lock that serialises transactions; `producer` must then be transactional.
+    ///     page's transaction, and the transactional producers (shared, or one per leased shard) that run it.
     public init(
         routes: LiveRoutes,
         producer: KafkaProducer,
-        exactlyOnce: (checkpoints: KafkaCheckpointStore, transactions: TransactionLock)? = nil,
+        exactlyOnce: (checkpoints: KafkaCheckpointStore, transactions: ExactlyOnceTransactions)? = nil,
         maximumValueBytes: Int = FanOutPlanner.defaultMaximumValueBytes,
         logger: Logger
     ) {
@@ -76,18 +76,11 @@ public final class FanOutPipeline: Sendable {
         if let exactlyOnce, let last = page.records.last {
             // The page's records and the checkpoint that covers them, in one transaction.
             let checkpoint = Checkpoint(sequenceNumber: last.sequenceNumber, epoch: page.epoch)
-            let withCheckpoint = records + [exactlyOnce.checkpoints.record(streamARN: page.streamARN, shardID: page.shardID, checkpoint: checkpoint)]
-            do {
-                try await exactlyOnce.transactions.withTransaction(producer: producer) {
-                    _ = try await producer.send(withCheckpoint)
-                }
-            } catch let error as KafkaError where error.isFatal {
-                throw UnrecoverableProcessingError(
-                    error.isFenced
-                        ? "another instance with the same application name took over the transactional id (this one is fenced): \(error)"
-                        : "the transactional producer failed for good: \(error)"
-                )
-            }
+            let checkpointRecord = exactlyOnce.checkpoints.record(streamARN: page.streamARN, shardID: page.shardID, checkpoint: checkpoint)
+            records = try await sendInTransaction(
+                records, checkpoint: checkpointRecord, page: page, transactions: exactlyOnce.transactions,
+                deadLetterTopic: planner.routes.file.deadLetterTopic, outcomes: &outcomes
+            )
             exactlyOnce.checkpoints.committedInTransaction(streamARN: page.streamARN, shardID: page.shardID, checkpoint: checkpoint)
         } else if !records.isEmpty {
             records = try await send(records, deadLetterTopic: planner.routes.file.deadLetterTopic, outcomes: &outcomes)
@@ -104,6 +97,115 @@ public final class FanOutPipeline: Sendable {
             guard let created = record.approximateCreationDateTime else { continue }
             deliveryLatency.recordSeconds(max(0, now.timeIntervalSince(created)))
         }
+    }
+
+    /// A record refused inside a page's transaction (which is then aborted).
+    private struct RefusedInTransaction: Error {
+        var results: [Result<KafkaAcknowledgement, KafkaError>]
+    }
+
+    /// The outcome of a probe transaction (always aborted).
+    private struct ProbeResult: Error {
+        var result: Result<KafkaAcknowledgement, KafkaError>?
+    }
+
+    /// Sends the page's records and its checkpoint in one transaction (exactly-once mode). When a topic refuses a
+    /// record (too large for the topic, invalid, not allowed) the transaction is aborted (nothing of it is ever
+    /// visible to read_committed consumers); each refused record is sent once more alone in a transaction that
+    /// is aborted too (a probe), and, refused again, replaced by a dead letter; then the page's transaction runs
+    /// again. A record the probe accepts (it shared the refused record's batch, or came after it) stays. Any other
+    /// failure throws (the page is retried). Returns the records as finally committed.
+    private func sendInTransaction(
+        _ records: [KafkaProducerRecord], checkpoint: KafkaProducerRecord, page: ShardRecords, transactions: ExactlyOnceTransactions,
+        deadLetterTopic: String, outcomes: inout [RecordOutcome]
+    ) async throws -> [KafkaProducerRecord] {
+        var attempt = records
+        // Every round dead-letters at least one record, or throws.
+        for _ in 0...records.count {
+            let batch = attempt + [checkpoint]
+            do {
+                try await transactions.withTransaction(shardID: page.shardID, epoch: page.epoch) { producer in
+                    let results = await producer.sendEach(batch)
+                    for result in results {
+                        guard case .failure(let error) = result else { continue }
+                        if error.isRecordRefusal { throw RefusedInTransaction(results: results) }
+                        throw error
+                    }
+                }
+                return attempt
+            } catch let refused as RefusedInTransaction {
+                var replaced = false
+                for (index, result) in refused.results.enumerated().dropLast() {
+                    guard case .failure(let error) = result, error.isRecordRefusal, attempt[index].topic != deadLetterTopic else { continue }
+                    let record = attempt[index]
+                    switch try await probe(record, page: page, transactions: transactions) {
+                    case .success:
+                        continue
+                    case .failure(let again):
+                        let (dead, reason) = deadLetter(for: record, refusedWith: again, deadLetterTopic: deadLetterTopic)
+                        attempt[index] = dead
+                        outcomes.append(.deadLettered(reason: reason))
+                        replaced = true
+                    }
+                }
+                guard replaced else {
+                    // Nothing refused when sent alone: a transient refusal; the page is retried.
+                    throw refused.results.lazy.compactMap { if case .failure(let error) = $0 { error } else { nil } }.first
+                        ?? KafkaError(code: .fatal, message: "a transaction was refused without a failed record")
+                }
+            }
+        }
+        throw KafkaError(code: .fatal, message: "the page's transaction kept being refused")
+    }
+
+    /// Sends one record alone in a transaction that is then aborted: success, or the refusal. Any other failure
+    /// (the first send after an aborted transaction may fail while librdkafka bumps the producer epoch) is tried
+    /// again, up to five times, then thrown.
+    private func probe(
+        _ record: KafkaProducerRecord, page: ShardRecords, transactions: ExactlyOnceTransactions
+    ) async throws -> Result<Void, KafkaError> {
+        var lastError: KafkaError?
+        for attempt in 0..<5 {
+            if attempt > 0 { try await Task.sleep(for: .milliseconds(100 * attempt)) }
+            var outcome: Result<KafkaAcknowledgement, KafkaError>?
+            do {
+                try await transactions.withTransaction(shardID: page.shardID, epoch: page.epoch) { producer in
+                    throw ProbeResult(result: await producer.sendEach([record]).first)
+                }
+            } catch let result as ProbeResult {
+                outcome = result.result
+            } catch let error as KafkaError where !error.isFatal {
+                // Beginning the probe's transaction failed (the abort before it is still settling).
+                lastError = error
+                continue
+            }
+            switch outcome {
+            case .success?: return .success(())
+            case .failure(let error)? where error.isRecordRefusal: return .failure(error)
+            case .failure(let error)?: lastError = error
+            case nil: lastError = KafkaError(code: .fatal, message: "a probe of a refused record returned no outcome")
+            }
+        }
+        throw lastError!
+    }
+
+    /// A dead letter for a record its topic refused: its headers (source coordinates included), the refusal as
+    /// `fanout-error`, and its body unless the body was too large.
+    private func deadLetter(for record: KafkaProducerRecord, refusedWith error: KafkaError, deadLetterTopic: String) -> (KafkaProducerRecord, String) {
+        let reason = "topic \(record.topic) refused the record: \(error)"
+        var value = record.value
+        if error.code == KafkaError.Code.messageSizeTooLarge || value.count > maximumValueBytes {
+            value = JSONWriter.bytes(.object(JSONObject(["topic": .string(record.topic), "sizeBytes": .number(record.value.count)])))
+        }
+        let dead = KafkaProducerRecord(
+            topic: deadLetterTopic, key: record.key, value: value,
+            headers: record.headers.filter { $0.key != FanoutHeader.error }
+                + [KafkaHeader(key: FanoutHeader.error, string: String(reason.prefix(FanOutPlanner.maximumHeaderValueBytes / 2)))]
+        )
+        logger.warning("record refused by its topic, sent to the dead-letter topic", metadata: [
+            "kafka.topic": "\(record.topic)", "error": "\(error)",
+        ])
+        return (dead, reason)
     }
 
     /// Sends the page's records (at-least-once mode). A record its topic refuses for good (too large for
@@ -125,19 +227,7 @@ public final class FanOutPipeline: Sendable {
                     written.append(record)
                     continue
                 }
-                let reason = "topic \(record.topic) refused the record: \(error)"
-                var value = record.value
-                if error.code == KafkaError.Code.messageSizeTooLarge || value.count > maximumValueBytes {
-                    value = JSONWriter.bytes(.object(JSONObject(["topic": .string(record.topic), "sizeBytes": .number(record.value.count)])))
-                }
-                let dead = KafkaProducerRecord(
-                    topic: deadLetterTopic, key: record.key, value: value,
-                    headers: record.headers.filter { $0.key != FanoutHeader.error }
-                        + [KafkaHeader(key: FanoutHeader.error, string: String(reason.prefix(FanOutPlanner.maximumHeaderValueBytes / 2)))]
-                )
-                logger.warning("record refused by its topic, sent to the dead-letter topic", metadata: [
-                    "kafka.topic": "\(record.topic)", "error": "\(error)",
-                ])
+                let (dead, reason) = deadLetter(for: record, refusedWith: error, deadLetterTopic: deadLetterTopic)
                 _ = try await producer.send([dead])
                 written.append(dead)
                 outcomes.append(.deadLettered(reason: reason))

@@ -13,6 +13,13 @@ public protocol ShardOwnership: Sendable {
     var heldShards: [String: Int64] { get }
     /// The shard was read to its end and its last checkpoint saved: mark its lease finished.
     func shardFinished(_ shardID: String, epoch: Int64) async
+    /// The shard's writer was fenced by a newer owner (exactly-once mode): the lease counts as lost and
+    /// the shard is not started again unless the table gives it back.
+    func shardFenced(_ shardID: String, epoch: Int64)
+}
+
+extension ShardOwnership {
+    public func shardFenced(_ shardID: String, epoch: Int64) {}
 }
 
 public struct LeaseCoordinatorConfiguration: Sendable {
@@ -117,6 +124,20 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             if state.held[shardID]?.epoch == epoch { state.held[shardID] = nil }
             state.nextListing = .now
         }
+        updateGauge()
+    }
+
+    public func shardFenced(_ shardID: String, epoch: Int64) {
+        let dropped = state.withLock { state in
+            guard state.held[shardID]?.epoch == epoch else { return false }
+            state.held[shardID] = nil
+            return true
+        }
+        guard dropped else { return }
+        lostCounter.increment()
+        logger.warning("the shard's transactional producer was fenced by a newer owner: lease given up", metadata: [
+            "fanout.shard": "\(shardID)", "fanout.epoch": "\(epoch)",
+        ])
         updateGauge()
     }
 
