@@ -1,4 +1,5 @@
 import AWS
+import Foundation
 
 /// A state-stored aggregate: its current state is kept as one item, versioned.
 public protocol StateStoredAggregate: Codable, Sendable {
@@ -88,7 +89,9 @@ public struct StateStoredRepository<A: StateStoredAggregate>: Sendable {
             )
         }
         do {
-            try await dynamoDB.transactWriteItems([statePut] + eventPuts)
+            // One token for every retry of this write: DynamoDB then answers a retry of a write that already
+            // succeeded (its answer lost to a timeout) with success, not with a failed condition.
+            try await dynamoDB.transactWriteItems([statePut] + eventPuts, clientRequestToken: UUID().uuidString)
         } catch let error as AWSError where error.type == "TransactionCanceledException" && error.cancellationReasons.contains("ConditionalCheckFailed") {
             throw ConcurrencyConflictError(aggregateID: state.id, expectedVersion: expectedVersion)
         }

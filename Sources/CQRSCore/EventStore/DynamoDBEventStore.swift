@@ -1,4 +1,5 @@
 import AWS
+import Foundation
 import Logging
 
 /// The events table in DynamoDB: partition key `aggregateId` (S), sort key
@@ -54,7 +55,9 @@ public struct DynamoDBEventStore: EventStore {
             )
         }
         do {
-            try await dynamoDB.transactWriteItems(items)
+            // One token for every retry of this write: DynamoDB then answers a retry of a write that already
+            // succeeded (its answer lost to a timeout) with success, not with a failed condition.
+            try await dynamoDB.transactWriteItems(items, clientRequestToken: UUID().uuidString)
         } catch let error as AWSError where error.type == "TransactionCanceledException" && error.cancellationReasons.contains("ConditionalCheckFailed") {
             throw ConcurrencyConflictError(aggregateID: first.aggregateID, expectedVersion: first.sequenceNumber - 1)
         }
