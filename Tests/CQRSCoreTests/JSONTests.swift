@@ -73,6 +73,17 @@ import Testing
         #expect(abs(decoded.timestamp.timeIntervalSince(event.timestamp)) < 0.001)
     }
 
+    /// `jsonBytes()` writes the fields itself; it must stay byte for byte what writing `jsonObject` gives.
+    @Test func jsonBytesAreJSONObjectWritten() throws {
+        let event = GenericDomainEventMessage(
+            eventName: "Order\"Placed\u{1}", aggregateID: "order-\\1", aggregateType: "", sequenceNumber: 9_007_199_254_740_993,
+            payload: ["z": ["nested": [.null, true, .number("1e400")]], "a": "é\n"],
+            metadata: MessageMetadata(correlationID: "c-1", causationID: nil, traceparent: "00-abc-def-01")
+        )
+        #expect(event.jsonBytes() == JSONWriter.bytes(.object(event.jsonObject)))
+        #expect(String(decoding: event.jsonBytes(), as: UTF8.self).hasPrefix(#"{"messageId":""#))
+    }
+
     @Test(arguments: [
         (#"{"aggregateId": "a"}"#, "eventName"),
         (#"{"eventName": "X"}"#, "aggregateId"),

@@ -64,7 +64,8 @@ public enum JSONValue: Sendable, Hashable {
 /// A JSON object that remembers the order its keys were written in.
 public struct JSONObject: Sendable, Hashable, Sequence {
     public private(set) var keys: [String] = []
-    private var values: [String: JSONValue] = [:]
+    /// The members by name (the writer reads them in `keys` order, without an iterator).
+    private(set) var values: [String: JSONValue] = [:]
 
     public init() {}
 

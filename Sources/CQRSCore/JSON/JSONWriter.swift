@@ -34,13 +34,11 @@ public enum JSONWriter {
             output.append(UInt8(ascii: "]"))
         case .object(let object):
             output.append(UInt8(ascii: "{"))
-            var first = true
-            for (key, element) in object {
-                if !first { output.append(UInt8(ascii: ",")) }
-                first = false
+            for (offset, key) in object.keys.enumerated() {
+                if offset > 0 { output.append(UInt8(ascii: ",")) }
                 writeString(key, to: &output)
                 output.append(UInt8(ascii: ":"))
-                write(element, to: &output)
+                write(object.values[key]!, to: &output)
             }
             output.append(UInt8(ascii: "}"))
         }

@@ -55,9 +55,35 @@ extension GenericDomainEventMessage {
         return object
     }
 
-    /// The message as compact JSON bytes.
+    /// The message as compact JSON bytes: `jsonObject` written, field by field (no object is built: this runs
+    /// for every routed event).
     public func jsonBytes() -> [UInt8] {
-        JSONWriter.bytes(.object(jsonObject))
+        var output: [UInt8] = []
+        output.reserveCapacity(1024)
+        func member(_ name: String, first: Bool = false) {
+            if !first { output.append(UInt8(ascii: ",")) }
+            JSONWriter.writeString(name, to: &output)
+            output.append(UInt8(ascii: ":"))
+        }
+        output.append(UInt8(ascii: "{"))
+        member(Field.messageID, first: true)
+        JSONWriter.writeString(messageID, to: &output)
+        member(Field.eventName)
+        JSONWriter.writeString(eventName, to: &output)
+        member(Field.aggregateID)
+        JSONWriter.writeString(aggregateID, to: &output)
+        member(Field.aggregateType)
+        JSONWriter.writeString(aggregateType, to: &output)
+        member(Field.sequenceNumber)
+        output.append(contentsOf: String(sequenceNumber).utf8)
+        member(Field.timestamp)
+        JSONWriter.writeString(Self.formatTimestamp(timestamp), to: &output)
+        member(Field.payload)
+        JSONWriter.write(payload, to: &output)
+        member(Field.metadata)
+        JSONWriter.write(.object(metadata.values), to: &output)
+        output.append(UInt8(ascii: "}"))
+        return output
     }
 
     /// Reads a message from JSON bytes (a Kafka record value).
