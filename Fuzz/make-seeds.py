@@ -81,6 +81,13 @@ put("describe-stream", "lineage.json", {"StreamDescription": {"StreamArn": strea
 put("describe-stream", "moto.json", {"StreamDescription": {"StreamArn": stream, "StreamStatus": "ENABLED",
     "Shards": [{"ShardId": "shardId-00000001", "SequenceNumberRange": {"StartingSequenceNumber": 100000000000000000000}}]}})
 put("describe-stream", "minimal.json", {"StreamDescription": {"StreamArn": stream}})
+# A hostile listing: parents in a cycle, a shard that is its own parent, a child of the cycle, a repeated id.
+put("describe-stream", "parent-cycle.json", {"StreamDescription": {"StreamArn": stream, "StreamStatus": "ENABLED",
+    "Shards": [{"ShardId": "shardId-a", "ParentShardId": "shardId-b", "SequenceNumberRange": {"StartingSequenceNumber": "1", "EndingSequenceNumber": "5"}},
+               {"ShardId": "shardId-b", "ParentShardId": "shardId-a", "SequenceNumberRange": {"StartingSequenceNumber": "2"}},
+               {"ShardId": "shardId-c", "ParentShardId": "shardId-a", "SequenceNumberRange": {"StartingSequenceNumber": "6"}},
+               {"ShardId": "shardId-s", "ParentShardId": "shardId-s", "SequenceNumberRange": {"StartingSequenceNumber": "3"}},
+               {"ShardId": "shardId-s", "SequenceNumberRange": {"StartingSequenceNumber": "3"}}]}})
 
 put("kinesis", "get-records.json", {"Records": [{"SequenceNumber": "4959", "PartitionKey": "order-1", "Data": "eyJhIjoxfQ==",
     "ApproximateArrivalTimestamp": 1767323045.5}], "NextShardIterator": "AAAA", "MillisBehindLatest": 0})

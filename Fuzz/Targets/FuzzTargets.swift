@@ -171,8 +171,28 @@ public enum FuzzTargets {
     static func describeStream(_ bytes: [UInt8]) {
         guard let description = try? AWSResponseDecoding.describeStream(bytes) else { return }
         let lineage = ShardLineage(shards: description.shards)
-        _ = lineage.readyShards(finished: [], running: [])
         _ = lineage.readyShards(finished: Set(description.shards.filter(\.isClosed).map(\.shardID)), running: [])
+        checkEveryShardStarts(lineage)
+    }
+
+    /// Reading every shard to its end, round after round, starts each listed shard exactly once:
+    /// no parent cycle (or shard that is its own parent) holds a shard back forever.
+    static func checkEveryShardStarts(_ lineage: ShardLineage) {
+        let all = Set(lineage.shards.map(\.shardID))
+        var finished: Set<String> = []
+        while true {
+            let ready = lineage.readyShards(finished: finished, running: [])
+            if ready.isEmpty { break }
+            for shard in ready {
+                guard finished.insert(shard.shardID).inserted else { fatalError("shard \(shard.shardID) started twice") }
+            }
+        }
+        guard finished == all else {
+            fatalError("shards never started: \(all.subtracting(finished).sorted().prefix(5)); cycles: \(lineage.parentCycles)")
+        }
+        for cycle in lineage.parentCycles where ShardLineage.describe(cycle, in: lineage.shards).contains(where: \.isNewline) {
+            fatalError("a cycle's description is not one line")
+        }
     }
 
     static func kinesis(_ bytes: [UInt8]) {

@@ -135,6 +135,8 @@ public final class ShardedStreamReader: Sendable {
         var listed: [String: Shard] = [:]
         /// Shards asked to stop (a handover or release of their lease).
         var stoppingShards: Set<String> = []
+        /// The parent cycles of the last listing, already reported.
+        var reportedCycles: Set<String> = []
     }
 
     /// A reader of the DynamoDB stream `configuration.streamARN`.
@@ -273,13 +275,17 @@ public final class ShardedStreamReader: Sendable {
     /// and marks the ready ones as running.
     private func discoverReadyShards() async throws -> [Shard] {
         let listing = try await source.listShards()
-        let shards = listing.shards
+        // A shard id listed twice (a wrong listing) counts once, as first listed.
+        var seen: Set<String> = []
+        let shards = listing.shards.filter { seen.insert($0.shardID).inserted }
         if let reason = listing.inactiveReason {
             logger.warning("\(reason): no new records will arrive", metadata: ["fanout.stream": "\(configuration.streamARN)"])
         }
-        return state.withLock { state in
+        let lineage = ShardLineage(shards: shards)
+        let cycles = lineage.parentCycles.map { (shardIDs: $0, path: ShardLineage.describe($0, in: shards)) }
+        let (ready, newCycles) = state.withLock { state in
             // With leases, the lease coordinator decides what to read (startHeldShards).
-            let ready = ownership != nil ? [] : ShardLineage(shards: shards).readyShards(finished: state.finished, running: state.running)
+            let ready = ownership != nil ? [] : lineage.readyShards(finished: state.finished, running: state.running)
             state.running.formUnion(ready.map(\.shardID))
             for shard in shards { state.listed[shard.shardID] = shard }
             state.lastDiscovery = Date()
@@ -307,8 +313,38 @@ public final class ShardedStreamReader: Sendable {
             for shard in ready { state.shards[shard.shardID]?.lastProgress = .now }
             let kept = Set(state.order)
             state.shards = state.shards.filter { kept.contains($0.key) }
-            return ready
+            // Each cycle is reported once while it is listed (and again should it come back).
+            let newCycles = cycles.filter { !state.reportedCycles.contains($0.path) }
+            state.reportedCycles = Set(cycles.map(\.path))
+            for cycle in newCycles {
+                for id in cycle.shardIDs {
+                    state.shards[id]?.status.lastError = Self.cycleMessage(cycle.path)
+                    state.shards[id]?.status.lastErrorTime = Date()
+                }
+            }
+            return (ready, newCycles)
         }
+        for cycle in newCycles.prefix(Self.maximumCyclesLogged) {
+            logger.error(
+                "\(Self.cycleMessage(cycle.path)); AWS never lists one: check the stream endpoint",
+                metadata: ["fanout.stream": "\(configuration.streamARN)"]
+            )
+        }
+        if newCycles.count > Self.maximumCyclesLogged {
+            logger.error(
+                "the stream lists \(newCycles.count - Self.maximumCyclesLogged) more parent cycles (each shard's lastError in the status names its cycle)",
+                metadata: ["fanout.stream": "\(configuration.streamARN)"]
+            )
+        }
+        return ready
+    }
+
+    /// Parent cycles logged one by one per listing; more are counted in one line.
+    static let maximumCyclesLogged = 10
+
+    /// A shard's error when the listing puts it in a parent cycle.
+    static func cycleMessage(_ path: String) -> String {
+        "the stream lists shards whose parents form a cycle (\(path)): they are read without waiting for the parents in the cycle"
     }
 
     /// Leases: starts every held shard that is not running (from the checkpoint read again now, since

@@ -172,6 +172,36 @@ import Testing
         await harness.shutdown()
     }
 
+    @Test func shardsInAParentCycleAreReadAndReportedOnceAndTheirChildWaits() async throws {
+        // A listing AWS never sends: a and b name each other as parent, s names itself; c is a's child.
+        let harness = try await Harness.start(StreamScenario(
+            describePageSize: 2,
+            shards: [
+                .init(id: "shard-c", parent: "shard-a", records: StreamScenario.events("a", 3...4)),
+                .init(id: "shard-a", parent: "shard-b", closed: true, records: StreamScenario.events("a", 1...2)),
+                .init(id: "shard-b", parent: "shard-a", closed: true, records: StreamScenario.events("b", 1...2)),
+                .init(id: "shard-s", parent: "shard-s", records: StreamScenario.events("s", 1...2)),
+            ]
+        ))
+        let reader = harness.makeReader { $0.discoveryInterval = .milliseconds(300) }
+        let collector = Collector()
+        try await Self.run(reader, process: { collector.add($0) }, until: { collector.records.count >= 8 })
+        #expect(collector.labels(ofKey: "a") == Self.labels("a", 1...4), "the child was read before its parent ended, or not at all")
+        #expect(collector.labels(ofKey: "b") == Self.labels("b", 1...2))
+        #expect(collector.labels(ofKey: "s") == Self.labels("s", 1...2))
+        let status = reader.status
+        #expect(status.shard("shard-a")?.state == .finished)
+        #expect(status.shard("shard-a")?.lastError?.contains("parents form a cycle (shard-a → shard-b → shard-a)") == true)
+        #expect(status.shard("shard-b")?.lastError?.contains("shard-a → shard-b → shard-a") == true)
+        #expect(status.shard("shard-s")?.lastError?.contains("(shard-s → shard-s)") == true)
+        #expect(status.shard("shard-c")?.lastError == nil)
+        // Each cycle logged once as an error, though the stream was listed again and again.
+        #expect((try await harness.server.stats(harness.httpClient).calls["DescribeStream"] ?? 0) >= 4)
+        #expect(harness.logs.count(.error, containing: "shard-a → shard-b → shard-a") == 1)
+        #expect(harness.logs.count(.error, containing: "shard-s → shard-s") == 1)
+        await harness.shutdown()
+    }
+
     @Test func aRolloverAndANewShardArePickedUpWithoutARestart() async throws {
         let harness = try await Harness.start(StreamScenario(shards: [
             .init(id: "shard-old", closeAfter: 1.0, records: StreamScenario.events("a", 1...2)),

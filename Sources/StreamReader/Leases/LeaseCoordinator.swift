@@ -203,8 +203,10 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
         if state.withLock({ ContinuousClock.now >= $0.nextListing }) {
             let shards = try await source.listShards().shards
             let existing = Set(try await table.leases().map(\.shardID))
+            // Parents in a cycle with the shard (a wrong listing; the reader reports it) are not waited for.
+            let lineage = ShardLineage(shards: shards)
             for shard in shards where !existing.contains(shard.shardID) {
-                try await table.create(shardID: shard.shardID, parents: shard.parentShardIDs)
+                try await table.create(shardID: shard.shardID, parents: lineage.readableParents(of: shard))
             }
             state.withLock { state in
                 state.listed = shards
