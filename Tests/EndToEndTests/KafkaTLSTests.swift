@@ -100,7 +100,8 @@ import Testing
     @Test func theBrokerIsVerifiedAgainstTheConfiguredCA() async throws {
         let certificates = try Self.makeCertificates()
         let (server, port, log, input) = try Self.startTLSServer(certificates, requireClientCertificate: false)
-        defer { server.terminate(); try? input.fileHandleForWriting.close() }
+        // SIGKILL: children inherit the test process's blocked SIGTERM, so terminate() would leave it running.
+        defer { kill(server.processIdentifier, SIGKILL); try? input.fileHandleForWriting.close() }
 
         let wrongCA = try await Self.ensure(port: port, ["--kafka-ssl-ca-location", certificates.path("other.pem")])
         #expect(wrongCA.status == 1)
@@ -120,7 +121,8 @@ import Testing
     @Test func aClientCertificateIsPresentedForMutualTLS() async throws {
         let certificates = try Self.makeCertificates()
         let (server, port, log, input) = try Self.startTLSServer(certificates, requireClientCertificate: true)
-        defer { server.terminate(); try? input.fileHandleForWriting.close() }
+        // SIGKILL: children inherit the test process's blocked SIGTERM, so terminate() would leave it running.
+        defer { kill(server.processIdentifier, SIGKILL); try? input.fileHandleForWriting.close() }
 
         let without = try await Self.ensure(port: port, ["--kafka-ssl-ca-location", certificates.path("ca.pem")])
         #expect(without.status == 1)
