@@ -21,6 +21,7 @@ struct Fanout: AsyncParsableCommand {
     /// ArgumentParser's main, except that the process exits only once every Kafka client is destroyed:
     /// exiting while librdkafka is still tearing one down (a refused TLS handshake, say) can crash it.
     static func main() async {
+        var failure: (any Error)?
         do {
             var command = try parseAsRoot()
             if var command = command as? any AsyncParsableCommand {
@@ -28,11 +29,11 @@ struct Fanout: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-            await KafkaClients.waitUntilAllDestroyed(timeout: .seconds(5))
         } catch {
-            await KafkaClients.waitUntilAllDestroyed(timeout: .seconds(5))
-            exit(withError: error)
+            failure = error
         }
+        await KafkaClients.waitUntilAllDestroyed(timeout: .seconds(5))
+        if let failure { exit(withError: failure) }
     }
 }
 
