@@ -384,19 +384,9 @@ public final class ShardedStreamReader: Sendable {
     /// Tells the lifecycle that a held shard starts, retrying until it succeeds; false when the shard must stop first.
     private func startShard(_ shardID: String, epoch: Int64) async -> Bool {
         guard let lifecycle else { return true }
-        var failures = 0
-        while !mustStop(shardID, epoch: epoch) {
-            do {
-                try await lifecycle.shardStarting(shardID, epoch: epoch)
-                return true
-            } catch {
-                failures += 1
-                logger.error("starting a leased shard failed; retrying", metadata: ["fanout.shard": "\(shardID)", "error": "\(error)"])
-                recordError(shardID, error)
-                try? await Task.sleep(for: backoff(after: failures))
-            }
-        }
-        return false
+        return await retryingUntilStopped(shardID, epoch: epoch, "starting a leased shard") {
+            try await lifecycle.shardStarting(shardID, epoch: epoch)
+        } != nil
     }
 
     /// A held shard: its checkpoint read again (a finished one marks the lease), then read.
@@ -417,13 +407,23 @@ public final class ShardedStreamReader: Sendable {
 
     /// Reads the shard's checkpoint again, retrying until it is read; nil when the shard must stop first.
     private func loadCheckpoint(_ shardID: String, epoch: Int64) async -> Checkpoint?? {
+        await retryingUntilStopped(shardID, epoch: epoch, "loading the checkpoint of a leased shard") {
+            try await checkpoints.load(streamARN: configuration.streamARN)[shardID]
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, logging, recording and backing off after each failure; nil when the
+    /// shard must stop first.
+    private func retryingUntilStopped<T>(
+        _ shardID: String, epoch: Int64, _ what: String, _ attempt: () async throws -> T
+    ) async -> T? {
         var failures = 0
         while !mustStop(shardID, epoch: epoch) {
             do {
-                return .some(try await checkpoints.load(streamARN: configuration.streamARN)[shardID])
+                return try await attempt()
             } catch {
                 failures += 1
-                logger.error("loading the checkpoint of a leased shard failed; retrying", metadata: ["fanout.shard": "\(shardID)", "error": "\(error)"])
+                logger.error("\(what) failed; retrying", metadata: ["fanout.shard": "\(shardID)", "error": "\(error)"])
                 recordError(shardID, error)
                 try? await Task.sleep(for: backoff(after: failures))
             }
