@@ -35,6 +35,18 @@ import Testing
         return counts
     }
 
+    /// Puts 10 events every 200 ms for `rounds` rounds (batches b0, b1, …), in the background; their ids.
+    static func keepPutting(_ setup: LeaseTests.Setup, rounds: Int) -> Task<[String], any Error> {
+        Task {
+            var ids: [String] = []
+            for round in 0..<rounds {
+                ids += try await setup.put(10, batch: "b\(round)")
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            return ids
+        }
+    }
+
     /// Signals the process and waits for it to exit without blocking the cooperative pool; its exit status.
     static func stop(_ instance: LeaseTests.Instance, signal: Int32) async throws -> Int32 {
         kill(instance.process.processIdentifier, signal)
@@ -61,14 +73,7 @@ import Testing
         }
 
         // Events keep flowing while one instance is killed (its transactions may be open).
-        let flowing = Task {
-            var ids: [String] = []
-            for round in 0..<8 {
-                ids += try await setup.put(10, batch: "b\(round)")
-                try await Task.sleep(for: .milliseconds(200))
-            }
-            return ids
-        }
+        let flowing = Self.keepPutting(setup, rounds: 8)
         try await Task.sleep(for: .milliseconds(600))
         let killed = balanced[2]
         #expect(try await Self.stop(instances[2], signal: SIGKILL) == SIGKILL)
@@ -116,14 +121,7 @@ import Testing
         _ = try await Self.waitForAll(first, in: topic, brokers: setup.brokers)
 
         // Paused while events flow; the other instance takes its leases after they expire (3 s).
-        let flowing = Task {
-            var ids: [String] = []
-            for round in 0..<6 {
-                ids += try await setup.put(10, batch: "b\(round)")
-                try await Task.sleep(for: .milliseconds(200))
-            }
-            return ids
-        }
+        let flowing = Self.keepPutting(setup, rounds: 6)
         try await Task.sleep(for: .milliseconds(400))
         let zombie = instances[1]
         kill(zombie.process.processIdentifier, SIGSTOP)
