@@ -58,6 +58,12 @@ public final class KafkaMockCluster: Sendable {
 
     /// Takes a broker down (`rd_kafka_mock_broker_set_down`: its connections close and it
     /// refuses new ones) or brings it back up.
+    ///
+    /// Taking a broker down closes its listening socket and binds a new one to the same port
+    /// at once; librdkafka 2.0.2 aborts the whole process ("Failed to re-create mock broker
+    /// listener") when that bind fails. It did once in a loaded test run ("Address already in
+    /// use"), so tests simulate a lost leader with ``setPartitionLeader(topic:partition:broker:)``
+    /// and `-1` instead; only the benchmark's outage, a process of its own, uses this.
     public func setBroker(_ id: Int32, up: Bool) throws {
         try core.call("set broker \(id) \(up ? "up" : "down")") { mc in
             up ? rd_kafka_mock_broker_set_up(mc, id) : rd_kafka_mock_broker_set_down(mc, id)
@@ -91,8 +97,9 @@ public final class KafkaMockCluster: Sendable {
         }
     }
 
-    /// Makes `broker` the leader of a partition (`rd_kafka_mock_partition_set_leader`);
-    /// clients learn it from their next metadata refresh.
+    /// Makes `broker` the leader of a partition (`rd_kafka_mock_partition_set_leader`), or
+    /// leaves the partition without a leader when `broker` is -1; clients learn it from their
+    /// next metadata refresh or the next request the old leader refuses.
     public func setPartitionLeader(topic: String, partition: Int32, broker: Int32) throws {
         try core.call("set the leader of topic '\(topic)' partition \(partition)") { mc in
             rd_kafka_mock_partition_set_leader(mc, topic, partition, broker)
