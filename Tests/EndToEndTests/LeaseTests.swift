@@ -216,6 +216,10 @@ import Testing
         _ = try await Self.waitForBalance([lone], counts: [6])
         _ = try await setup.waitForAll(first, in: topic)
         try await Task.sleep(for: .seconds(1))
+        // What two instances starting together routed. moto's conditional writes are not atomic under
+        // concurrent requests, so both may take the same free lease for a moment (real DynamoDB cannot):
+        // copies made then are not the rebalance's.
+        let beforeRebalance = try await setup.counts(topic)
 
         // An added instance asks for its share; the owners hand one lease each over.
         instances.append(try Instance(worker: "x3", arguments: arguments))
@@ -223,7 +227,9 @@ import Testing
         let second = try await setup.put(40, batch: "b")
         let counts = try await setup.waitForAll(second, in: topic)
         #expect((first + second).filter { counts[$0] == nil }.isEmpty, "lost")
-        #expect((first + second).filter { (counts[$0] ?? 0) > 1 }.isEmpty, "routed twice around the rebalance")
+        let again = first.filter { counts[$0] != beforeRebalance[$0] } + second.filter { (counts[$0] ?? 0) > 1 }
+        #expect(again.isEmpty, "\(again.count) events routed again around the rebalance")
+        print("leases e2e, added instance: \(first.filter { (beforeRebalance[$0] ?? 0) > 1 }.count) of \(first.count) events routed twice while two instances started together")
 
         // The other application read every event once, into its own topic, holding all six leases throughout.
         let otherCounts = try await setup.waitForAll(first + second, in: otherTopic)

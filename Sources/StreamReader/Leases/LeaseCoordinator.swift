@@ -61,8 +61,9 @@ public struct HeldLease: Sendable, Hashable, Encodable {
 /// Runs the leases of one worker: renews them and its heartbeat every renewal interval, reads the
 /// table, computes expiry by its own clock, runs ``LeaseBalancer/plan(me:workers:ready:expired:maximumTakesPerRound:)``
 /// and applies the actions. A lease it could not renew for 2/3 of the lease duration is dropped at
-/// once (self-fencing). A handover or release first stops the shard's reader (which finishes and
-/// checkpoints its page), then writes.
+/// once (self-fencing). Leases are renewed all at once. A handover or release first stops the shard's
+/// reader (which finishes and checkpoints its page), then writes; it runs beside the rounds, so that
+/// waiting for a shard's page never makes the other leases late.
 public final class LeaseCoordinator: ShardOwnership, Sendable {
     public let table: LeaseTable
     public let configuration: LeaseCoordinatorConfiguration
@@ -89,6 +90,8 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
         var listed: [Shard] = []
         var nextListing = ContinuousClock.now
         var stopRequested = false
+        /// Handovers and releases under way (the shard stopping, then the table write), by shard id.
+        var leaving: [String: Task<Void, Never>] = [:]
     }
 
     public init(table: LeaseTable, source: any StreamSource, configuration: LeaseCoordinatorConfiguration, logger: Logger) {
@@ -214,27 +217,10 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             }
         }
         try await table.heartbeat(me: me)
-        for (id, held) in state.withLock({ $0.held }) {
-            let sent = ContinuousClock.now
-            let outcome = try? await table.renew(shardID: id, me: me, epoch: held.epoch)
-            switch outcome {
-            case .done?:
-                state.withLock { state in
-                    if state.held[id]?.epoch == held.epoch { state.held[id]?.renewedAt = sent }
-                }
-            case .lost?:
-                let dropped = state.withLock { state in
-                    guard state.held[id]?.epoch == held.epoch else { return false }
-                    state.held[id] = nil
-                    return true
-                }
-                if dropped {
-                    lostCounter.increment()
-                    logger.warning("lease lost to another worker: stopped reading the shard", metadata: ["fanout.shard": "\(id)"])
-                    await reader.stopShard(id)
-                }
-            case nil:
-                break  // The watchdog fences the shard if this goes on for 2/3 of the lease duration.
+        // All at once: one slow renewal must not make the others late (and self-fence their shards).
+        await withTaskGroup(of: Void.self) { group in
+            for (id, held) in state.withLock({ $0.held }) {
+                group.addTask { await self.renew(id, held, reader: reader) }
             }
         }
         // Leases before workers: an owner's heartbeat is written before its first take.
@@ -271,7 +257,8 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             lease.parents.allSatisfy { known.contains($0) || !listed.contains($0) }
         }
         // Leases the table says are mine but I do not hold (handed to me, or after self-fencing): renew to adopt.
-        let heldIDs = Set(heldShards.keys)
+        // Leases being handed over or released count as held until their write is done.
+        let heldIDs = state.withLock { Set($0.held.keys).union($0.leaving.keys) }
         for lease in ready where lease.owner == me && !heldIDs.contains(lease.shardID) {
             let sent = ContinuousClock.now
             if try await table.renew(shardID: lease.shardID, me: me, epoch: lease.epoch) == .done {
@@ -287,6 +274,31 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             try await apply(action, reader: reader)
         }
         updateGauge()
+    }
+
+    /// Renews one held lease; a lease found lost stops its shard.
+    private func renew(_ id: String, _ held: Held, reader: ShardedStreamReader) async {
+        let sent = ContinuousClock.now
+        let outcome = try? await table.renew(shardID: id, me: workerID, epoch: held.epoch)
+        switch outcome {
+        case .done?:
+            state.withLock { state in
+                if state.held[id]?.epoch == held.epoch { state.held[id]?.renewedAt = sent }
+            }
+        case .lost?:
+            let dropped = state.withLock { state in
+                guard state.held[id]?.epoch == held.epoch else { return false }
+                state.held[id] = nil
+                return true
+            }
+            if dropped {
+                lostCounter.increment()
+                logger.warning("lease lost to another worker: stopped reading the shard", metadata: ["fanout.shard": "\(id)"])
+                await reader.stopShard(id)
+            }
+        case nil:
+            break  // The watchdog fences the shard if this goes on for 2/3 of the lease duration.
+        }
     }
 
     private func apply(_ action: LeaseAction, reader: ShardedStreamReader) async throws {
@@ -307,20 +319,42 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
         case .handOver(let id, let worker):
             // Stop and checkpoint first; the lease stays mine until the write, so a failed write keeps it.
             guard let epoch = epoch(of: id) else { return }
-            await stopLeaving(id, reader: reader)
-            if try await table.handOver(shardID: id, me: me, to: worker) == .done {
-                logger.info("lease handed over", metadata: ["fanout.shard": "\(id)", "fanout.to": "\(worker)"])
-            } else {
-                lostCounter.increment()
-                logger.warning("handing a lease over failed: it was changed first", metadata: ["fanout.shard": "\(id)", "fanout.epoch": "\(epoch)"])
+            leave(id, reader: reader) { [self] in
+                if try await table.handOver(shardID: id, me: me, to: worker) == .done {
+                    logger.info("lease handed over", metadata: ["fanout.shard": "\(id)", "fanout.to": "\(worker)"])
+                } else {
+                    lostCounter.increment()
+                    logger.warning("handing a lease over failed: it was changed first", metadata: ["fanout.shard": "\(id)", "fanout.epoch": "\(epoch)"])
+                }
             }
         case .refuseHandover(let id):
             _ = try await table.refuseHandover(shardID: id, me: me)
         case .release(let id):
             guard epoch(of: id) != nil else { return }
-            await stopLeaving(id, reader: reader)
-            _ = try await table.release(shardID: id, me: me)
-            logger.info("lease released", metadata: ["fanout.shard": "\(id)"])
+            leave(id, reader: reader) { [self] in
+                _ = try await table.release(shardID: id, me: me)
+                logger.info("lease released", metadata: ["fanout.shard": "\(id)"])
+            }
+        }
+    }
+
+    /// Hands a lease over or releases it without holding up the rounds: stopping the shard waits for
+    /// the page it is processing, and the other leases must be renewed meanwhile. Does nothing while
+    /// the shard is already leaving.
+    private func leave(_ id: String, reader: ShardedStreamReader, write: @escaping @Sendable () async throws -> Void) {
+        state.withLock { state in
+            guard state.leaving[id] == nil, state.held[id] != nil else { return }
+            state.held[id]?.isLeaving = true
+            state.leaving[id] = Task { [self] in
+                await stopLeaving(id, reader: reader)
+                do {
+                    try await write()
+                } catch {
+                    // The table still names this worker: a later round adopts the lease again.
+                    logger.warning("handing over or releasing a lease failed", metadata: ["fanout.shard": "\(id)", "error": "\(error)"])
+                }
+                _ = self.state.withLock { $0.leaving.removeValue(forKey: id) }
+            }
         }
     }
 
@@ -334,6 +368,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
     /// A graceful stop: releases every lease held (the reader has checkpointed them) and removes this
     /// worker's heartbeat, so the other workers take the leases at their next round.
     private func releaseAll(reader: ShardedStreamReader) async {
+        for task in state.withLock({ Array($0.leaving.values) }) { await task.value }
         let held = state.withLock { $0.held }
         for id in held.keys.sorted() {
             await stopLeaving(id, reader: reader)
