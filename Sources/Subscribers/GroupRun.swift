@@ -402,7 +402,9 @@ final class GroupRun: Sendable {
         }
     }
 
-    /// Commits every partition whose frontier moved; false when another commit was in progress.
+    /// Commits every partition whose frontier moved; false when another commit was in progress or
+    /// a commit failed (it is retried on the next call).
+    @discardableResult
     private func commitFrontiers(_ consumer: KafkaConsumer) async -> Bool {
         let work = state.withLock { state -> [KafkaAcknowledgement]? in
             guard !state.isCommitting else { return nil }
@@ -415,17 +417,19 @@ final class GroupRun: Sendable {
         }
         guard let work else { return false }
         guard !work.isEmpty else { return true }
+        var failed = false
         for offset in work {
             do {
                 try await consumer.commit(topic: offset.topic, partition: offset.partition, offset: offset.offset)
                 state.withLock { $0.partitions[KafkaTopicPartition(topic: offset.topic, partition: offset.partition)]?.committed = offset.offset }
                 group.onCommit?(offset)
             } catch {
+                failed = true
                 logger.debug("commit failed; retried on the next round", metadata: ["kafka.topic": "\(offset.topic)", "error": "\(error)"])
             }
         }
         state.withLock { $0.isCommitting = false }
-        return true
+        return !failed
     }
 
     /// Shutdown: waits (at most 30 s) for the running events, commits, and leaves the group.
@@ -434,8 +438,11 @@ final class GroupRun: Sendable {
         while state.withLock({ $0.partitions.values.contains { $0.running > 0 } }), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
+        // A commit refused while the group rebalances (another member just left, say) is retried until
+        // the rebalance is over: the consumer still serves it, and a partition revoked meanwhile is
+        // committed by the revocation. Without this the finished events were handled again next time.
         while !(await commitFrontiers(consumer)), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
+            try? await Task.sleep(for: .milliseconds(100))
         }
         await consumer.close()
     }
