@@ -16,6 +16,8 @@ struct LatencyBench {
     var rate: Int
     var seconds: Int
     var workDirectory: URL
+    /// Where to write every handler call's stages as CSV, if anywhere.
+    var stagesCSVPath: String?
     let logger: Logger = {
         var logger = Logger(label: "fanout-bench")
         logger.logLevel = .error
@@ -40,6 +42,8 @@ struct LatencyBench {
             var producedToHandler: [Double] = []
             /// Handler calls whose record had no timestamp, or that ran before their PutItem returned.
             var unstaged = 0
+            /// One CSV line per split handler call: when its PutItem started (epoch ms), the topic, then the three stages (ms).
+            var lines: [String] = []
             /// Per PutItem: its round trip, and how late it started against its schedule.
             var putRoundTrips: [Duration] = []
             var lateStarts = 0
@@ -99,8 +103,10 @@ struct LatencyBench {
                         if state.seen.insert("\(event.messageID)/\(context.topic)").inserted {
                             state.latencies.append(now - sent.at)
                             if let produced = context.timestamp, let returned = sent.returned {
-                                state.toProduced.append(produced.timeIntervalSince(returned) * 1000)
-                                state.producedToHandler.append(wall.timeIntervalSince(produced) * 1000)
+                                let stages = (returned.timeIntervalSince(sent.wall) * 1000, produced.timeIntervalSince(returned) * 1000, wall.timeIntervalSince(produced) * 1000)
+                                state.toProduced.append(stages.1)
+                                state.producedToHandler.append(stages.2)
+                                state.lines.append("\(Int(sent.wall.timeIntervalSince1970 * 1000)),\(context.topic)," + String(format: "%.1f,%.1f,%.1f", stages.0, stages.1, stages.2))
                             } else {
                                 state.unstaged += 1
                             }
@@ -183,6 +189,11 @@ struct LatencyBench {
             throw failure(logPath, "\(latencies.count) of \(expected) handler calls arrived within 30 s of the last PutItem")
         }
         let snapshot = tracker.state.withLock { $0 }
+        // Every split handler call, for a closer look: PutItem start (epoch ms), topic, and the three stages in ms.
+        if let csvPath = stagesCSVPath {
+            try ("sent_epoch_ms,topic,put_round_trip_ms,returned_to_produced_ms,produced_to_handler_ms\n" + snapshot.lines.joined(separator: "\n") + "\n")
+                .write(toFile: csvPath, atomically: true, encoding: .utf8)
+        }
         let notes = "\(total) PutItems over \(String(format: "%.1f", sendSeconds)) s (\(Int(Double(total) / sendSeconds))/s of \(rate)/s asked; "
             + "\(snapshot.lateStarts) started > 50 ms behind schedule), \(expected) handler calls (+\(duplicates) repeated deliveries, not counted)"
         let milliseconds = latencies.map { $0 / .milliseconds(1) }
