@@ -46,19 +46,25 @@ import Testing
         }
     }
 
-    /// Runs the default-configured reader on `source` for `duration` and returns the gaps between
-    /// the starts of its GetRecords calls, and the records it delivered.
-    func run(_ source: CountingSource, for duration: Duration) async throws -> (gaps: [Duration], delivered: Int) {
-        let configuration = StreamReaderConfiguration(streamARN: "arn:aws:dynamodb:us-east-1:1:table/t/stream/x")
+    /// Runs the reader on `source` (default configuration, or `pollInterval`) until it made `calls` GetRecords
+    /// calls (at most 30 s: a loaded machine is slow, never fast), and returns the gaps between their starts
+    /// and the records it delivered.
+    func run(_ source: CountingSource, calls wanted: Int, pollInterval: Duration? = nil) async throws -> (gaps: [Duration], delivered: Int) {
+        var configuration = StreamReaderConfiguration(streamARN: "arn:aws:dynamodb:us-east-1:1:table/t/stream/x")
+        if let pollInterval { configuration.pollInterval = pollInterval }
         let reader = ShardedStreamReader(
             source: source, configuration: configuration, checkpoints: InMemoryCheckpointStore(), logger: Logger(label: "pacing-test")
         )
         let delivered = Mutex(0)
         let task = Task { try await reader.run { page in delivered.withLock { $0 += page.records.count } } }
-        try await Task.sleep(for: duration)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while source.calls.withLock({ $0.count }) < wanted, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         task.cancel()
         _ = try? await task.value
-        let calls = source.calls.withLock { $0 }
+        let calls = Array(source.calls.withLock { $0 }.prefix(wanted))
+        #expect(calls.count == wanted, "GetRecords calls within 30 s: \(calls.count)")
         return (zip(calls.dropFirst(), calls).map { $0 - $1 }, delivered.withLock { $0 })
     }
 
@@ -67,33 +73,34 @@ import Testing
     }
 
     @Test(arguments: [0, 3])
-    func pagesThatAreNotFullArePacedAtThePollInterval(recordsPerPage: Int) async throws {
+    func pagesThatShowNoBacklogArePacedAtTheDefaultPollInterval(recordsPerPage: Int) async throws {
         let source = CountingSource { _ in recordsPerPage }
-        let (gaps, delivered) = try await run(source, for: .milliseconds(1500))
-        // 1.5 s at one call per 200 ms: about 8 calls (the first at once); never two closer than the interval.
-        #expect(gaps.count >= 4 && gaps.count <= 8, "GetRecords calls: \(gaps.count + 1)")
+        let (gaps, delivered) = try await run(source, calls: 6)
+        // Never two calls closer than 200 ms, whether the page was empty or carried new records.
         let shortest = try #require(gaps.min())
-        #expect(shortest >= .milliseconds(195), "shortest gap between GetRecords calls: \(shortest)")
-        #expect(delivered == (gaps.count + 1) * recordsPerPage || delivered == gaps.count * recordsPerPage)
+        #expect(shortest >= .milliseconds(199), "shortest gap between GetRecords calls: \(shortest)")
+        #expect(delivered >= 5 * recordsPerPage)
     }
 
+    // With a 3 s interval, a call that waited for it is told apart from one that went out at once even on a loaded machine.
+
     @Test func aPageOfRecordsOlderThanTheBacklogAgeIsFollowedAtOnce() async throws {
-        // Ten records a page, created 5 s before they are read: the shard is behind.
+        // Ten records a page, created 5 s before they are read: the shard is behind; then it is idle.
         let source = CountingSource(recordAge: 5) { call in call < 5 ? 10 : 0 }
-        let (gaps, delivered) = try await run(source, for: .milliseconds(700))
+        let (gaps, delivered) = try await run(source, calls: 7, pollInterval: .seconds(3))
+        try #require(gaps.count == 6)
         #expect(delivered == 50)
-        #expect(gaps.count >= 5)
-        #expect(gaps.prefix(5).allSatisfy { $0 < .milliseconds(150) }, "gaps after pages of old records: \(gaps.prefix(5))")
+        #expect(gaps.prefix(5).allSatisfy { $0 < .seconds(2) }, "gaps after pages of old records: \(gaps.prefix(5))")
+        #expect(gaps[5] >= .seconds(3), "gap after the first empty page: \(gaps[5])")
     }
 
     @Test func aFullPageIsFollowedAtOnce() async throws {
         // The first five pages are full (1,000 records, GetRecords' limit): a backlog; then the shard is idle.
         let source = CountingSource { call in call < 5 ? 1000 : 0 }
-        let (gaps, delivered) = try await run(source, for: .milliseconds(700))
+        let (gaps, delivered) = try await run(source, calls: 7, pollInterval: .seconds(3))
+        try #require(gaps.count == 6)
         #expect(delivered == 5000)
-        #expect(gaps.count >= 5)
-        // The calls after the full pages went out at once; the one after the first empty page waited.
-        #expect(gaps.prefix(5).allSatisfy { $0 < .milliseconds(150) }, "gaps after full pages: \(gaps.prefix(5))")
-        if gaps.count > 5 { #expect(gaps[5] >= .milliseconds(195)) }
+        #expect(gaps.prefix(5).allSatisfy { $0 < .seconds(2) }, "gaps after full pages: \(gaps.prefix(5))")
+        #expect(gaps[5] >= .seconds(3), "gap after the first empty page: \(gaps[5])")
     }
 }
