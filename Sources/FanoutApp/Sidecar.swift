@@ -138,7 +138,7 @@ public final class Sidecar: Sendable {
                     streamARN: streamARN,
                     startPosition: configuration.startPosition,
                     startTimestamp: configuration.startTimestamp,
-                    idlePollInterval: configuration.idlePollInterval
+                    pollInterval: configuration.pollInterval
                 ),
                 checkpoints: checkpointStore,
                 ownership: leases,

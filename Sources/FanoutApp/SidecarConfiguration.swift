@@ -22,8 +22,8 @@ public struct SidecarConfiguration: Sendable {
     public var startTimestamp: Date?
     /// Any librdkafka property (`-X key=value`), applied to every Kafka client after Fanout's defaults.
     public var kafkaProperties: [String: String]
-    /// Longest wait between polls of an idle shard.
-    public var idlePollInterval: Duration
+    /// Least time between two GetRecords calls on one shard (`StreamReaderConfiguration.pollInterval`).
+    public var pollInterval: Duration
     /// How long start-up waits for Kafka before it gives up.
     public var kafkaStartupTimeout: Duration
     /// How often the routes file is checked for changes (SIGHUP checks at once).
@@ -46,7 +46,7 @@ public struct SidecarConfiguration: Sendable {
         startPosition: StartPosition = .trimHorizon,
         startTimestamp: Date? = nil,
         kafkaProperties: [String: String] = [:],
-        idlePollInterval: Duration = .milliseconds(250),
+        pollInterval: Duration = .milliseconds(200),
         kafkaStartupTimeout: Duration = .seconds(5),
         routesPollInterval: Duration = .seconds(2),
         application: String = "fanout",
@@ -65,7 +65,7 @@ public struct SidecarConfiguration: Sendable {
         self.startPosition = startPosition
         self.startTimestamp = startTimestamp
         self.kafkaProperties = kafkaProperties
-        self.idlePollInterval = idlePollInterval
+        self.pollInterval = pollInterval
         self.kafkaStartupTimeout = kafkaStartupTimeout
         self.routesPollInterval = routesPollInterval
         self.aws = aws

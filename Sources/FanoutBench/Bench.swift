@@ -49,7 +49,7 @@ struct Bench {
         return directory
     }
 
-    /// `fanout-bench latency --fanout PATH --brokers HOST:PORT --aws-endpoint URL [--rate N] [--seconds N]`.
+    /// `fanout-bench latency --fanout PATH --brokers HOST:PORT --aws-endpoint URL [--rate N] [--seconds N] [--stages-csv PATH]`.
     static func latency(_ arguments: ArraySlice<String>) async throws {
         let options = try options(arguments, command: "latency")
         guard let fanout = options["fanout"], let brokers = options["brokers"], let endpoint = options["aws-endpoint"] else {
@@ -58,8 +58,8 @@ struct Bench {
         let directory = try workDirectory()
         let bench = LatencyBench(
             fanoutPath: fanout, brokers: brokers, awsEndpoint: endpoint,
-            rate: max(1, try integer(options, "rate", 500, command: "latency")), seconds: max(1, try integer(options, "seconds", 20, command: "latency")),
-            workDirectory: directory
+            rate: max(1, try integer(options, "rate", 50, command: "latency")), seconds: max(1, try integer(options, "seconds", 20, command: "latency")),
+            workDirectory: directory, stagesCSVPath: options["stages-csv"]
         )
         try await bench.run()
         try? FileManager.default.removeItem(at: directory)

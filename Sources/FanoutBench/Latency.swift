@@ -16,21 +16,42 @@ struct LatencyBench {
     var rate: Int
     var seconds: Int
     var workDirectory: URL
+    /// Where to write every handler call's stages as CSV, if anywhere.
+    var stagesCSVPath: String?
     let logger: Logger = {
         var logger = Logger(label: "fanout-bench")
         logger.logLevel = .error
         return logger
     }()
 
-    /// messageID → when its PutItem was sent; and the latencies of the handler calls seen.
+    /// messageID → when its PutItem was sent and returned; and the latencies of the handler calls seen.
     final class Tracker: Sendable {
+        struct Sent {
+            var at: ContinuousClock.Instant
+            /// The same instant on the wall clock, which Kafka's record timestamps use.
+            var wall: Date
+            /// When the PutItem response arrived (wall clock); nil while it is in flight.
+            var returned: Date?
+        }
         struct State {
-            var sent: [String: ContinuousClock.Instant] = [:]
+            var sent: [String: Sent] = [:]
             var latencies: [Duration] = []
+            /// Per handler call, in milliseconds: PutItem returned → record produced by fanout (its Kafka
+            /// create time), and produced → handler called.
+            var toProduced: [Double] = []
+            var producedToHandler: [Double] = []
+            /// Handler calls whose record had no timestamp, or that ran before their PutItem returned.
+            var unstaged = 0
+            /// One CSV line per split handler call: when its PutItem started (epoch ms), the topic, then the three stages (ms).
+            var lines: [String] = []
+            /// Per PutItem: its round trip, and how late it started against its schedule.
+            var putRoundTrips: [Duration] = []
+            var lateStarts = 0
             /// messageID/topic of every handler call seen: at-least-once delivery may repeat one; the first counts.
             var seen: Set<String> = []
             var duplicates = 0
-            var warmUpSeen = false
+            /// The topics a warm-up event reached.
+            var warmUpTopics: Set<String> = []
             var largestRSS = 0
         }
         let state = Mutex(State())
@@ -75,12 +96,21 @@ struct LatencyBench {
         let subscriptions = PipelineEvents.topics.map { topic in
             Subscription(topic: topic) { event, context in
                 let now = ContinuousClock.now
+                let wall = Date()
                 tracker.state.withLock { state in
-                    if event.aggregateID == "warm-up" {
-                        state.warmUpSeen = true
+                    if event.aggregateID.hasPrefix("warm-up") {
+                        state.warmUpTopics.insert(context.topic)
                     } else if let sent = state.sent[event.messageID] {
                         if state.seen.insert("\(event.messageID)/\(context.topic)").inserted {
-                            state.latencies.append(now - sent)
+                            state.latencies.append(now - sent.at)
+                            if let produced = context.timestamp, let returned = sent.returned {
+                                let stages = (returned.timeIntervalSince(sent.wall) * 1000, produced.timeIntervalSince(returned) * 1000, wall.timeIntervalSince(produced) * 1000)
+                                state.toProduced.append(stages.1)
+                                state.producedToHandler.append(stages.2)
+                                state.lines.append("\(Int(sent.wall.timeIntervalSince1970 * 1000)),\(context.topic)," + String(format: "%.1f,%.1f,%.1f", stages.0, stages.1, stages.2))
+                            } else {
+                                state.unstaged += 1
+                            }
                         } else {
                             state.duplicates += 1
                         }
@@ -94,15 +124,19 @@ struct LatencyBench {
         let subscriber = Task { try await group.run() }
         defer { subscriber.cancel() }
 
-        // Warm-up: one event through the whole path (fanout started, topics created, consumer assigned).
+        // Warm-up: an event of each name through the whole path, until every topic delivered one (fanout started,
+        // topics created, the consumer assigned, and each topic produced to and fetched once: without it the first
+        // seconds of the measured run paid the first produce to three of the four topics, ~1.5 s).
         let warmUpDeadline = ContinuousClock.now + .seconds(60)
         var attempt = 0
-        while !tracker.state.withLock({ $0.warmUpSeen }) {
+        while tracker.state.withLock({ $0.warmUpTopics.count }) < PipelineEvents.topics.count {
             guard process.isRunning else { throw failure(logPath, "fanout exited with status \(process.terminationStatus)") }
-            guard ContinuousClock.now < warmUpDeadline else { throw failure(logPath, "no warm-up event reached the subscriber within 60 s") }
+            guard ContinuousClock.now < warmUpDeadline else { throw failure(logPath, "warm-up events reached only \(tracker.state.withLock { $0.warmUpTopics.sorted() }) within 60 s") }
             if attempt % 20 == 0 {
-                let event = GenericDomainEventMessage(eventName: "OrderShipped", aggregateID: "warm-up", aggregateType: "Order", sequenceNumber: Int64(attempt + 1), payload: [:])
-                try await dynamoDB.putItem(table: table, item: event.item)
+                for name in PipelineEvents.names {
+                    let event = GenericDomainEventMessage(eventName: name, aggregateID: "warm-up-\(name)", aggregateType: "Warm-up", sequenceNumber: Int64(attempt + 1), payload: [:])
+                    try await dynamoDB.putItem(table: table, item: event.item)
+                }
             }
             attempt += 1
             try await Task.sleep(for: .milliseconds(100))
@@ -126,9 +160,19 @@ struct LatencyBench {
                             metadata: MessageMetadata(correlationID: "c-\(index)"), messageID: "\(run)-\(index)"
                         )
                         let item = message.item
-                        try await Task.sleep(until: start + interval * index, clock: .continuous)
-                        tracker.state.withLock { $0.sent[message.messageID] = ContinuousClock.now }
+                        let scheduled = start + interval * index
+                        try await Task.sleep(until: scheduled, clock: .continuous)
+                        let sentAt = ContinuousClock.now
+                        tracker.state.withLock { state in
+                            state.sent[message.messageID] = Tracker.Sent(at: sentAt, wall: Date())
+                            if sentAt - scheduled > .milliseconds(50) { state.lateStarts += 1 }
+                        }
                         try await dynamoDB.putItem(table: table, item: item)
+                        let returnedAt = ContinuousClock.now
+                        tracker.state.withLock { state in
+                            state.sent[message.messageID]?.returned = Date()
+                            state.putRoundTrips.append(returnedAt - sentAt)
+                        }
                         if index % 500 == 0 {
                             let current = PipelineBench.rss(pid: pid).current
                             tracker.state.withLock { $0.largestRSS = max($0.largestRSS, current) }
@@ -149,19 +193,41 @@ struct LatencyBench {
         guard latencies.count == expected else {
             throw failure(logPath, "\(latencies.count) of \(expected) handler calls arrived within 30 s of the last PutItem")
         }
-        func percentile(_ p: Double) -> Double {
-            let value = latencies[min(latencies.count - 1, Int((Double(latencies.count) * p).rounded(.up)) - 1)]
-            return value / .milliseconds(1)
+        let snapshot = tracker.state.withLock { $0 }
+        // Every split handler call, for a closer look: PutItem start (epoch ms), topic, and the three stages in ms.
+        if let csvPath = stagesCSVPath {
+            try ("sent_epoch_ms,topic,put_round_trip_ms,returned_to_produced_ms,produced_to_handler_ms\n" + snapshot.lines.joined(separator: "\n") + "\n")
+                .write(toFile: csvPath, atomically: true, encoding: .utf8)
         }
-        let notes = "\(total) PutItems over \(String(format: "%.1f", sendSeconds)) s (\(Int(Double(total) / sendSeconds))/s), \(expected) handler calls (+\(duplicates) repeated deliveries, not counted)"
-        Bench.row("latency PutItem → handler, p50", percentile(0.50), "ms", notes)
-        Bench.row("latency PutItem → handler, p99", percentile(0.99), "ms", "same run")
-        Bench.row("latency PutItem → handler, max", latencies.last! / .milliseconds(1), "ms", "same run")
+        let notes = "\(total) PutItems over \(String(format: "%.1f", sendSeconds)) s (\(Int(Double(total) / sendSeconds))/s of \(rate)/s asked; "
+            + "\(snapshot.lateStarts) started > 50 ms behind schedule), \(expected) handler calls (+\(duplicates) repeated deliveries, not counted)"
+        let milliseconds = latencies.map { $0 / .milliseconds(1) }
+        Bench.row("latency PutItem → handler, p50", Self.percentile(milliseconds, 0.50), "ms", notes)
+        Bench.row("latency PutItem → handler, p99", Self.percentile(milliseconds, 0.99), "ms", "same run")
+        Bench.row("latency PutItem → handler, max", milliseconds.last!, "ms", "same run")
+        // Where it goes: each handler call's latency split at the PutItem response and at the record's Kafka create time.
+        let roundTrips = snapshot.putRoundTrips.map { $0 / .milliseconds(1) }.sorted()
+        let toProduced = snapshot.toProduced.sorted()
+        let producedToHandler = snapshot.producedToHandler.sorted()
+        let stages: [(String, [Double], String)] = [
+            ("PutItem round trip on moto", roundTrips, "per PutItem: request sent → response read"),
+            ("PutItem returned → fanout produced", toProduced, "moto's stream, fanout's poll wait, GetRecords, decode and route; to the record's Kafka create time"),
+            ("fanout produced → handler", producedToHandler, "linger, broker append and ack, consumer fetch, dispatch; from the record's Kafka create time"),
+        ]
+        for (name, values, what) in stages where !values.isEmpty {
+            Bench.row("of which: \(name), p50", Self.percentile(values, 0.50), "ms", what)
+            Bench.row("of which: \(name), p99", Self.percentile(values, 0.99), "ms", snapshot.unstaged > 0 && name != stages[0].0 ? "same run; \(snapshot.unstaged) handler calls without a timestamp not split" : "same run")
+        }
         Bench.row("peak RSS of fanout, latency run", Double(max(peak, tracker.state.withLock { $0.largestRSS })) / 1024, "MB", "VmHWM over the latency run (at the achieved rate above)")
         process.terminate()
         process.waitUntilExit()
         subscriber.cancel()
         _ = try? await subscriber.value
+    }
+
+    /// The value at or above the fraction `p` of sorted `values` (nearest rank).
+    static func percentile(_ values: [Double], _ p: Double) -> Double {
+        values[max(0, min(values.count - 1, Int((Double(values.count) * p).rounded(.up)) - 1))]
     }
 
     func failure(_ logPath: String, _ what: String) -> BenchError {

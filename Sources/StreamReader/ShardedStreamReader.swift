@@ -36,8 +36,18 @@ public struct StreamReaderConfiguration: Sendable {
     public var startPosition: StartPosition
     /// Where `.atTimestamp` starts; required with it, ignored otherwise.
     public var startTimestamp: Date?
-    /// Longest wait after an empty page before polling the shard again (250 ms: four polls a second, as Lambda does).
-    public var idlePollInterval: Duration
+    /// Least time between the starts of two GetRecords calls on one shard (default 200 ms: five
+    /// calls a second, the per-shard limit of DynamoDB Streams and Kinesis), after an empty page and
+    /// after a page with records alike. Only a page that shows a backlog is followed at once, so that
+    /// it is read as fast as the source answers (AWS throttles any excess, which backs the shard off):
+    /// a full page (`Limit` records), one that says the shard is behind (Kinesis's MillisBehindLatest
+    /// > 0), or one whose newest record was created more than ``backlogAge`` before the call. A new
+    /// record waits at most this long, plus one GetRecords round trip, to be read. Lengthen it when
+    /// other readers share the stream's shards (Lambda polls four times a second).
+    public var pollInterval: Duration
+    /// A page whose newest record is older than this when the call started shows a backlog (2 s:
+    /// DynamoDB rounds ApproximateCreationDateTime down to the second).
+    public static let backlogAge: TimeInterval = 2
     /// How often the shard list is refreshed even when no shard ended (30 s). A shard
     /// that ends triggers a refresh at once.
     public var discoveryInterval: Duration
@@ -60,7 +70,7 @@ public struct StreamReaderConfiguration: Sendable {
         streamARN: String,
         startPosition: StartPosition = .trimHorizon,
         startTimestamp: Date? = nil,
-        idlePollInterval: Duration = .milliseconds(250),
+        pollInterval: Duration = .milliseconds(200),
         discoveryInterval: Duration = .seconds(30),
         pageLimit: Int? = 1000,
         maximumRecordsInFlight: Int = 10_000,
@@ -71,7 +81,7 @@ public struct StreamReaderConfiguration: Sendable {
         self.streamARN = streamARN
         self.startPosition = startPosition
         self.startTimestamp = startTimestamp
-        self.idlePollInterval = idlePollInterval
+        self.pollInterval = pollInterval
         self.discoveryInterval = discoveryInterval
         self.pageLimit = pageLimit
         self.maximumRecordsInFlight = maximumRecordsInFlight
@@ -555,7 +565,8 @@ public final class ShardedStreamReader: Sendable {
         var needsIterator = true
         var restartAtTrimHorizon = false
         var failures = 0
-        var idleWait = Duration.milliseconds(25)
+        /// When the last GetRecords started; nil when the next one may start at once.
+        var lastCall: ContinuousClock.Instant?
         var reachedEnd = false
         while !mustStop(id, epoch: epoch) {
             do {
@@ -568,8 +579,18 @@ public final class ShardedStreamReader: Sendable {
                     restartAtTrimHorizon = false
                 }
                 guard let current = iterator else { break }
+                // At most one GetRecords per poll interval (AWS's per-shard limit), unless the last page showed a backlog.
+                if let lastCall {
+                    try await sleepUnlessStopping(until: lastCall + configuration.pollInterval, shardID: id, epoch: epoch)
+                    if mustStop(id, epoch: epoch) { break }
+                }
+                let started = ContinuousClock.now
+                let startedAt = Date()
                 let page = try await source.records(iterator: current, limit: configuration.effectivePageLimit)
                 failures = 0
+                let isBacklog = page.records.count >= configuration.effectivePageLimit || (page.millisBehindLatest ?? 0) > 0
+                    || page.records.last?.approximateCreationDateTime.map { startedAt.timeIntervalSince($0) > StreamReaderConfiguration.backlogAge } == true
+                lastCall = isBacklog ? nil : started
                 if let behind = page.millisBehindLatest { update(id) { $0.status.millisBehindLatest = behind } }
                 if !page.records.isEmpty {
                     update(id) { $0.isBehind = true }
@@ -583,7 +604,6 @@ public final class ShardedStreamReader: Sendable {
                         if let age { track.status.newestRecordAge = age }
                     }
                     progressed(id, caughtUp: false, logger: logger)
-                    idleWait = .milliseconds(25)
                 } else {
                     // Kinesis may answer empty pages while records wait further on (MillisBehindLatest > 0).
                     progressed(id, caughtUp: (page.millisBehindLatest ?? 0) == 0, logger: logger)
@@ -592,10 +612,6 @@ public final class ShardedStreamReader: Sendable {
                 if iterator == nil || (page.records.isEmpty && hasReachedEnd(id, after: lastSequence)) {
                     reachedEnd = true
                     break
-                }
-                if page.records.isEmpty {
-                    try await sleepUnlessStopping(idleWait, shardID: id, epoch: epoch)
-                    idleWait = min(idleWait * 2, configuration.idlePollInterval)
                 }
             } catch let error as AWSError where error.type == AWSError.expiredIterator {
                 // Iterators live 15 minutes; a long `process` or backoff outlives one. Nothing is lost.
@@ -718,6 +734,12 @@ public final class ShardedStreamReader: Sendable {
         logger.warning("the shard was fenced by a newer owner: stopped reading it", metadata: ["error": "\(error)"])
         recordError(shardID, error)
         if let ownership, let epoch { ownership.shardFenced(shardID, epoch: epoch) }
+    }
+
+    private func sleepUnlessStopping(until deadline: ContinuousClock.Instant, shardID: String, epoch: Int64?) async throws {
+        while ContinuousClock.now < deadline, !mustStop(shardID, epoch: epoch) {
+            try await Task.sleep(until: min(deadline, .now + .milliseconds(50)), clock: .continuous)
+        }
     }
 
     private func sleepUnlessStopping(_ duration: Duration, shardID: String, epoch: Int64?) async throws {

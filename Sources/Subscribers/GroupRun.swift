@@ -210,7 +210,8 @@ final class GroupRun: Sendable {
     private func handle(_ event: GenericDomainEventMessage, _ message: KafkaConsumerMessage) async -> Outcome {
         let context = EventContext(
             topic: message.topic, partition: message.partition, offset: message.offset,
-            key: message.key.map { String(decoding: $0, as: UTF8.self) }, headers: message.headers
+            key: message.key.map { String(decoding: $0, as: UTF8.self) }, headers: message.headers,
+            timestamp: message.timestamp
         )
         for subscription in group.subscriptions(for: message.topic, eventName: event.eventName) {
             var attempt = 1

@@ -1,4 +1,5 @@
 import CQRSCore
+import Foundation
 import Kafka
 import Logging
 
@@ -9,13 +10,18 @@ public struct EventContext: Sendable {
     public var offset: Int64
     public var key: String?
     public var headers: [KafkaHeader]
+    /// The record's Kafka timestamp: by default its create time, which Fanout's producer sets
+    /// when it produces the record (a topic with `message.timestamp.type=LogAppendTime` gives the
+    /// broker's append time instead); nil when the record has none.
+    public var timestamp: Date?
 
-    public init(topic: String, partition: Int32, offset: Int64, key: String?, headers: [KafkaHeader]) {
+    public init(topic: String, partition: Int32, offset: Int64, key: String?, headers: [KafkaHeader], timestamp: Date? = nil) {
         self.topic = topic
         self.partition = partition
         self.offset = offset
         self.key = key
         self.headers = headers
+        self.timestamp = timestamp
     }
 
     /// The first header with this name, as text.

@@ -27,6 +27,9 @@ struct RunOptions: ParsableArguments {
     @Option(name: .customLong("start-timestamp"), help: .setting(.startTimestamp, valueName: "time"))
     var startTimestamp: String?
 
+    @Option(name: .customLong("poll-interval"), help: .setting(.pollInterval, valueName: "seconds"))
+    var pollInterval: String?
+
     @OptionGroup var application: ApplicationOption
 
     @Flag(name: .customLong("exactly-once"), help: .setting(.exactlyOnce))
@@ -51,8 +54,8 @@ struct RunOptions: ParsableArguments {
     var logLevel: String?
 
     static let settings: [Setting] = [
-        .routes, .routesPollInterval, .table, .streamArn, .kinesisStream, .startPosition, .startTimestamp, .application, .exactlyOnce,
-        .leases, .leaseDuration, .workerId, .httpPort, .logFormat, .logLevel,
+        .routes, .routesPollInterval, .table, .streamArn, .kinesisStream, .startPosition, .startTimestamp, .pollInterval, .application,
+        .exactlyOnce, .leases, .leaseDuration, .workerId, .httpPort, .logFormat, .logLevel,
     ]
 
     func flags() throws -> [Setting: ConfigContent] {
@@ -64,6 +67,7 @@ struct RunOptions: ParsableArguments {
         flags[.kinesisStream] = kinesisStream.map(ConfigContent.string)
         flags[.startPosition] = startPosition.map(ConfigContent.string)
         flags[.startTimestamp] = startTimestamp.map(ConfigContent.string)
+        flags[.pollInterval] = try pollInterval.map { try SettingsLoader.parse($0, as: .pollInterval) }
         if exactlyOnce { flags[.exactlyOnce] = .bool(true) }
         flags[.leases] = leases.map(ConfigContent.string)
         flags[.leaseDuration] = try leaseDuration.map { try SettingsLoader.parse($0, as: .leaseDuration) }

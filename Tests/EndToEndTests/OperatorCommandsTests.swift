@@ -100,6 +100,17 @@ import Testing
         #expect(worker.standardError == "fanout: error: --worker-id: \"a#b\" must be non-empty and without '#'\n")
     }
 
+    @Test func thePollIntervalDefaultsToFiveCallsASecondAndRefusesNonsense() async throws {
+        let shown = try await CommandLineTests.run(["config", "--brokers", "h:1"], environment: Self.awsEnvironment)
+        #expect(shown.status == 0, "\(shown.standardError)")
+        #expect(shown.standardOutput.split(separator: "\n").contains("pollInterval = 0.2 (default)"), "\(shown.standardOutput)")
+        let set = try await CommandLineTests.run(["config", "--brokers", "h:1"], environment: Self.awsEnvironment.merging(["FANOUT_POLL_INTERVAL": "0.5"]) { $1 })
+        #expect(set.standardOutput.split(separator: "\n").contains("pollInterval = 0.5 (FANOUT_POLL_INTERVAL)"), "\(set.standardOutput)")
+        let zero = try await CommandLineTests.run(["run", "--brokers", "h:1", "--table", "t", "--poll-interval", "0"], environment: Self.awsEnvironment)
+        #expect(zero.status == 1)
+        #expect(zero.standardError == "fanout: error: --poll-interval: 0.0 is not a number of seconds between 0.01 and 60\n")
+    }
+
     @Test func runLogsItsSettingsWithSecretsRedacted() async throws {
         let result = try await CommandLineTests.run(
             ["run", "--brokers", "127.0.0.1:1", "--table", "t", "--log-format", "json",

@@ -202,7 +202,7 @@ import Testing
         try await store.createTableIfMissing()
         let sidecar = try await Sidecar.make(
             configuration: SidecarConfiguration(
-                brokers: brokers, routesPath: path, tableName: table, idlePollInterval: .milliseconds(20),
+                brokers: brokers, routesPath: path, tableName: table, pollInterval: .milliseconds(20),
                 routesPollInterval: .milliseconds(50), aws: aws
             ),
             logger: Self.logger
@@ -270,7 +270,7 @@ import Testing
         let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: Self.logger), tableName: table)
         try await store.createTableIfMissing()
         let configuration = SidecarConfiguration(
-            brokers: brokers, routesPath: routesPath, tableName: table, idlePollInterval: .milliseconds(20),
+            brokers: brokers, routesPath: routesPath, tableName: table, pollInterval: .milliseconds(20),
             application: table, exactlyOnce: true, aws: aws
         )
         func place(_ id: String) async throws {

@@ -50,7 +50,7 @@ import Testing
     static func read(_ fixture: Fixture, checkpoints: any CheckpointStore, count: Int, start: StartPosition = .trimHorizon) async throws -> [StreamRecord] {
         let reader = DynamoDBStreamReader(
             streams: fixture.streams,
-            configuration: StreamReaderConfiguration(streamARN: fixture.streamARN, startPosition: start, idlePollInterval: .milliseconds(50)),
+            configuration: StreamReaderConfiguration(streamARN: fixture.streamARN, startPosition: start, pollInterval: .milliseconds(50)),
             checkpoints: checkpoints,
             logger: logger
         )
@@ -95,7 +95,7 @@ import Testing
         let checkpoints = InMemoryCheckpointStore()
         let reader = DynamoDBStreamReader(
             streams: fixture.streams,
-            configuration: StreamReaderConfiguration(streamARN: fixture.streamARN, idlePollInterval: .milliseconds(50)),
+            configuration: StreamReaderConfiguration(streamARN: fixture.streamARN, pollInterval: .milliseconds(50)),
             checkpoints: checkpoints,
             logger: Self.logger
         )
@@ -127,7 +127,7 @@ import Testing
         for sequence in 1...3 { try await fixture.put("c", sequence) }
         let reader = DynamoDBStreamReader(
             streams: fixture.streams,
-            configuration: StreamReaderConfiguration(streamARN: fixture.streamARN, startPosition: .latest, idlePollInterval: .milliseconds(50)),
+            configuration: StreamReaderConfiguration(streamARN: fixture.streamARN, startPosition: .latest, pollInterval: .milliseconds(50)),
             checkpoints: InMemoryCheckpointStore(),
             logger: Self.logger
         )

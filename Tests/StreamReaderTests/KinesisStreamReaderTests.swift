@@ -106,7 +106,7 @@ import Testing
         configure: (inout StreamReaderConfiguration) -> Void = { _ in },
         pageDelay: Duration = .zero, until: @escaping @Sendable (Collector) -> Bool, for limit: Duration = .seconds(30)
     ) async throws -> ShardedStreamReader {
-        var configuration = StreamReaderConfiguration(streamARN: streamARN, idlePollInterval: .milliseconds(50), discoveryInterval: .seconds(1))
+        var configuration = StreamReaderConfiguration(streamARN: streamARN, pollInterval: .milliseconds(50), discoveryInterval: .seconds(1))
         configure(&configuration)
         let reader = ShardedStreamReader(source: source, configuration: configuration, checkpoints: checkpoints, logger: logger)
         let running = Task {
@@ -216,7 +216,7 @@ import Testing
         let checkpoints = InMemoryCheckpointStore()
         let collector = Collector()
         let childStates = Mutex<Set<String>>([])
-        var configuration = StreamReaderConfiguration(streamARN: fixture.arn, idlePollInterval: .milliseconds(50), discoveryInterval: .seconds(1))
+        var configuration = StreamReaderConfiguration(streamARN: fixture.arn, pollInterval: .milliseconds(50), discoveryInterval: .seconds(1))
         configuration.pageLimit = 2
         let reader = ShardedStreamReader(source: fixture.source, configuration: configuration, checkpoints: checkpoints, logger: Self.logger)
         let running = Task {

@@ -31,7 +31,7 @@ import Testing
         )
         let checkpoints = InMemoryCheckpointStore()
         let reader = ShardedStreamReader(
-            source: fixture.source, configuration: StreamReaderConfiguration(streamARN: fixture.arn, idlePollInterval: .milliseconds(100)),
+            source: fixture.source, configuration: StreamReaderConfiguration(streamARN: fixture.arn, pollInterval: .milliseconds(100)),
             checkpoints: checkpoints, ownership: coordinator, logger: Self.logger
         )
         let seen = Mutex<[String: [String]]>([:])  // shard → keys, in order
@@ -171,7 +171,7 @@ import Testing
             logger: Self.logger
         )
         let reader = ShardedStreamReader(
-            source: fixture.source, configuration: StreamReaderConfiguration(streamARN: fixture.arn, idlePollInterval: .milliseconds(100)),
+            source: fixture.source, configuration: StreamReaderConfiguration(streamARN: fixture.arn, pollInterval: .milliseconds(100)),
             checkpoints: InMemoryCheckpointStore(), ownership: coordinator, logger: Self.logger
         )
         let reading = Task { try await reader.run { _ in } }

@@ -43,7 +43,7 @@ import Testing
 
         func configuration(_ change: (inout StreamReaderConfiguration) -> Void = { _ in }) -> StreamReaderConfiguration {
             var configuration = StreamReaderConfiguration(
-                streamARN: server.scenario.streamArn, idlePollInterval: .milliseconds(50),
+                streamARN: server.scenario.streamArn, pollInterval: .milliseconds(50),
                 discoveryInterval: .seconds(30), errorBackoff: .milliseconds(50), maximumErrorBackoff: .milliseconds(400)
             )
             change(&configuration)

@@ -59,6 +59,9 @@ extension Setting {
     public static let routesPollInterval = Setting(
         ["routesPollInterval"], flag: "routes-poll-interval", kind: .double, default: "2",
         help: "seconds between checks of the routes file; SIGHUP checks at once")
+    public static let pollInterval = Setting(
+        ["pollInterval"], flag: "poll-interval", kind: .double, default: "0.2",
+        help: "least seconds between two GetRecords calls on one shard (0.2: five a second, AWS's per-shard limit); a backlog is read on at once")
     public static let table = Setting(["table"], flag: "table", help: "the events table; its stream is found through DescribeTable")
     public static let streamArn = Setting(["streamArn"], flag: "stream-arn", help: "the DynamoDB stream to read, instead of --table")
     public static let kinesisStream = Setting(
@@ -116,7 +119,7 @@ extension Setting {
 
     /// Every setting, in the order `fanout config` and docs/configuration.md list them.
     public static let all: [Setting] = [
-        .brokers, .routes, .routesPollInterval, .table, .streamArn, .kinesisStream, .startPosition, .startTimestamp, .application,
+        .brokers, .routes, .routesPollInterval, .table, .streamArn, .kinesisStream, .startPosition, .startTimestamp, .pollInterval, .application,
         .exactlyOnce, .leases, .leaseDuration, .workerId,
         .httpPort, .logFormat, .logLevel,
         .kafkaProperties, .kafkaSecurityProtocol, .kafkaSSLCALocation, .kafkaSSLCertificateLocation, .kafkaSSLKeyLocation,

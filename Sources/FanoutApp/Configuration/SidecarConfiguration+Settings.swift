@@ -122,6 +122,10 @@ extension ResolvedSettings {
         guard pollSeconds > 0, pollSeconds <= 3600 else {
             throw SettingsError("\(source(.routesPollInterval)): \(pollSeconds) is not a number of seconds between 0 and 3600")
         }
+        let shardPollSeconds = double(.pollInterval) ?? 0.2
+        guard shardPollSeconds >= 0.01, shardPollSeconds <= 60 else {
+            throw SettingsError("\(source(.pollInterval)): \(shardPollSeconds) is not a number of seconds between 0.01 and 60")
+        }
         let application = string(.application) ?? "fanout"
         guard !application.isEmpty, application.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else {
             throw SettingsError("\(source(.application)): \"\(application)\" must be letters, digits, '.', '_' or '-' (it names Kafka topics)")
@@ -142,6 +146,7 @@ extension ResolvedSettings {
             startPosition: position,
             startTimestamp: timestamp,
             kafkaProperties: kafka.properties.filter { $0.key != "bootstrap.servers" },
+            pollInterval: .milliseconds(Int64((shardPollSeconds * 1000).rounded())),
             routesPollInterval: .milliseconds(Int64(pollSeconds * 1000)),
             application: application,
             exactlyOnce: bool(.exactlyOnce) ?? false,
