@@ -86,7 +86,7 @@ public struct FanOutPlanner: Sendable {
             return deadLetter(.object(JSONObject()), keys: record.keys, reason: "INSERT record has no NewImage (is the stream view type KEYS_ONLY or OLD_IMAGE?)", source: source, into: &output)
         }
         if path == .direct, let item = EventItem(item: image),
-           let outcome = planDirectly(item, keys: record.keys, source: source, into: &output) {
+           let outcome = planDirectly(item, source: source, into: &output) {
             return outcome
         }
         return planThroughMessage(image, keys: record.keys, source: source, into: &output)
@@ -94,7 +94,7 @@ public struct FanOutPlanner: Sendable {
 
     /// The direct path: nil (having written nothing) when the item needs the reference path after all:
     /// a content pattern or a payload or metadata key needs the whole event, or the event is dead-lettered.
-    private func planDirectly(_ item: EventItem, keys recordKeys: DynamoDBItem, source: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome? {
+    private func planDirectly(_ item: EventItem, source: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome? {
         guard let targets = routes.fixedTargets(forEventName: item.eventName),
               targets.allSatisfy({ $0.key.isTakenFromEventFields })
         else { return nil }
@@ -104,24 +104,25 @@ public struct FanOutPlanner: Sendable {
         guard item.eventName.utf8.count <= limit, item.messageID.utf8.count <= limit, item.aggregateID.utf8.count <= limit,
               (item.traceparent?.utf8.count ?? 0) <= limit
         else { return nil }
-        let fields = HeaderFields(eventName: item.eventName, messageID: item.messageID, aggregateID: item.aggregateID, traceparent: item.traceparent)
+        let fields = HeaderFields(eventName: item.eventName, messageID: item.messageID, aggregateID: item.aggregateID, traceparent: item.traceparent, source: source)
         if targets.isEmpty {
             if let topic = routes.file.unroutedTopic {
-                output.append(makeRecord(topic: topic, key: Array(item.aggregateID.utf8), value: value, fields: fields, routeHeader: "", source: source))
+                output.append(makeRecord(topic: topic, key: Array(item.aggregateID.utf8), value: value, fields: fields, routeHeader: ""))
             }
             return .unrouted(eventName: item.eventName)
         }
+        let aggregateKey = Array(item.aggregateID.utf8)
         let keys = targets.map { target -> [UInt8] in
             switch target.key {
             case .messageID: Array(item.messageID.utf8)
             case .eventName: Array(item.eventName.utf8)
             case .aggregateType: Array(item.aggregateType.utf8)
-            case .aggregateID, .payload, .metadata: Array(item.aggregateID.utf8)
+            case .aggregateID, .payload, .metadata: aggregateKey
             }
         }
         guard keys.allSatisfy({ $0.count <= Self.maximumKeyBytes }) else { return nil }
         for (target, key) in zip(targets, keys) {
-            output.append(makeRecord(topic: target.topic, key: key, value: value, fields: fields, routeHeader: target.routeHeader, source: source))
+            output.append(makeRecord(topic: target.topic, key: key, value: value, fields: fields, routeHeader: target.routeHeader))
         }
         return .routed(topics: targets.map(\.topic))
     }
@@ -158,9 +159,12 @@ public struct FanOutPlanner: Sendable {
             )
         }
         let targets = routes.targets(for: event)
+        let fields = HeaderFields(
+            eventName: event.eventName, messageID: event.messageID, aggregateID: event.aggregateID, traceparent: event.metadata.traceparent, source: source
+        )
         if targets.isEmpty {
             if let topic = routes.file.unroutedTopic {
-                output.append(makeRecord(topic: topic, key: Array(event.aggregateID.utf8), value: value, event: event, routeHeader: "", source: source))
+                output.append(makeRecord(topic: topic, key: Array(event.aggregateID.utf8), value: value, fields: fields, routeHeader: ""))
             }
             return .unrouted(eventName: event.eventName)
         }
@@ -173,36 +177,39 @@ public struct FanOutPlanner: Sendable {
             )
         }
         for (target, key) in zip(targets, keys) {
-            output.append(makeRecord(topic: target.topic, key: key, value: value, event: event, routeHeader: target.routeHeader, source: source))
+            output.append(makeRecord(topic: target.topic, key: key, value: value, fields: fields, routeHeader: target.routeHeader))
         }
         return .routed(topics: targets.map(\.topic))
     }
 
-    /// The event's fields that become headers.
+    /// The headers every record of one event shares, made once per event (their bytes are shared, not copied).
     private struct HeaderFields {
-        var eventName: String
-        var messageID: String
-        var aggregateID: String
-        var traceparent: String?
-    }
+        static let contentType = KafkaHeader(key: FanoutHeader.contentType, string: "application/json")
+        var eventName: KafkaHeader
+        var messageID: KafkaHeader
+        var aggregateID: KafkaHeader
+        var source: KafkaHeader
+        var traceparent: KafkaHeader?
 
-    private func makeRecord(topic: String, key: [UInt8], value: [UInt8], event: GenericDomainEventMessage, routeHeader: String, source: String) -> KafkaProducerRecord {
-        let fields = HeaderFields(eventName: event.eventName, messageID: event.messageID, aggregateID: event.aggregateID, traceparent: event.metadata.traceparent)
-        return makeRecord(topic: topic, key: key, value: value, fields: fields, routeHeader: routeHeader, source: source)
-    }
-
-    private func makeRecord(topic: String, key: [UInt8], value: [UInt8], fields: HeaderFields, routeHeader: String, source: String) -> KafkaProducerRecord {
-        var headers = [
-            KafkaHeader(key: FanoutHeader.contentType, string: "application/json"),
-            KafkaHeader(key: FanoutHeader.eventName, string: fields.eventName),
-            KafkaHeader(key: FanoutHeader.messageID, string: fields.messageID),
-            KafkaHeader(key: FanoutHeader.aggregateID, string: fields.aggregateID),
-            KafkaHeader(key: FanoutHeader.route, string: routeHeader),
-            KafkaHeader(key: FanoutHeader.source, string: source),
-        ]
-        if let traceparent = fields.traceparent {
-            headers.append(KafkaHeader(key: FanoutHeader.traceparent, string: traceparent))
+        init(eventName: String, messageID: String, aggregateID: String, traceparent: String?, source: String) {
+            self.eventName = KafkaHeader(key: FanoutHeader.eventName, string: eventName)
+            self.messageID = KafkaHeader(key: FanoutHeader.messageID, string: messageID)
+            self.aggregateID = KafkaHeader(key: FanoutHeader.aggregateID, string: aggregateID)
+            self.source = KafkaHeader(key: FanoutHeader.source, string: source)
+            self.traceparent = traceparent.map { KafkaHeader(key: FanoutHeader.traceparent, string: $0) }
         }
+    }
+
+    private func makeRecord(topic: String, key: [UInt8], value: [UInt8], fields: HeaderFields, routeHeader: String) -> KafkaProducerRecord {
+        var headers: [KafkaHeader] = []
+        headers.reserveCapacity(7)
+        headers.append(HeaderFields.contentType)
+        headers.append(fields.eventName)
+        headers.append(fields.messageID)
+        headers.append(fields.aggregateID)
+        headers.append(KafkaHeader(key: FanoutHeader.route, string: routeHeader))
+        headers.append(fields.source)
+        if let traceparent = fields.traceparent { headers.append(traceparent) }
         return KafkaProducerRecord(topic: topic, key: key, value: value, headers: headers)
     }
 
