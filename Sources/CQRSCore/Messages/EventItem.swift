@@ -167,11 +167,13 @@ extension JSONWriter {
     /// An M value or item as a JSON object, members in the order of their names (as `JSONObject(attributes:)`).
     public static func writeObject(_ map: [String: AttributeValue], to output: inout [UInt8]) {
         output.append(UInt8(ascii: "{"))
-        for (offset, name) in map.keys.sorted().enumerated() {
+        // The members sorted by name (names are distinct: the same order as sorting the names), so that no
+        // value is looked up again by its name.
+        for (offset, member) in map.sorted(by: { $0.key < $1.key }).enumerated() {
             if offset > 0 { output.append(UInt8(ascii: ",")) }
-            writeString(name, to: &output)
+            writeString(member.key, to: &output)
             output.append(UInt8(ascii: ":"))
-            write(map[name]!, to: &output)
+            write(member.value, to: &output)
         }
         output.append(UInt8(ascii: "}"))
     }
