@@ -1,6 +1,7 @@
 import AWS
 import CQRSCore
 import Foundation
+import Kafka
 import Router
 
 /// `fanout-bench`: micro-benchmarks of the routing path, run by scripts/bench in release mode.
@@ -24,6 +25,7 @@ struct Bench {
         if wants("matching") { try matching() }
         if wants("content") { try content() }
         if wants("decoding") { try decoding() }
+        if wants("planning") { try planning() }
         if wants("reload") { try reload() }
     }
 
@@ -190,6 +192,46 @@ struct Bench {
         row("decoding, after / before", after / before, "ratio", "same run")
         row("of which: GetRecords body → StreamRecords", pageOnly, "records/s", "one core")
         row("of which: NewImage → GenericDomainEventMessage", eventsOnly, "records/s", "one core")
+    }
+
+    /// StreamRecord → the Kafka records of its fan-out (FanOutPlanner.plan), name-only routes as in the pipeline
+    /// benchmark: through a GenericDomainEventMessage (before) and straight from the item (after).
+    static func planning() throws {
+        let text = #"""
+            {"version": 1, "topics": {"orders": {}, "billing": {}, "payments": {}, "customers": {}},
+             "routes": [
+               {"name": "orders", "events": ["Order*"], "to": ["orders"]},
+               {"name": "billing", "events": ["OrderPlaced", "PaymentReceived"], "to": ["billing"]},
+               {"name": "payments", "events": ["Payment*"], "to": ["payments"]},
+               {"name": "customers", "events": ["Customer*"], "to": ["customers"]}
+             ]}
+            """#
+        let routes = CompiledRoutes(try RoutesFile.parse(Array(text.utf8), file: "bench.json"))
+        let names = ["OrderPlaced", "PaymentReceived", "OrderShipped", "CustomerRegistered"]
+        let records = (0..<256).map { index -> StreamRecord in
+            var event = event(names[index % names.count], payload: PipelineEvents.payload(index % 64))
+            event.metadata = MessageMetadata(correlationID: "c-\(index)", traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+            return StreamRecord(
+                eventID: "e\(index)", eventName: "INSERT", keys: ["aggregateId": .s(event.aggregateID)],
+                newImage: event.item, sequenceNumber: String(1000 + index)
+            )
+        }
+        var results: [FanOutPlanner.Path: Double] = [:]
+        for path in [FanOutPlanner.Path.reference, .direct] {
+            let planner = FanOutPlanner(routes: routes, path: path)
+            var written = 0
+            results[path] = rate(operationsPerCall: records.count) {
+                var output: [KafkaProducerRecord] = []
+                output.reserveCapacity(records.count * 2)
+                for record in records { _ = planner.plan(record, streamARN: "arn:bench", shardID: "shard-0", into: &output) }
+                written &+= output.count
+            }
+            precondition(written > 0)
+        }
+        let size = try GenericDomainEventMessage(item: records[0].newImage!).jsonBytes().count
+        row("planning events into Kafka records, through the message (before)", results[.reference]!, "events/s", "one core; 4 name-only routes, values of \(size) bytes")
+        row("planning events into Kafka records, straight from the item (after)", results[.direct]!, "events/s", "one core; same events")
+        row("planning, after / before", results[.direct]! / results[.reference]!, "ratio", "same run")
     }
 
     /// Compiling and swapping in a routes file of 10,000 routes.

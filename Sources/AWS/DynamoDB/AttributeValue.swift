@@ -4,7 +4,10 @@ import Foundation
 ///
 /// Lossless: numbers stay the decimal strings DynamoDB sends (never through
 /// `Double`); binary values are bytes, base64 on the wire.
-public indirect enum AttributeValue: Sendable, Hashable, Codable {
+///
+/// Not `indirect`: M and L already hold their values in a collection's heap storage, so an
+/// indirect case would only add one allocation (and one release) per value of every item read.
+public enum AttributeValue: Sendable, Hashable, Codable {
     case s(String)
     case n(String)
     case b([UInt8])

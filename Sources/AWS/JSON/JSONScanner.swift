@@ -273,24 +273,29 @@ public struct JSONScanner {
             throw error("unexpected \(describeCurrent()), expected a string")
         }
         index += 1
-        // Fast path: no escapes, one copy (validated unless it is all ASCII).
+        // Fast path: no escapes, one copy (validated unless it is all ASCII). The scan runs over the buffer,
+        // not `bytes[index]`, so that each byte costs one load and compare (no bounds check, no store of `index`).
         let start = index
         var ascii = true
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\"") {
-                let end = index
-                let text = bytes.withUnsafeBufferPointer { buffer -> String? in
-                    let slice = UnsafeBufferPointer(rebasing: buffer[start..<end])
-                    return ascii ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
-                }
-                guard let text else { throw error("string is not valid UTF-8") }
-                index += 1
-                return text
+        let stop = bytes.withUnsafeBufferPointer { buffer -> Int in
+            var position = start
+            while position < buffer.count {
+                let byte = buffer[position]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                if byte >= 0x80 { ascii = false }
+                position += 1
             }
-            if byte == UInt8(ascii: "\\") || byte < 0x20 { break }
-            if byte >= 0x80 { ascii = false }
+            return position
+        }
+        index = stop
+        if stop < bytes.count, bytes[stop] == UInt8(ascii: "\"") {
+            let text = bytes.withUnsafeBufferPointer { buffer -> String? in
+                let slice = UnsafeBufferPointer(rebasing: buffer[start..<stop])
+                return ascii ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
+            }
+            guard let text else { throw error("string is not valid UTF-8") }
             index += 1
+            return text
         }
         return try readEscapedString(from: start)
     }

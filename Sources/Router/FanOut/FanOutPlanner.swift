@@ -46,9 +46,22 @@ public struct FanOutPlanner: Sendable {
     /// for any of its topics is longer goes to the dead-letter topic instead, whole.
     public static let maximumKeyBytes = 4096
 
-    public init(routes: CompiledRoutes, maximumValueBytes: Int = FanOutPlanner.defaultMaximumValueBytes) {
+    /// How an event's Kafka records are made; both give the same records, byte for byte.
+    public enum Path: Sendable, Hashable {
+        /// Header fields read from the item, the value written straight from its attribute values
+        /// (`EventItem`); the reference path for any item it does not cover, and whenever a content
+        /// pattern or a payload or metadata key needs the whole event.
+        case direct
+        /// Item → `GenericDomainEventMessage` → JSON, for every event (what `direct` is checked against).
+        case reference
+    }
+
+    public let path: Path
+
+    public init(routes: CompiledRoutes, maximumValueBytes: Int = FanOutPlanner.defaultMaximumValueBytes, path: Path = .direct) {
         self.routes = routes
         self.maximumValueBytes = maximumValueBytes
+        self.path = path
     }
 
     /// Appends the Kafka records for `record` to `output`, in topic order, and says what happened.
@@ -72,21 +85,65 @@ public struct FanOutPlanner: Sendable {
         guard let image = record.newImage else {
             return deadLetter(.object(JSONObject()), keys: record.keys, reason: "INSERT record has no NewImage (is the stream view type KEYS_ONLY or OLD_IMAGE?)", source: source, into: &output)
         }
+        if path == .direct, let item = EventItem(item: image),
+           let outcome = planDirectly(item, source: source, into: &output) {
+            return outcome
+        }
+        return planThroughMessage(image, keys: record.keys, source: source, into: &output)
+    }
+
+    /// The direct path: nil (having written nothing) when the item needs the reference path after all:
+    /// a content pattern or a payload or metadata key needs the whole event, or the event is dead-lettered.
+    private func planDirectly(_ item: EventItem, source: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome? {
+        guard let targets = routes.fixedTargets(forEventName: item.eventName),
+              targets.allSatisfy({ $0.key.isTakenFromEventFields })
+        else { return nil }
+        let value = item.jsonBytes()
+        guard value.count <= maximumValueBytes else { return nil }
+        let limit = Self.maximumHeaderValueBytes
+        guard item.eventName.utf8.count <= limit, item.messageID.utf8.count <= limit, item.aggregateID.utf8.count <= limit,
+              (item.traceparent?.utf8.count ?? 0) <= limit
+        else { return nil }
+        let fields = HeaderFields(eventName: item.eventName, messageID: item.messageID, aggregateID: item.aggregateID, traceparent: item.traceparent, source: source)
+        if targets.isEmpty {
+            if let topic = routes.file.unroutedTopic {
+                output.append(makeRecord(topic: topic, key: Array(item.aggregateID.utf8), value: value, fields: fields, routeHeader: ""))
+            }
+            return .unrouted(eventName: item.eventName)
+        }
+        let aggregateKey = Array(item.aggregateID.utf8)
+        let keys = targets.map { target -> [UInt8] in
+            switch target.key {
+            case .messageID: Array(item.messageID.utf8)
+            case .eventName: Array(item.eventName.utf8)
+            case .aggregateType: Array(item.aggregateType.utf8)
+            case .aggregateID, .payload, .metadata: aggregateKey
+            }
+        }
+        guard keys.allSatisfy({ $0.count <= Self.maximumKeyBytes }) else { return nil }
+        for (target, key) in zip(targets, keys) {
+            output.append(makeRecord(topic: target.topic, key: key, value: value, fields: fields, routeHeader: target.routeHeader))
+        }
+        return .routed(topics: targets.map(\.topic))
+    }
+
+    /// The reference path: the item read as a `GenericDomainEventMessage`, which is routed and written.
+    private func planThroughMessage(_ image: DynamoDBItem, keys recordKeys: DynamoDBItem, source: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome {
         let event: GenericDomainEventMessage
         do {
             event = try GenericDomainEventMessage(item: image)
         } catch {
-            return deadLetter(JSONValue(.m(image)), keys: record.keys, reason: "not an event: \(error)", source: source, into: &output)
+            return deadLetter(JSONValue(.m(image)), keys: recordKeys, reason: "not an event: \(error)", source: source, into: &output)
         }
         let value = event.jsonBytes()
         if value.count > maximumValueBytes {
             var summary = JSONObject()
-            summary["keys"] = JSONValue(.m(record.keys))
+            summary["keys"] = JSONValue(.m(recordKeys))
             summary["eventName"] = .string(event.eventName)
             summary["messageId"] = .string(event.messageID)
             summary["sizeBytes"] = .number(value.count)
             return deadLetter(
-                .object(summary), keys: record.keys,
+                .object(summary), keys: recordKeys,
                 reason: "event of \(value.count) bytes exceeds the limit of \(maximumValueBytes) bytes; its value is not included",
                 source: source, into: &output
             )
@@ -96,44 +153,63 @@ public struct FanOutPlanner: Sendable {
             (FanoutHeader.aggregateID, event.aggregateID), (FanoutHeader.traceparent, event.metadata.traceparent ?? ""),
         ] where text.utf8.count > Self.maximumHeaderValueBytes {
             return deadLetter(
-                .object(event.jsonObject), keys: record.keys,
+                .object(event.jsonObject), keys: recordKeys,
                 reason: "the \(header) header would be \(text.utf8.count) bytes; at most \(Self.maximumHeaderValueBytes) are allowed",
                 source: source, into: &output
             )
         }
         let targets = routes.targets(for: event)
+        let fields = HeaderFields(
+            eventName: event.eventName, messageID: event.messageID, aggregateID: event.aggregateID, traceparent: event.metadata.traceparent, source: source
+        )
         if targets.isEmpty {
             if let topic = routes.file.unroutedTopic {
-                output.append(makeRecord(topic: topic, key: Array(event.aggregateID.utf8), value: value, event: event, routeHeader: "", source: source))
+                output.append(makeRecord(topic: topic, key: Array(event.aggregateID.utf8), value: value, fields: fields, routeHeader: ""))
             }
             return .unrouted(eventName: event.eventName)
         }
         let keys = targets.map { Self.key(for: event, from: $0.key) }
         if let long = keys.first(where: { $0.count > Self.maximumKeyBytes }) {
             return deadLetter(
-                .object(event.jsonObject), keys: record.keys,
+                .object(event.jsonObject), keys: recordKeys,
                 reason: "a record key would be \(long.count) bytes; at most \(Self.maximumKeyBytes) are allowed",
                 source: source, into: &output
             )
         }
         for (target, key) in zip(targets, keys) {
-            output.append(makeRecord(topic: target.topic, key: key, value: value, event: event, routeHeader: target.routeHeader, source: source))
+            output.append(makeRecord(topic: target.topic, key: key, value: value, fields: fields, routeHeader: target.routeHeader))
         }
         return .routed(topics: targets.map(\.topic))
     }
 
-    private func makeRecord(topic: String, key: [UInt8], value: [UInt8], event: GenericDomainEventMessage, routeHeader: String, source: String) -> KafkaProducerRecord {
-        var headers = [
-            KafkaHeader(key: FanoutHeader.contentType, string: "application/json"),
-            KafkaHeader(key: FanoutHeader.eventName, string: event.eventName),
-            KafkaHeader(key: FanoutHeader.messageID, string: event.messageID),
-            KafkaHeader(key: FanoutHeader.aggregateID, string: event.aggregateID),
-            KafkaHeader(key: FanoutHeader.route, string: routeHeader),
-            KafkaHeader(key: FanoutHeader.source, string: source),
-        ]
-        if let traceparent = event.metadata.traceparent {
-            headers.append(KafkaHeader(key: FanoutHeader.traceparent, string: traceparent))
+    /// The headers every record of one event shares, made once per event (their bytes are shared, not copied).
+    private struct HeaderFields {
+        static let contentType = KafkaHeader(key: FanoutHeader.contentType, string: "application/json")
+        var eventName: KafkaHeader
+        var messageID: KafkaHeader
+        var aggregateID: KafkaHeader
+        var source: KafkaHeader
+        var traceparent: KafkaHeader?
+
+        init(eventName: String, messageID: String, aggregateID: String, traceparent: String?, source: String) {
+            self.eventName = KafkaHeader(key: FanoutHeader.eventName, string: eventName)
+            self.messageID = KafkaHeader(key: FanoutHeader.messageID, string: messageID)
+            self.aggregateID = KafkaHeader(key: FanoutHeader.aggregateID, string: aggregateID)
+            self.source = KafkaHeader(key: FanoutHeader.source, string: source)
+            self.traceparent = traceparent.map { KafkaHeader(key: FanoutHeader.traceparent, string: $0) }
         }
+    }
+
+    private func makeRecord(topic: String, key: [UInt8], value: [UInt8], fields: HeaderFields, routeHeader: String) -> KafkaProducerRecord {
+        var headers: [KafkaHeader] = []
+        headers.reserveCapacity(7)
+        headers.append(HeaderFields.contentType)
+        headers.append(fields.eventName)
+        headers.append(fields.messageID)
+        headers.append(fields.aggregateID)
+        headers.append(KafkaHeader(key: FanoutHeader.route, string: routeHeader))
+        headers.append(fields.source)
+        if let traceparent = fields.traceparent { headers.append(traceparent) }
         return KafkaProducerRecord(topic: topic, key: key, value: value, headers: headers)
     }
 
@@ -192,5 +268,15 @@ public struct FanOutPlanner: Sendable {
             case .metadata(let path): lookup(.object(event.metadata.values), path)
             }
         return Array((text ?? event.aggregateID).utf8)
+    }
+}
+
+extension KeySource {
+    /// Whether the key is one of the event's own fields (not a path into its payload or metadata).
+    var isTakenFromEventFields: Bool {
+        switch self {
+        case .aggregateID, .messageID, .eventName, .aggregateType: true
+        case .payload, .metadata: false
+        }
     }
 }

@@ -109,6 +109,12 @@ public struct CompiledRoutes: Sendable {
         return matched.isEmpty ? Self.noTargets : Self.targets(routes: matched.map { file.routes[$0] })
     }
 
+    /// The targets of every event of this name, when they do not depend on its content (no route whose
+    /// name pattern matches it has a `where` pattern); nil when they do. Empty when no route matches.
+    public func fixedTargets(forEventName eventName: String) -> [RouteTarget]? {
+        candidates(for: eventName).fixedTargets
+    }
+
     /// Every route's verdict on the event, in file order.
     public func explain(_ event: GenericDomainEventMessage) -> [RouteVerdict] {
         let json = JSONValue.object(event.jsonObject)
