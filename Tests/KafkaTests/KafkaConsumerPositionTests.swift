@@ -28,7 +28,7 @@ struct KafkaConsumerPositionTests {
         let first = try await KafkaTest.consume(consumer, count: 5)
         #expect(first.map(\.offset) == [0, 1, 2, 3, 4])
 
-        try await consumer.seek(topic: topic, partition: 0, offset: 2)
+        try await consumer.seek(topic: topic, partition: 0, offset: 2, timeout: .seconds(30))  // 10 s timed out at load 12+
         let again = try await KafkaTest.consume(consumer, count: 3)
         #expect(again.map(\.offset) == [2, 3, 4])
         #expect(again.first.map { String(decoding: $0.value, as: UTF8.self) } == "m2")
@@ -50,13 +50,13 @@ struct KafkaConsumerPositionTests {
         try #require(all.count == 10)
         #expect(all[4].timestamp! < cut && all[5].timestamp! >= cut)
 
-        let positions = try await consumer.seek(toTimestamp: cut)
+        let positions = try await consumer.seek(toTimestamp: cut, timeout: .seconds(30))
         #expect(positions == [KafkaAcknowledgement(topic: topic, partition: 0, offset: 5)])
         let replayed = try await KafkaTest.consume(consumer, count: 5)
         #expect(replayed.map(\.offset) == [5, 6, 7, 8, 9])
 
         // From the beginning of time: every message again.
-        try await consumer.seek(toTimestamp: Date(timeIntervalSince1970: 0))
+        try await consumer.seek(toTimestamp: Date(timeIntervalSince1970: 0), timeout: .seconds(30))
         let everything = try await KafkaTest.consume(consumer, count: 10)
         #expect(everything.map(\.offset) == Array(0..<10))
         await consumer.close()
