@@ -30,6 +30,8 @@ struct PipelineBench {
         var recordsPerSecond: Double { Double(records) / seconds }
         var eventsPerSecond: Double { recordsPerSecond / PipelineEvents.fanOut }
         var peakRSS: Int
+        /// fanout's CPU time (user + system) over the measured interval, in seconds; nil for kcat.
+        var cpuSeconds: Double? = nil
         var outagePeakRSS: Int?
         var outageSeconds: Double?
     }
@@ -69,6 +71,12 @@ struct PipelineBench {
         Bench.row("pipeline, Fanout, \(label)", fanout.recordsPerSecond, "records/s", "acknowledged Kafka records")
         Bench.row("pipeline, kcat baseline, \(label)", kcat.recordsPerSecond, "records/s", "the same \(kcat.records) records, pre-rendered, one kcat -P")
         Bench.row("pipeline, Fanout / kcat, \(label)", fanout.recordsPerSecond / kcat.recordsPerSecond, "ratio", "records/s over records/s")
+        if let cpu = fanout.cpuSeconds {
+            Bench.row(
+                "CPU used by fanout, \(label)", cpu / fanout.seconds, "cores",
+                "user + system CPU time over the measured interval (\(String(format: "%.2f", cpu)) s in \(String(format: "%.2f", fanout.seconds)) s), of 2 cores"
+            )
+        }
         Bench.row("peak RSS of fanout, steady state, \(label)", Double(fanout.peakRSS) / 1024, "MB", "VmHWM over the run above")
 
         if let outage, let mock {
@@ -121,6 +129,7 @@ struct PipelineBench {
 
         let deadline = ContinuousClock.now + .seconds(180)
         var first: (count: Int, at: ContinuousClock.Instant)?
+        var firstCPU: Double?
         var last = (count: 0, at: ContinuousClock.now)
         var outagePeak: Int?
         var outageStarted: ContinuousClock.Instant?
@@ -131,7 +140,10 @@ struct PipelineBench {
             try await Task.sleep(for: .milliseconds(50))
             guard let count = await acknowledged(statusPort: statusPort) else { continue }
             let now = ContinuousClock.now
-            if count > 0, first == nil { first = (count, now) }
+            if count > 0, first == nil {
+                first = (count, now)
+                firstCPU = Self.cpuSeconds(pid: process.processIdentifier)
+            }
             last = (count, now)
             if let outage, !outageDone {
                 if outageStarted == nil, count >= expected / 10 {
@@ -148,6 +160,7 @@ struct PipelineBench {
             }
         }
         let peak = Self.rss(pid: process.processIdentifier).peak
+        let lastCPU = Self.cpuSeconds(pid: process.processIdentifier)
         process.terminate()
         process.waitUntilExit()
         guard let first, last.at > first.at else { throw failure("finished before two samples") }
@@ -155,8 +168,19 @@ struct PipelineBench {
         return Result(
             records: last.count - first.count,
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-            peakRSS: peak, outagePeakRSS: outagePeak
+            peakRSS: peak, cpuSeconds: firstCPU.flatMap { start in lastCPU.map { $0 - start } }, outagePeakRSS: outagePeak
         )
+    }
+
+    /// CPU time (user + system) `pid` has used, in seconds (`/proc/<pid>/stat` fields 14 and 15).
+    static func cpuSeconds(pid: Int32) -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = text.lastIndex(of: ")")
+        else { return nil }
+        // After "pid (comm)": field 3 is the state, so utime (14) and stime (15) are the 12th and 13th here.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     /// Acknowledged Kafka records so far, from `GET /status` (nil while it does not answer).
