@@ -19,19 +19,24 @@ public enum JSONWriter {
         output += string(value)
     }
 
+    /// `[`, the elements written by `element` with commas between them, `]`.
+    @inline(__always)
+    static func writeArray<Element>(_ elements: [Element], to output: inout [UInt8], _ element: (Element, inout [UInt8]) -> Void) {
+        output.append(UInt8(ascii: "["))
+        for (offset, value) in elements.enumerated() {
+            if offset > 0 { output.append(UInt8(ascii: ",")) }
+            element(value, &output)
+        }
+        output.append(UInt8(ascii: "]"))
+    }
+
     public static func write(_ value: JSONValue, to output: inout [UInt8]) {
         switch value {
         case .null: output.append(contentsOf: "null".utf8)
         case .bool(let value): output.append(contentsOf: (value ? "true" : "false").utf8)
         case .number(let text): output.append(contentsOf: text.utf8)
         case .string(let text): writeString(text, to: &output)
-        case .array(let values):
-            output.append(UInt8(ascii: "["))
-            for (offset, element) in values.enumerated() {
-                if offset > 0 { output.append(UInt8(ascii: ",")) }
-                write(element, to: &output)
-            }
-            output.append(UInt8(ascii: "]"))
+        case .array(let values): writeArray(values, to: &output) { write($0, to: &$1) }
         case .object(let object):
             output.append(UInt8(ascii: "{"))
             for (offset, key) in object.keys.enumerated() {

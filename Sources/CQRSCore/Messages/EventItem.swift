@@ -133,34 +133,10 @@ extension JSONWriter {
         case .bool(let flag): output.append(contentsOf: (flag ? "true" : "false").utf8)
         case .null: output.append(contentsOf: "null".utf8)
         case .m(let map): writeObject(map, to: &output)
-        case .l(let list):
-            output.append(UInt8(ascii: "["))
-            for (offset, element) in list.enumerated() {
-                if offset > 0 { output.append(UInt8(ascii: ",")) }
-                write(element, to: &output)
-            }
-            output.append(UInt8(ascii: "]"))
-        case .ss(let strings):
-            output.append(UInt8(ascii: "["))
-            for (offset, text) in strings.enumerated() {
-                if offset > 0 { output.append(UInt8(ascii: ",")) }
-                writeString(text, to: &output)
-            }
-            output.append(UInt8(ascii: "]"))
-        case .ns(let numbers):
-            output.append(UInt8(ascii: "["))
-            for (offset, text) in numbers.enumerated() {
-                if offset > 0 { output.append(UInt8(ascii: ",")) }
-                output.append(contentsOf: text.utf8)
-            }
-            output.append(UInt8(ascii: "]"))
-        case .bs(let blobs):
-            output.append(UInt8(ascii: "["))
-            for (offset, bytes) in blobs.enumerated() {
-                if offset > 0 { output.append(UInt8(ascii: ",")) }
-                writeBase64(bytes, to: &output)
-            }
-            output.append(UInt8(ascii: "]"))
+        case .l(let list): writeArray(list, to: &output) { write($0, to: &$1) }
+        case .ss(let strings): writeArray(strings, to: &output) { writeString($0, to: &$1) }
+        case .ns(let numbers): writeArray(numbers, to: &output) { $1.append(contentsOf: $0.utf8) }
+        case .bs(let blobs): writeArray(blobs, to: &output) { writeBase64($0, to: &$1) }
         }
     }
 
