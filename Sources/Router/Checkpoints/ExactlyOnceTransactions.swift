@@ -102,11 +102,7 @@ public final class ExactlyOnceTransactions: ShardLifecycle, Sendable {
             do {
                 return try await current.lock.withTransaction(producer: current.producer) { try await body(current.producer) }
             } catch let error as KafkaError where error.isFatal || error.isFenced {
-                let closing = open.withLock { open -> Open? in
-                    guard open[shardID]?.epoch == epoch else { return nil }
-                    return open.removeValue(forKey: shardID)
-                }
-                await closing?.producer.shutdown()
+                await shardStopped(shardID, epoch: current.epoch)
                 throw ShardFencedError(
                     shardID: shardID,
                     reason: error.isFenced
