@@ -23,6 +23,15 @@ import Testing
         return counts
     }
 
+    /// Expects every event in the topic exactly once; returns how many were lost and how many duplicated.
+    static func expectEachOnce(_ all: [String], _ counts: [String: Int]) -> (lost: [String], duplicated: [String]) {
+        let lost = all.filter { counts[$0] == nil }
+        let duplicated = all.filter { (counts[$0] ?? 0) > 1 }
+        #expect(lost.isEmpty, "\(lost.count) events lost")
+        #expect(duplicated.isEmpty, "\(duplicated.count) events routed twice under read_committed")
+        return (lost, duplicated)
+    }
+
     /// Waits (hang guard: 45 s) until every id is committed in the topic.
     static func waitForAll(_ ids: [String], in topic: String, brokers: String) async throws -> [String: Int] {
         let deadline = ContinuousClock.now + .seconds(45)
@@ -86,10 +95,7 @@ import Testing
         let third = try await setup.put(40, batch: "c")
         let all = first + second + third
         let counts = try await Self.waitForAll(all, in: topic, brokers: setup.brokers)
-        let lost = all.filter { counts[$0] == nil }
-        let duplicated = all.filter { (counts[$0] ?? 0) > 1 }
-        #expect(lost.isEmpty, "\(lost.count) events lost")
-        #expect(duplicated.isEmpty, "\(duplicated.count) events routed twice under read_committed")
+        let (lost, duplicated) = Self.expectEachOnce(all, counts)
         #expect(counts.count == all.count, "the topic holds \(counts.count) distinct events, \(all.count) were written")
         print("exactly-once leases e2e: \(all.count) events, \(counts.values.reduce(0, +)) committed records, \(duplicated.count) duplicates, \(lost.count) lost after a SIGKILL")
 
@@ -137,10 +143,7 @@ import Testing
         let third = try await setup.put(30, batch: "c")
         let all = first + second + third
         let counts = try await Self.waitForAll(all, in: topic, brokers: setup.brokers)
-        let lost = all.filter { counts[$0] == nil }
-        let duplicated = all.filter { (counts[$0] ?? 0) > 1 }
-        #expect(lost.isEmpty, "\(lost.count) events lost")
-        #expect(duplicated.isEmpty, "\(duplicated.count) events routed twice under read_committed")
+        let (lost, duplicated) = Self.expectEachOnce(all, counts)
         let fencedLines = zombie.logText.split(separator: "\n").filter { $0.contains("fenced") || $0.contains("self-fencing") }.count
         let producerFenced = zombie.logText.split(separator: "\n").filter { $0.contains("fenced by a newer owner") }.count
         print("exactly-once zombie e2e: \(all.count) events, \(counts.values.reduce(0, +)) committed records, \(duplicated.count) duplicates, \(lost.count) lost; the zombie logged \(fencedLines) fencing lines (\(producerFenced) of its producer)")
