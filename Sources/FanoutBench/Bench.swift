@@ -2,6 +2,7 @@ import AWS
 import CQRSCore
 import Foundation
 import Kafka
+import NIOCore
 import Router
 
 /// `fanout-bench`: micro-benchmarks of the routing path, run by scripts/bench in release mode.
@@ -26,6 +27,7 @@ struct Bench {
         if wants("content") { try content() }
         if wants("decoding") { try decoding() }
         if wants("planning") { try planning() }
+        if wants("routing") { try routingPages() }
         if wants("reload") { try reload() }
     }
 
@@ -232,6 +234,35 @@ struct Bench {
         row("planning events into Kafka records, through the message (before)", results[.reference]!, "events/s", "one core; 4 name-only routes, values of \(size) bytes")
         row("planning events into Kafka records, straight from the item (after)", results[.direct]!, "events/s", "one core; same events")
         row("planning, after / before", results[.direct]! / results[.reference]!, "ratio", "same run")
+    }
+
+    /// A GetRecords body → the Kafka records of its events (decoding and planning, the router's CPU per event
+    /// short of HTTP and librdkafka), NewImages built as `AttributeValue` trees (before) and kept as typed
+    /// JSON, each value written from its bytes (after).
+    static func routingPages() throws {
+        let routes = CompiledRoutes(try RoutesFile.parse(Array(PipelineEvents.routesJSON.utf8), file: "bench.json"))
+        let source = StreamSource(events: StreamSource.maximumPageRecords, shardCount: 1)
+        let answer = source.answer(target: "DynamoDBStreams_20120810.GetRecords", body: Array(#"{"ShardIterator":"0/0","Limit":1000}"#.utf8))
+        let page = Array(answer.body.readableBytesView)
+        let count = try GetRecordsOutput(jsonBytes: page).records.count
+        precondition(count == 650)
+        let planner = FanOutPlanner(routes: routes)
+        var results: [Bool: Double] = [:]
+        for buildingImages in [true, false] {
+            var written = 0
+            results[buildingImages] = rate(operationsPerCall: 650) {
+                let records = try! GetRecordsOutput(jsonBytes: page, buildingImages: buildingImages).records
+                var output: [KafkaProducerRecord] = []
+                output.reserveCapacity(records.count * 2)
+                for record in records { _ = planner.plan(record, streamARN: "arn:bench", shardID: "shard-0", into: &output) }
+                written &+= output.count
+            }
+            precondition(written > 0)
+        }
+        let size = page.count / 650
+        row("routing GetRecords pages, images built (before)", results[true]!, "events/s", "one core; body → Kafka records, 650 records of \(size) bytes a page, the pipeline's routes")
+        row("routing GetRecords pages, images as typed JSON (after)", results[false]!, "events/s", "one core; same pages")
+        row("routing pages, after / before", results[false]! / results[true]!, "ratio", "same run")
     }
 
     /// Compiling and swapping in a routes file of 10,000 routes.

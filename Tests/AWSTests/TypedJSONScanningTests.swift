@@ -129,6 +129,68 @@ import Testing
         #expect(error?.path == path, "\(String(describing: error))")
     }
 
+    /// `json` as the NewImage of the only record of a page.
+    static func page(newImage json: String) -> [UInt8] {
+        Array(#"{"Records":[{"eventID":"1","eventName":"INSERT","dynamodb":{"SequenceNumber":"1","NewImage":"#.utf8)
+            + Array(json.utf8) + Array("}}]}".utf8)
+    }
+
+    /// A page's NewImages are checked, not built (`newImageJSON`), and read back as `readItem` reads them; only
+    /// those the check leaves to `readItem` (B or BS values, names with escapes or past ASCII, maps past 64
+    /// members) are built when the page is read.
+    @Test(arguments: [7, 8, 9] as [UInt64])
+    func aPagesNewImagesAreKeptAsCheckedJSON(seed: UInt64) throws {
+        var generator = AttributeValueGenerator(random: SeededGenerator(seed: seed))
+        var kept = 0
+        for iteration in 0..<200 {
+            var item: DynamoDBItem = [:]
+            // Some maps past 64 members.
+            for _ in 0..<Int.random(in: 0...(iteration % 5 == 0 ? 80 : 6), using: &generator.random) { item[generator.string()] = generator.value() }
+            // Names the check reads itself.
+            if iteration % 2 == 0 { item = Dictionary(uniqueKeysWithValues: item.enumerated().map { ("n\($0.offset)", $0.element.value) }) }
+            let json = String(decoding: try JSONEncoder().encode(item), as: UTF8.self)
+            let record = try #require(try GetRecordsOutput(jsonBytes: Self.page(newImage: json)).records.first)
+            #expect(record.newImage == item, "seed \(seed), iteration \(iteration): \(json)")
+            #expect((record.newImageJSON != nil) == isKeptAsTypedJSON(item), "seed \(seed), iteration \(iteration): \(json)")
+            if let kept = record.newImageJSON { #expect(String(decoding: kept.bytes[kept.range], as: UTF8.self) == json) }
+            if record.newImageJSON != nil { kept += 1 }
+        }
+        #expect(kept > 20)
+    }
+
+    /// Whatever the check refuses, `readItem` words: a page holding a malformed NewImage fails as before.
+    @Test func aMalformedNewImageFailsThePageWithReadItemsError() {
+        let many = (0..<20).map { #""n\#($0)": {"S": "x"}"# }.joined(separator: ", ")
+        let items = [
+            #"{"a": {}}"#, #"{"a": {"S": "x", "N": "1"}}"#, #"{"a": {"Q": "x"}}"#, #"{"a": {"B": "not base64!"}}"#,
+            #"{"a": {"N": 1}}"#, #"{"a": {"N": "12abc"}}"#, #"{"a": {"N": " 1"}}"#, #"{"a": {"N": "01"}}"#, #"{"a": {"NULL": false}}"#,
+            #"{"a": {"M": []}}"#, #"{"a": {"L": [{"S": "x"}, {"S": 5}]}}"#, #"{"a": {"S": "x"}, "a": {"S": "y"}}"#,
+            #"{"m": {"M": {"b": {"S": "x"}, "b": {"N": "1"}}}}"#, "{\(many), \"n3\": {\"S\": \"again\"}}",
+            "{\(many), \"n19\": {\"S\": \"again\"}}", "{\"a\": {\"S\": \"\u{01}\"}}", #"{"a": {"SS": ["x", 1]}}"#,
+            #"{"a": {"NS": ["1", "x"]}}"#, #"{"a": {"BOOL": "true"}}"#, #"{"a": {"L": {}}}"#,
+            // Equal as Strings (canonically equivalent), not as bytes.
+            "{\"\u{E9}\": {\"S\": \"x\"}, \"e\u{301}\": {\"S\": \"y\"}}",
+            #"{"a": {"S": "\ud800"}}"#, #"{"a": {"S": "\udc00"}}"#, #"{"a": {"S": "\x"}}"#, #"{"a": {"BOOL": tru}}"#,
+            #"{"a": {"N": "-"}}"#, #"{"a": {"N": "1."}}"#, #"{"a": {"N": "1e"}}"#, #"{"a": {"NULL": true, "S": "x"}}"#,
+        ]
+        for json in items {
+            let itemError = Self.scanError { () throws(JSONScanError) in _ = try AttributeValue.item(jsonBytes: Array(json.utf8)) }
+            let pageError = Self.scanError { () throws(JSONScanError) in _ = try GetRecordsOutput(jsonBytes: Self.page(newImage: json)) }
+            #expect(itemError != nil, "\(json)")
+            #expect(pageError?.reason == itemError?.reason, "\(json)")
+            #expect(pageError?.path == itemError?.path.map { "$.Records[0].dynamodb.NewImage" + $0.dropFirst() } ?? "$.Records[0].dynamodb.NewImage", "\(json)")
+        }
+        // What the check leaves to readItem and readItem reads: built when the page is read.
+        let wide = "{" + (0..<65).map { #""n\#($0)": {"S": "x"}"# }.joined(separator: ", ") + "}"
+        for json in [
+            #"{"a": {"N": "\u0031"}}"#, #"{"a": {"B": "AQ=="}}"#, #"{"a": {"BS": ["AQ=="]}}"#, #"{"\u0061": {"S": "x"}}"#, #"{"é": {"S": "x"}}"#,
+            #"{"a": {"\u0053": "x"}}"#, wide,
+        ] {
+            let record = try? GetRecordsOutput(jsonBytes: Self.page(newImage: json)).records.first
+            #expect(record?.newImageJSON == nil && record?.newImage == (try? AttributeValue.item(jsonBytes: Array(json.utf8))), "\(json)")
+        }
+    }
+
     @Test func everyTruncationOfAPageIsAnErrorNotACrash() {
         let bytes = Array(Self.page.utf8)
         for length in 1..<bytes.count {
@@ -150,6 +212,14 @@ import Testing
                 case 0: mutated[at] = interesting.randomElement(using: &random)!
                 case 1: mutated.remove(at: at)
                 default: mutated.insert(interesting.randomElement(using: &random)!, at: at)
+                }
+            }
+            if let page = try? GetRecordsOutput(jsonBytes: mutated) {
+                // A NewImage kept as checked JSON reads as an item.
+                for record in page.records {
+                    guard let json = record.newImageJSON else { continue }
+                    var scanner = json.scanner
+                    #expect((try? AttributeValue.readItem(from: &scanner)) != nil, "\(String(decoding: mutated, as: UTF8.self))")
                 }
             }
             if (try? GetRecordsOutput(jsonBytes: mutated)) == nil {

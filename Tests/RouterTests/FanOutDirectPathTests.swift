@@ -1,5 +1,6 @@
 import AWS
 import CQRSCore
+import Foundation
 import Kafka
 import Router
 import TestSupport
@@ -78,6 +79,24 @@ import Testing
             eventID: "e", eventName: change, keys: ["aggregateId": .s("order-7"), "sequenceNumber": .n("7")],
             newImage: image, sequenceNumber: "4900000000000000000123"
         )
+    }
+
+    /// How a page's JSON may write an item: compact with `/` escaped (Foundation's default), or pretty-printed
+    /// with sorted keys (whitespace everywhere, members in another order).
+    static let renderings: [JSONEncoder.OutputFormatting] = [[], [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]]
+
+    /// The record as a GetRecords page holds it: read back from the page, its NewImage kept as typed JSON
+    /// (`newImageJSON`) unless it holds what the page's check leaves to the built item (`isKeptAsTypedJSON`).
+    static func pageRecord(_ image: DynamoDBItem?, change: String = "INSERT", rendering: JSONEncoder.OutputFormatting = []) -> StreamRecord {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = rendering
+        let newImage = image.map { String(decoding: try! encoder.encode($0), as: UTF8.self) } ?? "null"
+        let page = """
+            {"Records": [{"eventID": "e", "eventName": "\(change)", "dynamodb": {
+              "Keys": {"aggregateId": {"S": "order-7"}, "sequenceNumber": {"N": "7"}},
+              "NewImage": \(newImage), "SequenceNumber": "4900000000000000000123"}}]}
+            """
+        return try! GetRecordsOutput(jsonBytes: Array(page.utf8)).records[0]
     }
 
     /// Items the direct path writes itself (EventItem reads them), each with a name to tell them apart.
@@ -184,10 +203,57 @@ import Testing
         }
     }
 
+    /// Read from a page, the direct path writes from the typed JSON (`EventItem(json:)`): the same records again,
+    /// and the same as for the item built.
+    @Test(arguments: allItems.map(\.0))
+    func recordsReadFromAPageAreTheSame(_ name: String) {
+        let item = Self.allItems.first { $0.0 == name }!.1
+        for rendering in Self.renderings {
+            let record = Self.pageRecord(item, rendering: rendering)
+            #expect(record.newImage == item, "\(name)")
+            for (index, routes) in Self.allRoutes.enumerated() {
+                Self.expectSamePlans(record, routes: routes, "\(name), from a page, routes \(index)")
+                Self.expectSamePlans(record, routes: routes, maximumValueBytes: 400, "\(name), from a page, routes \(index), 400-byte limit")
+                let (fromPage, pageOutcome) = Self.plan(record, routes: routes, path: .direct)
+                let (built, builtOutcome) = Self.plan(Self.record(item), routes: routes, path: .direct)
+                #expect(pageOutcome == builtOutcome, "\(name), routes \(index)")
+                #expect(fromPage.map(\.value) == built.map(\.value), "\(name), routes \(index)")
+                #expect(fromPage.map(\.headers) == built.map(\.headers), "\(name), routes \(index)")
+            }
+        }
+    }
+
+    /// Guards the test above: the typed JSON is kept and read for every well-formed item the page's check
+    /// takes (`isKeptAsTypedJSON`), in both renderings, and for no odd item.
+    @Test func pagesKeepTheTypedJSONAndTheDirectPathReadsIt() throws {
+        var read = 0
+        for rendering in Self.renderings {
+            for (name, item) in Self.wellFormed + Self.leftToTheReference {
+                let record = Self.pageRecord(item, rendering: rendering)
+                guard isKeptAsTypedJSON(item, escapingSlashes: !rendering.contains(.withoutEscapingSlashes)) else {
+                    #expect(record.newImageJSON == nil, "\(name)")
+                    continue
+                }
+                let json = try #require(record.newImageJSON, "\(name)")
+                let direct = EventItem(json: json)
+                #expect((direct != nil) == (EventItem(item: item) != nil), "\(name)")
+                guard let direct, let built = EventItem(item: item) else { continue }
+                read += 1
+                #expect(direct.jsonBytes() == built.jsonBytes(), "\(name)")
+                #expect(direct.eventName == built.eventName && direct.aggregateID == built.aggregateID, "\(name)")
+                #expect(direct.messageID == built.messageID && direct.aggregateType == built.aggregateType, "\(name)")
+                #expect(direct.traceparent == built.traceparent, "\(name)")
+            }
+        }
+        #expect(read >= 2 * (Self.wellFormed.count - 5))
+    }
+
     @Test func recordsThatAreNotNewEventsAreTheSameToo() {
         for routes in Self.allRoutes {
             Self.expectSamePlans(Self.record(Self.item(), change: "MODIFY"), routes: routes, "MODIFY")
             Self.expectSamePlans(Self.record(nil), routes: routes, "no NewImage")
+            Self.expectSamePlans(Self.pageRecord(Self.item(), change: "MODIFY"), routes: routes, "MODIFY, from a page")
+            Self.expectSamePlans(Self.pageRecord(nil), routes: routes, "no NewImage, from a page")
         }
     }
 
@@ -227,9 +293,13 @@ import Testing
             return text
         }
         func bytes() -> [UInt8] { (0..<Int.random(in: 0...9, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) } }
+        // Names as anything may write them in some rounds; in the others, names a page's check reads itself.
+        var plainNames = false
         func map(depth: Int) -> [String: AttributeValue] {
             var map: [String: AttributeValue] = [:]
-            for _ in 0..<Int.random(in: 0...6, using: &random) { map[string()] = value(depth: depth + 1) }
+            for _ in 0..<Int.random(in: 0...6, using: &random) {
+                map[plainNames ? "k" + String(UInt8.random(in: 0...255, using: &random), radix: 16) : string()] = value(depth: depth + 1)
+            }
             return map
         }
         func value(depth: Int) -> AttributeValue {
@@ -247,7 +317,10 @@ import Testing
             }
         }
         let names = ["OrderPlaced", "PaymentReceived", "OrderShipped", "CustomerMoved", "Elsewhere" + string()]
+        var directFromPage = 0
+        defer { #expect(directFromPage > 50) }
         for round in 0..<400 {
+            plainNames = round % 3 != 0
             var metadata = map(depth: 1)
             if Bool.random(using: &random) { metadata["traceparent"] = .s(string()) }
             let item = Self.item(
@@ -258,6 +331,14 @@ import Testing
             let direct = try #require(EventItem(item: item), "round \(round)")
             #expect(direct.jsonBytes() == (try GenericDomainEventMessage(item: item)).jsonBytes(), "round \(round)")
             for routes in Self.allRoutes { Self.expectSamePlans(Self.record(item), routes: routes, "round \(round)") }
+            // From a page: the value written from the typed JSON (when the page kept it) is the same.
+            let record = Self.pageRecord(item, rendering: Self.renderings[round % 2])
+            #expect((record.newImageJSON != nil) == isKeptAsTypedJSON(item, escapingSlashes: round % 2 == 0), "round \(round)")
+            if let json = record.newImageJSON {
+                #expect(EventItem(json: json)?.jsonBytes() == direct.jsonBytes(), "round \(round)")
+                directFromPage += 1
+            }
+            for routes in Self.allRoutes { Self.expectSamePlans(record, routes: routes, "round \(round), from a page") }
         }
     }
 }

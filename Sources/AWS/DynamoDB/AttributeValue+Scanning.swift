@@ -102,7 +102,9 @@ extension AttributeValue {
 extension GetRecordsOutput {
     /// Decodes a GetRecords response body. Unknown members are skipped (AWS adds
     /// fields); everything read is checked, and any error names line, column and path.
-    public init(jsonBytes: [UInt8]) throws(JSONScanError) {
+    /// NewImages are kept as checked typed JSON (`StreamRecord.newImageJSON`) unless `buildingImages`
+    /// (the way before that, kept for the benchmark that compares the two).
+    public init(jsonBytes: [UInt8], buildingImages: Bool = false) throws(JSONScanError) {
         var scanner = JSONScanner(jsonBytes.isEmpty ? Array("{}".utf8) : jsonBytes)
         var records: [StreamRecord] = []
         var nextShardIterator: String?
@@ -116,7 +118,7 @@ extension GetRecordsOutput {
                     if try scanner.consumeNull() { break }
                     try scanner.beginArray()
                     while try scanner.nextElement(first: records.isEmpty) {
-                        do throws(JSONScanError) { records.append(try StreamRecord(reading: &scanner)) } catch { throw error.inside(element: records.count) }
+                        do throws(JSONScanError) { records.append(try StreamRecord(reading: &scanner, buildingImages: buildingImages)) } catch { throw error.inside(element: records.count) }
                     }
                 case "NextShardIterator":
                     if try !scanner.consumeNull() { nextShardIterator = try scanner.readString() }
@@ -133,14 +135,16 @@ extension GetRecordsOutput {
 }
 
 extension StreamRecord {
-    /// Reads one record of a GetRecords page at the scanner's position.
-    init(reading scanner: inout JSONScanner) throws(JSONScanError) {
+    /// Reads one record of a GetRecords page at the scanner's position. Its NewImage is checked, not built
+    /// (`newImageJSON`), unless it holds what the check leaves to `AttributeValue.readItem`.
+    init(reading scanner: inout JSONScanner, buildingImages: Bool) throws(JSONScanError) {
         var eventID: String?
         var eventName: String?
         var awsRegion: String?
         var sawChange = false
         var keys: DynamoDBItem = [:]
         var newImage: DynamoDBItem?
+        var newImageJSON: ItemJSON?
         var oldImage: DynamoDBItem?
         var sequenceNumber: String?
         var created: Date?
@@ -164,7 +168,16 @@ extension StreamRecord {
                             if try scanner.consumeNull() { continue }
                             switch field {
                             case "Keys": keys = try AttributeValue.readItem(from: &scanner)
-                            case "NewImage": newImage = try AttributeValue.readItem(from: &scanner)
+                            case "NewImage":
+                                let start = scanner.mark
+                                if !buildingImages, AttributeValue.skipItem(from: &scanner) {
+                                    newImageJSON = ItemJSON(bytes: scanner.bytes, start: start, end: scanner.index)
+                                    newImage = nil
+                                } else {
+                                    scanner.reset(to: start)
+                                    newImage = try AttributeValue.readItem(from: &scanner)
+                                    newImageJSON = nil
+                                }
                             case "OldImage": oldImage = try AttributeValue.readItem(from: &scanner)
                             case "SequenceNumber": sequenceNumber = try Self.readStringOrNumber(&scanner)
                             case "ApproximateCreationDateTime":
@@ -188,7 +201,7 @@ extension StreamRecord {
         guard sawChange else { throw scanner.error("a stream record needs a dynamodb member") }
         guard let sequenceNumber else { throw scanner.error("a stream record needs a dynamodb.SequenceNumber") }
         self.init(
-            eventID: eventID, eventName: eventName, keys: keys, newImage: newImage, oldImage: oldImage,
+            eventID: eventID, eventName: eventName, keys: keys, newImageJSON: newImageJSON, builtNewImage: newImage, oldImage: oldImage,
             sequenceNumber: sequenceNumber, approximateCreationDateTime: created, sizeBytes: sizeBytes, awsRegion: awsRegion
         )
     }

@@ -171,7 +171,22 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
     /// `INSERT`, `MODIFY` or `REMOVE`.
     public var eventName: String
     public var keys: DynamoDBItem
-    public var newImage: DynamoDBItem?
+    /// The item after the change. Read from a GetRecords page it is built from `newImageJSON` each time it
+    /// is asked for: the router writes most events from those bytes without building it.
+    public var newImage: DynamoDBItem? {
+        get { newImageJSON?.item ?? builtNewImage }
+        set {
+            builtNewImage = newValue
+            newImageJSON = nil
+        }
+    }
+    /// The NewImage's typed JSON as the GetRecords page held it, checked when the page was read; nil when
+    /// the record has no NewImage, was made from values, or its NewImage holds what the check leaves to
+    /// `AttributeValue.readItem` (B or BS values, for one): then `newImage` was built when it was read.
+    public private(set) var newImageJSON: ItemJSON?
+    private var builtNewImage: DynamoDBItem?
+    /// Whether the record has a NewImage (without building it).
+    public var hasNewImage: Bool { newImageJSON != nil || builtNewImage != nil }
     public var oldImage: DynamoDBItem?
     public var sequenceNumber: String
     public var approximateCreationDateTime: Date?
@@ -197,13 +212,39 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
         self.eventID = eventID
         self.eventName = eventName
         self.keys = keys
-        self.newImage = newImage
+        self.builtNewImage = newImage
         self.oldImage = oldImage
         self.sequenceNumber = sequenceNumber
         self.approximateCreationDateTime = approximateCreationDateTime
         self.sizeBytes = sizeBytes
         self.awsRegion = awsRegion
         self.unreadable = unreadable
+    }
+
+    /// A record read from a page, its NewImage kept as typed JSON.
+    init(
+        eventID: String, eventName: String, keys: DynamoDBItem, newImageJSON: ItemJSON?, builtNewImage: DynamoDBItem?,
+        oldImage: DynamoDBItem?, sequenceNumber: String, approximateCreationDateTime: Date?, sizeBytes: Int?, awsRegion: String?
+    ) {
+        self.init(
+            eventID: eventID, eventName: eventName, keys: keys, newImage: builtNewImage, oldImage: oldImage, sequenceNumber: sequenceNumber,
+            approximateCreationDateTime: approximateCreationDateTime, sizeBytes: sizeBytes, awsRegion: awsRegion
+        )
+        self.newImageJSON = newImageJSON
+    }
+
+    /// Equal when every field is, the NewImage compared as items (however each record holds it).
+    public static func == (lhs: StreamRecord, rhs: StreamRecord) -> Bool {
+        lhs.eventID == rhs.eventID && lhs.eventName == rhs.eventName && lhs.keys == rhs.keys && lhs.newImage == rhs.newImage
+            && lhs.oldImage == rhs.oldImage && lhs.sequenceNumber == rhs.sequenceNumber
+            && lhs.approximateCreationDateTime == rhs.approximateCreationDateTime && lhs.sizeBytes == rhs.sizeBytes
+            && lhs.awsRegion == rhs.awsRegion && lhs.unreadable == rhs.unreadable
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(eventID)
+        hasher.combine(sequenceNumber)
+        hasher.combine(newImage)
     }
 
     /// A record that could not be read as a DynamoDB change, with why.
@@ -234,7 +275,7 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
         awsRegion = try c.decodeIfPresent(String.self, forKey: .awsRegion)
         let change = try c.nestedContainer(keyedBy: ChangeKeys.self, forKey: .dynamodb)
         keys = try change.decodeIfPresent(DynamoDBItem.self, forKey: .keys) ?? [:]
-        newImage = try change.decodeIfPresent(DynamoDBItem.self, forKey: .newImage)
+        builtNewImage = try change.decodeIfPresent(DynamoDBItem.self, forKey: .newImage)
         oldImage = try change.decodeIfPresent(DynamoDBItem.self, forKey: .oldImage)
         guard let sequence = try change.decodeLenientString(forKey: .sequenceNumber) else {
             throw DecodingError.keyNotFound(

@@ -64,6 +64,41 @@ public struct JSONScanner {
         }
     }
 
+    /// A place in the text to come back to (`reset(to:)`): offset, depth and line.
+    public struct Mark: Sendable, Hashable {
+        fileprivate var index: Int
+        fileprivate var depth: Int
+        fileprivate var line: Int
+        fileprivate var lineStart: Int
+
+        /// The byte offset of the mark.
+        public var offset: Int { index }
+    }
+
+    /// Where the scanner is now.
+    public var mark: Mark { Mark(index: index, depth: depth, line: line, lineStart: lineStart) }
+
+    /// Goes back (or on) to `mark`, taken from this scanner or from one over the same bytes.
+    public mutating func reset(to mark: Mark) {
+        index = mark.index
+        depth = mark.depth
+        line = mark.line
+        lineStart = mark.lineStart
+    }
+
+    /// Moves on to `offset`, having passed `lines` newlines, the last one ending at `lineStart` (-1: none).
+    mutating func skip(to offset: Int, lines: Int, lineStart: Int) {
+        index = offset
+        line += lines
+        if lineStart >= 0 { self.lineStart = lineStart }
+    }
+
+    /// A scanner over `bytes` positioned at `mark` (taken from a scanner over the same bytes).
+    public init(_ bytes: [UInt8], at mark: Mark, maximumDepth: Int = defaultMaximumDepth) {
+        self.init(bytes, maximumDepth: maximumDepth)
+        reset(to: mark)
+    }
+
     /// Line and column (1-based) of the next unread byte.
     public var position: (line: Int, column: Int) { (line, index - lineStart + 1) }
 
@@ -240,6 +275,13 @@ public struct JSONScanner {
     public mutating func readNumber() throws(JSONScanError) -> String {
         skipWhitespace()
         let start = index
+        try skipNumber()
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    /// Reads past a number (RFC 8259 grammar) that starts at the next byte, building nothing.
+    public mutating func skipNumber() throws(JSONScanError) {
+        let start = index
         guard index < bytes.count else { throw error("unexpected end of file, expected a number") }
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
         guard index < bytes.count else { throw error("unexpected end of file in a number") }
@@ -257,7 +299,20 @@ public struct JSONScanner {
             if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
             if skipDigits() == 0 { throw error("invalid number: expected a digit in the exponent") }
         }
-        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    /// Reads past a string whose text is a JSON number with no escapes (`"-1.5E3"`: DynamoDB's `N`); false,
+    /// the scanner left anywhere, for any other string.
+    public mutating func skipNumberString() -> Bool {
+        skipWhitespace()
+        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\""),
+              bytes[index + 1] == UInt8(ascii: "-") || bytes[index + 1] &- UInt8(ascii: "0") <= 9
+        else { return false }
+        index += 1
+        do { try skipNumber() } catch { return false }
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return false }
+        index += 1
+        return true
     }
 
     private mutating func skipDigits() -> Int {
@@ -268,13 +323,49 @@ public struct JSONScanner {
 
     /// A string, unescaped; fails on invalid UTF-8, raw control characters and bad escapes.
     public mutating func readString() throws(JSONScanError) -> String {
+        let (start, stop, ascii) = try scanString()
+        if stop < bytes.count, bytes[stop] == UInt8(ascii: "\"") {
+            let text = bytes.withUnsafeBufferPointer { buffer -> String? in
+                let slice = UnsafeBufferPointer(rebasing: buffer[start..<stop])
+                return ascii ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
+            }
+            guard let text else { throw error("string is not valid UTF-8") }
+            index += 1
+            return text
+        }
+        return try readEscapedString(from: start)
+    }
+
+    /// Reads past a string, checking it as `readString` does; builds nothing unless it holds escapes or
+    /// non-ASCII text. Returns the offsets of its first and last byte (without the quotes) and whether
+    /// it held an escape (then those bytes are not its text).
+    @discardableResult
+    public mutating func skipString() throws(JSONScanError) -> (contents: Range<Int>, escaped: Bool) {
+        let (start, stop, ascii) = try scanString()
+        if stop < bytes.count, bytes[stop] == UInt8(ascii: "\"") {
+            if !ascii {
+                let valid = bytes.withUnsafeBufferPointer { buffer in
+                    String(validating: UnsafeBufferPointer(rebasing: buffer[start..<stop]), as: UTF8.self) != nil
+                }
+                guard valid else { throw error("string is not valid UTF-8") }
+            }
+            index += 1
+            return (start..<stop, false)
+        }
+        _ = try readEscapedString(from: start)
+        return (start..<(index - 1), true)
+    }
+
+    /// Consumes the opening quote and scans the run without escapes: its start, where it stopped (a quote,
+    /// a backslash, a control character or the end), and whether it was all ASCII. `index` is left at the stop.
+    private mutating func scanString() throws(JSONScanError) -> (start: Int, stop: Int, ascii: Bool) {
         skipWhitespace()
         guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
             throw error("unexpected \(describeCurrent()), expected a string")
         }
         index += 1
-        // Fast path: no escapes, one copy (validated unless it is all ASCII). The scan runs over the buffer,
-        // not `bytes[index]`, so that each byte costs one load and compare (no bounds check, no store of `index`).
+        // The scan runs over the buffer, not `bytes[index]`, so that each byte costs one load and compare
+        // (no bounds check, no store of `index`).
         let start = index
         var ascii = true
         let stop = bytes.withUnsafeBufferPointer { buffer -> Int in
@@ -288,16 +379,7 @@ public struct JSONScanner {
             return position
         }
         index = stop
-        if stop < bytes.count, bytes[stop] == UInt8(ascii: "\"") {
-            let text = bytes.withUnsafeBufferPointer { buffer -> String? in
-                let slice = UnsafeBufferPointer(rebasing: buffer[start..<stop])
-                return ascii ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
-            }
-            guard let text else { throw error("string is not valid UTF-8") }
-            index += 1
-            return text
-        }
-        return try readEscapedString(from: start)
+        return (start, stop, ascii)
     }
 
     private mutating func readEscapedString(from start: Int) throws(JSONScanError) -> String {
@@ -394,8 +476,8 @@ public struct JSONScanner {
                 first = false
                 try skipValue()
             }
-        case .string: _ = try readString()
-        case .number: _ = try readNumber()
+        case .string: try skipString()
+        case .number: try skipNumber()
         case .bool: _ = try readBool()
         case .null: try expectLiteral("null")
         }

@@ -14,7 +14,21 @@ import Foundation
 public struct EventItem: Sendable {
     public typealias Field = GenericDomainEventMessage.Field
 
-    public let item: DynamoDBItem
+    /// Where the item's values are: built, or still the typed JSON of a GetRecords page (whose Kafka record
+    /// value was written when it was read).
+    private enum Source: Sendable {
+        case item(DynamoDBItem)
+        case json(ItemJSON, value: [UInt8])
+    }
+
+    private let source: Source
+    /// The item, built (from its typed JSON when read from that).
+    public var item: DynamoDBItem {
+        switch source {
+        case .item(let item): item
+        case .json(let json, _): json.item
+        }
+    }
     public let eventName: String
     public let aggregateID: String
     /// Empty when the item has none (as in `GenericDomainEventMessage`).
@@ -67,7 +81,7 @@ public struct EventItem: Sendable {
         case nil, .null?: break
         default: return nil
         }
-        self.item = item
+        self.source = .item(item)
         self.eventName = eventName
         self.aggregateID = aggregateID
         self.messageID = messageID ?? ""
@@ -84,6 +98,26 @@ public struct EventItem: Sendable {
 
     /// The Kafka record value: byte for byte `GenericDomainEventMessage(item: item).jsonBytes()`.
     public func jsonBytes() -> [UInt8] {
+        switch source {
+        case .json(_, let value): return value
+        case .item(let item):
+            func map(_ field: String) -> (inout [UInt8]) -> Void {
+                { output in
+                    if case .m(let map)? = item[field] { JSONWriter.writeObject(map, to: &output) } else { output.append(contentsOf: "{}".utf8) }
+                }
+            }
+            return Self.value(
+                messageID: messageID, eventName: eventName, aggregateID: aggregateID, aggregateType: aggregateType, sequenceNumber: sequenceNumber,
+                timestamp: timestamp, payload: map(Field.payload), metadata: map(Field.metadata)
+            )
+        }
+    }
+
+    /// The value's JSON: the header fields, then the payload and metadata objects as `payload` and `metadata` write them.
+    private static func value(
+        messageID: String, eventName: String, aggregateID: String, aggregateType: String, sequenceNumber: Int64, timestamp: Date,
+        payload: (inout [UInt8]) -> Void, metadata: (inout [UInt8]) -> Void
+    ) -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(1024)
         func member(_ name: StaticString, first: Bool = false) {
@@ -106,19 +140,123 @@ public struct EventItem: Sendable {
         member("timestamp")
         JSONWriter.writeString(GenericDomainEventMessage.formatTimestamp(timestamp), to: &output)
         member("payload")
-        if case .m(let payload)? = item[Field.payload] {
-            JSONWriter.writeObject(payload, to: &output)
-        } else {
-            output.append(contentsOf: "{}".utf8)
-        }
+        payload(&output)
         member("metadata")
-        if case .m(let metadata)? = item[Field.metadata] {
-            JSONWriter.writeObject(metadata, to: &output)
-        } else {
-            output.append(contentsOf: "{}".utf8)
-        }
+        metadata(&output)
         output.append(UInt8(ascii: "}"))
         return output
+    }
+
+    /// The same as `init(item: json.item)`, read from the typed JSON in one pass without building the item:
+    /// the header fields read, the payload and metadata written as plain JSON as they are read (the value,
+    /// `jsonBytes()`, is then ready). What that pass leaves to the built item (`TypedJSONTranscoder`) is
+    /// read from the built item.
+    public init?(json: ItemJSON) {
+        if let read = Self.read(json) {
+            self = read
+        } else if let built = EventItem(item: json.item) {
+            self = built
+        } else {
+            return nil
+        }
+    }
+
+    private init(
+        source: Source, eventName: String, aggregateID: String, messageID: String, aggregateType: String, traceparent: String?,
+        sequenceNumber: Int64, timestamp: Date
+    ) {
+        self.source = source
+        self.eventName = eventName
+        self.aggregateID = aggregateID
+        self.messageID = messageID
+        self.aggregateType = aggregateType
+        self.traceparent = traceparent
+        self.sequenceNumber = sequenceNumber
+        self.timestamp = timestamp
+    }
+
+    /// The one pass of `init(json:)`: nil for anything it leaves to the built item (which also decides what
+    /// `init(item:)` refuses).
+    private static func read(_ json: ItemJSON) -> EventItem? {
+        json.bytes.withUnsafeBufferPointer { buffer -> EventItem? in
+            var reader = TypedJSONTranscoder(bytes: buffer, position: json.range.lowerBound)
+            var eventName = "", aggregateID = "", messageID = "", aggregateType = ""
+            var timestampText: String?
+            var sequenceNumber: Int64 = 0
+            var payload: Range<Int>?
+            var metadata: Range<Int>?
+            var traceparent: String?
+            do throws(TypedJSONTranscoder.Unhandled) {
+                try reader.expect(UInt8(ascii: "{"))
+                if !reader.consume(UInt8(ascii: "}")) {
+                    while true {
+                        let name = try reader.name(anyBytes: true)
+                        if reader.bytes(name, equal: "eventName") {
+                            eventName = try reader.typedString()
+                        } else if reader.bytes(name, equal: "aggregateId") {
+                            aggregateID = try reader.typedString()
+                        } else if reader.bytes(name, equal: "messageId") {
+                            messageID = try reader.typedString()
+                        } else if reader.bytes(name, equal: "aggregateType") {
+                            aggregateType = try reader.typedString()
+                        } else if reader.bytes(name, equal: "timestamp") {
+                            timestampText = try reader.typedString()
+                        } else if reader.bytes(name, equal: "sequenceNumber") {
+                            guard try reader.tag() == .n,
+                                let value = Int64(String(decoding: UnsafeBufferPointer(rebasing: buffer[try reader.plainString()]), as: UTF8.self)),
+                                value >= 0
+                            else { return nil }
+                            try reader.expect(UInt8(ascii: "}"))
+                            sequenceNumber = value
+                        } else if reader.bytes(name, equal: "payload") {
+                            guard try reader.tag() == .m else { return nil }
+                            let start = reader.output.count
+                            try reader.writeMap()
+                            payload = start..<reader.output.count
+                            try reader.expect(UInt8(ascii: "}"))
+                        } else if reader.bytes(name, equal: "metadata") {
+                            switch try reader.tag() {
+                            case .m:
+                                let start = reader.output.count
+                                traceparent = try reader.writeMap(findingTraceparent: true)
+                                metadata = start..<reader.output.count
+                            case .null: guard try reader.literal() else { return nil }
+                            default: return nil
+                            }
+                            try reader.expect(UInt8(ascii: "}"))
+                        } else {
+                            try reader.skipValue()
+                        }
+                        if !reader.consume(UInt8(ascii: ",")) {
+                            try reader.expect(UInt8(ascii: "}"))
+                            break
+                        }
+                    }
+                }
+            } catch {
+                return nil
+            }
+            guard !eventName.isEmpty, !aggregateID.isEmpty else { return nil }
+            var timestamp = Date(timeIntervalSince1970: 0)
+            if let timestampText {
+                guard let parsed = GenericDomainEventMessage.parseTimestamp(timestampText) else { return nil }
+                timestamp = parsed
+            }
+            let written = reader.output
+            func part(_ range: Range<Int>?) -> (inout [UInt8]) -> Void {
+                { output in
+                    if let range { output.append(contentsOf: written[range]) } else { output.append(contentsOf: "{}".utf8) }
+                }
+            }
+            let value = Self.value(
+                messageID: messageID, eventName: eventName, aggregateID: aggregateID, aggregateType: aggregateType, sequenceNumber: sequenceNumber,
+                timestamp: timestamp, payload: part(payload), metadata: part(metadata)
+            )
+            return EventItem(
+                source: .json(json, value: value), eventName: eventName, aggregateID: aggregateID, messageID: messageID,
+                aggregateType: aggregateType, traceparent: traceparent, sequenceNumber: sequenceNumber, timestamp: timestamp
+            )
+        }
     }
 }
 

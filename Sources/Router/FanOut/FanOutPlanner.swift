@@ -82,14 +82,33 @@ public struct FanOutPlanner: Sendable {
             return .deadLettered(reason: unreadable.reason)
         }
         guard record.eventName == "INSERT" else { return .ignored(changeType: record.eventName) }
-        guard let image = record.newImage else {
+        guard record.hasNewImage, let image = record.newImageJSON.map(EventItemSource.json) ?? record.newImage.map(EventItemSource.item) else {
             return deadLetter(.object(JSONObject()), keys: record.keys, reason: "INSERT record has no NewImage (is the stream view type KEYS_ONLY or OLD_IMAGE?)", source: source, into: &output)
         }
-        if path == .direct, let item = EventItem(item: image),
-           let outcome = planDirectly(item, source: source, into: &output) {
+        if path == .direct, let item = image.eventItem, let outcome = planDirectly(item, source: source, into: &output) {
             return outcome
         }
-        return planThroughMessage(image, keys: record.keys, source: source, into: &output)
+        return planThroughMessage(image.item, keys: record.keys, source: source, into: &output)
+    }
+
+    /// A record's NewImage as it holds it: still typed JSON (from a GetRecords page) or built.
+    private enum EventItemSource {
+        case json(ItemJSON)
+        case item(DynamoDBItem)
+
+        var eventItem: EventItem? {
+            switch self {
+            case .json(let json): EventItem(json: json)
+            case .item(let item): EventItem(item: item)
+            }
+        }
+
+        var item: DynamoDBItem {
+            switch self {
+            case .json(let json): json.item
+            case .item(let item): item
+            }
+        }
     }
 
     /// The direct path: nil (having written nothing) when the item needs the reference path after all:

@@ -1,0 +1,381 @@
+import AWS
+
+/// Writes DynamoDB typed JSON as plain JSON straight from its bytes, in one pass: byte for byte what
+/// `JSONWriter.write(_: AttributeValue, to:)` writes for the value built from them (an M's members in the
+/// order of their names, re-ordered only when they do not come in that order).
+///
+/// For bytes already checked (`AttributeValue.skipItem`, when a GetRecords page is read): it relies on them
+/// being typed JSON and throws `Unhandled` at anything else, and at what it leaves to the built item: a B or
+/// BS value, a member name with an escape or a non-ASCII byte (ordered as characters, not bytes). Every read
+/// is bounds-checked (a read past the end sees 0, which no rule accepts).
+struct TypedJSONTranscoder {
+    /// What this writer does not handle; the caller builds the item and writes that instead.
+    struct Unhandled: Error {}
+
+    /// One member of an M being written: its name in `bytes`, and where it was written in `output`.
+    private struct Member {
+        var name: Range<Int>
+        var written: Range<Int>
+    }
+
+    enum Tag { case s, n, bool, null, m, l, ss, ns }
+
+    let bytes: UnsafeBufferPointer<UInt8>
+    var position: Int
+    var output: [UInt8] = []
+    /// The members of the maps being written, innermost last.
+    private var members: [Member] = []
+
+    init(bytes: UnsafeBufferPointer<UInt8>, position: Int) {
+        self.bytes = bytes
+        self.position = position
+        output.reserveCapacity(1024)
+        members.reserveCapacity(32)
+    }
+
+    private static let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\"), colon = UInt8(ascii: ":"), comma = UInt8(ascii: ",")
+    private static let openBrace = UInt8(ascii: "{"), closeBrace = UInt8(ascii: "}"), openBracket = UInt8(ascii: "["), closeBracket = UInt8(ascii: "]")
+
+    @inline(__always) func at(_ index: Int) -> UInt8 { index < bytes.count ? bytes[index] : 0 }
+
+    @inline(__always) mutating func skipSpace() {
+        while true {
+            let byte = at(position)
+            guard byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
+            position += 1
+        }
+    }
+
+    @inline(__always) mutating func expect(_ byte: UInt8) throws(Unhandled) {
+        skipSpace()
+        guard at(position) == byte else { throw Unhandled() }
+        position += 1
+    }
+
+    /// Whether the next byte (after whitespace) is `byte`, consuming it if so.
+    @inline(__always) mutating func consume(_ byte: UInt8) -> Bool {
+        skipSpace()
+        guard at(position) == byte else { return false }
+        position += 1
+        return true
+    }
+
+    /// A member name and its `:`: the name's bytes (without quotes). Escapes are not handled, nor (unless
+    /// `anyBytes`) bytes past ASCII.
+    mutating func name(anyBytes: Bool = false) throws(Unhandled) -> Range<Int> {
+        try expect(Self.quote)
+        let start = position
+        while true {
+            let byte = at(position)
+            if byte == Self.quote { break }
+            if byte == Self.backslash || byte == 0 || (byte >= 0x80 && !anyBytes) { throw Unhandled() }
+            position += 1
+        }
+        let end = position
+        position += 1
+        try expect(Self.colon)
+        return start..<end
+    }
+
+    /// Whether `range` holds exactly `text`.
+    func bytes(_ range: Range<Int>, equal text: StaticString) -> Bool {
+        guard range.count == text.utf8CodeUnitCount else { return false }
+        return text.withUTF8Buffer { expected in
+            var index = 0
+            while index < range.count {
+                if bytes[range.lowerBound + index] != expected[index] { return false }
+                index += 1
+            }
+            return true
+        }
+    }
+
+    /// A typed value's `{` and type: the position is then at the value inside.
+    mutating func tag() throws(Unhandled) -> Tag {
+        try expect(Self.openBrace)
+        let type = try name()
+        let first = bytes[type.lowerBound]
+        switch type.count {
+        case 1:
+            switch first {
+            case UInt8(ascii: "S"): return .s
+            case UInt8(ascii: "N"): return .n
+            case UInt8(ascii: "M"): return .m
+            case UInt8(ascii: "L"): return .l
+            default: throw Unhandled()
+            }
+        case 2:
+            guard bytes[type.lowerBound + 1] == UInt8(ascii: "S") else { throw Unhandled() }
+            switch first {
+            case UInt8(ascii: "S"): return .ss
+            case UInt8(ascii: "N"): return .ns
+            default: throw Unhandled()
+            }
+        default:
+            if bytes(type, equal: "BOOL") { return .bool }
+            if bytes(type, equal: "NULL") { return .null }
+            throw Unhandled()
+        }
+    }
+
+    /// One typed value (`{"S": "x"}`, `{"L": […]}`, …) as plain JSON.
+    mutating func writeValue() throws(Unhandled) {
+        let tag = try tag()
+        switch tag {
+        case .s: try writeString()
+        case .n: try writeNumber()
+        case .bool:
+            let flag = try literal()
+            output.append(contentsOf: (flag ? "true" : "false").utf8)
+        case .null:
+            guard try literal() else { throw Unhandled() }
+            output.append(contentsOf: "null".utf8)
+        case .m: try writeMap()
+        case .l, .ss, .ns:
+            try expect(Self.openBracket)
+            output.append(Self.openBracket)
+            if !consume(Self.closeBracket) {
+                while true {
+                    switch tag {
+                    case .ss: try writeString()
+                    case .ns: try writeNumber()
+                    default: try writeValue()
+                    }
+                    if consume(Self.comma) {
+                        output.append(Self.comma)
+                    } else {
+                        try expect(Self.closeBracket)
+                        break
+                    }
+                }
+            }
+            output.append(Self.closeBracket)
+        }
+        try expect(Self.closeBrace)
+    }
+
+    /// `true` or `false`.
+    mutating func literal() throws(Unhandled) -> Bool {
+        skipSpace()
+        let end = position + 4
+        if end <= bytes.count, bytes(position..<end, equal: "true") {
+            position = end
+            return true
+        }
+        guard end + 1 <= bytes.count, bytes(position..<(end + 1), equal: "false") else { throw Unhandled() }
+        position = end + 1
+        return false
+    }
+
+    /// An N's text (the digits of a checked number, which need no escaping).
+    mutating func writeNumber() throws(Unhandled) {
+        output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[try plainString()]))
+    }
+
+    /// A string with no escapes: its bytes (without quotes); `Unhandled` at an escape.
+    mutating func plainString() throws(Unhandled) -> Range<Int> {
+        try expect(Self.quote)
+        let start = position
+        while true {
+            let byte = at(position)
+            if byte == Self.quote { break }
+            if byte == Self.backslash || byte == 0 { throw Unhandled() }
+            position += 1
+        }
+        position += 1
+        return start..<(position - 1)
+    }
+
+    /// An S with no escapes (`{"S": "text"}`, all of it): its text.
+    mutating func typedString() throws(Unhandled) -> String {
+        guard try tag() == .s else { throw Unhandled() }
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[try plainString()]), as: UTF8.self)
+        try expect(Self.closeBrace)
+        return text
+    }
+
+    /// A string as `JSONWriter.writeString` writes its text: its bytes as they are when it has no escapes
+    /// (checked strings hold no raw control characters), else each escape written the way `JSONWriter` writes
+    /// the character it stands for.
+    mutating func writeString() throws(Unhandled) {
+        try expect(Self.quote)
+        output.append(Self.quote)
+        var run = position
+        while true {
+            let byte = at(position)
+            if byte == Self.quote {
+                output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<position]))
+                position += 1
+                output.append(Self.quote)
+                return
+            }
+            if byte == 0 { throw Unhandled() }
+            guard byte == Self.backslash else {
+                position += 1
+                continue
+            }
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<position]))
+            let escape = at(position + 1)
+            position += 2
+            switch escape {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                output.append(Self.backslash)
+                output.append(escape)
+            case UInt8(ascii: "/"): output.append(escape)
+            case UInt8(ascii: "u"):
+                var scalar = try hex4()
+                if (0xD800...0xDBFF).contains(scalar) {
+                    guard at(position) == Self.backslash, at(position + 1) == UInt8(ascii: "u") else { throw Unhandled() }
+                    position += 2
+                    let low = try hex4()
+                    guard (0xDC00...0xDFFF).contains(low) else { throw Unhandled() }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                }
+                guard let character = Unicode.Scalar(scalar) else { throw Unhandled() }
+                writeEscaped(character)
+            default: throw Unhandled()
+            }
+            run = position
+        }
+    }
+
+    private mutating func hex4() throws(Unhandled) -> UInt32 {
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = at(position)
+            let digit: UInt32
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
+            default: throw Unhandled()
+            }
+            value = value << 4 | digit
+            position += 1
+        }
+        return value
+    }
+
+    /// One character of a string, as `JSONWriter.writeString` writes it.
+    private mutating func writeEscaped(_ scalar: Unicode.Scalar) {
+        switch scalar.value {
+        case 0x22: output.append(contentsOf: #"\""#.utf8)
+        case 0x5C: output.append(contentsOf: #"\\"#.utf8)
+        case 0x0A: output.append(contentsOf: #"\n"#.utf8)
+        case 0x0D: output.append(contentsOf: #"\r"#.utf8)
+        case 0x09: output.append(contentsOf: #"\t"#.utf8)
+        case 0x08: output.append(contentsOf: #"\b"#.utf8)
+        case 0x0C: output.append(contentsOf: #"\f"#.utf8)
+        case 0..<0x20:
+            let hex = Array("0123456789abcdef".utf8)
+            output.append(contentsOf: #"\u00"#.utf8)
+            output.append(hex[Int(scalar.value >> 4)])
+            output.append(hex[Int(scalar.value & 0x0F)])
+        default:
+            output.append(contentsOf: UTF8.encode(scalar)!)
+        }
+    }
+
+    /// An M's object (`{"name": {typed value}, …}`) as a JSON object, members in the order of their names.
+    /// `findingTraceparent` (the metadata): returns the text of its member `traceparent` (an S without
+    /// escapes, else `Unhandled`), if it has one.
+    @discardableResult
+    mutating func writeMap(findingTraceparent: Bool = false) throws(Unhandled) -> String? {
+        var traceparent: String?
+        try expect(Self.openBrace)
+        output.append(Self.openBrace)
+        let base = members.count
+        defer { members.removeSubrange(base...) }
+        var ordered = true
+        if !consume(Self.closeBrace) {
+            while true {
+                let name = try self.name()
+                let start = output.count
+                output.append(Self.quote)
+                output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[name]))
+                output.append(Self.quote)
+                output.append(Self.colon)
+                let value = position
+                try writeValue()
+                if findingTraceparent, bytes(name, equal: "traceparent") {
+                    let end = position
+                    position = value
+                    guard try tag() == .s else { throw Unhandled() }
+                    traceparent = String(decoding: UnsafeBufferPointer(rebasing: bytes[try plainString()]), as: UTF8.self)
+                    position = end
+                }
+                if members.count > base, !Self.precedes(members[members.count - 1].name, name, in: bytes) { ordered = false }
+                members.append(Member(name: name, written: start..<output.count))
+                if consume(Self.comma) {
+                    output.append(Self.comma)
+                } else {
+                    try expect(Self.closeBrace)
+                    break
+                }
+            }
+        }
+        if !ordered { reorder(from: base) }
+        output.append(Self.closeBrace)
+        return traceparent
+    }
+
+    /// Whether name `a` sorts before name `b` (ASCII: byte order is the order of `String`s).
+    private static func precedes(_ a: Range<Int>, _ b: Range<Int>, in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        let common = min(a.count, b.count)
+        var index = 0
+        while index < common {
+            let x = bytes[a.lowerBound + index], y = bytes[b.lowerBound + index]
+            if x != y { return x < y }
+            index += 1
+        }
+        return a.count < b.count
+    }
+
+    /// Re-writes the members from `base` on (written in the order they came) in the order of their names.
+    private mutating func reorder(from base: Int) {
+        let buffer = bytes
+        let sorted = members[base...].sorted { Self.precedes($0.name, $1.name, in: buffer) }
+        let region = members[base].written.lowerBound..<members[members.count - 1].written.upperBound
+        var rewritten: [UInt8] = []
+        rewritten.reserveCapacity(region.count)
+        for (index, member) in sorted.enumerated() {
+            if index > 0 { rewritten.append(Self.comma) }
+            rewritten.append(contentsOf: output[member.written])
+        }
+        output.replaceSubrange(region, with: rewritten)
+    }
+
+    /// Reads past one JSON value of any kind (checked bytes: only its extent is found).
+    mutating func skipValue() throws(Unhandled) {
+        skipSpace()
+        var depth = 0
+        repeat {
+            let byte = at(position)
+            switch byte {
+            case Self.quote:
+                position += 1
+                while true {
+                    let inner = at(position)
+                    if inner == Self.quote { break }
+                    if inner == 0 { throw Unhandled() }
+                    position += inner == Self.backslash ? 2 : 1
+                }
+                position += 1
+            case Self.openBrace, Self.openBracket:
+                depth += 1
+                position += 1
+            case Self.closeBrace, Self.closeBracket:
+                guard depth > 0 else { throw Unhandled() }
+                depth -= 1
+                position += 1
+            case 0: throw Unhandled()
+            default: position += 1
+            }
+        } while depth > 0 || !Self.endsValue(at(position))
+    }
+
+    /// Whether `byte` ends a value at depth 0 (what can follow a value).
+    private static func endsValue(_ byte: UInt8) -> Bool {
+        byte == comma || byte == closeBrace || byte == closeBracket || byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 || byte == 0
+    }
+}
