@@ -568,6 +568,14 @@ public final class ShardedStreamReader: Sendable {
         /// When the last GetRecords started; nil when the next one may start at once.
         var lastCall: ContinuousClock.Instant?
         var reachedEnd = false
+        /// The next page, fetched while the last one (which showed a backlog) was delivered; it is used only
+        /// if the next call would be for the same iterator, and dropped when the shard stops.
+        var prefetched: Prefetch?
+        defer { prefetched?.task.cancel() }
+        /// The last page's checkpoint, being saved while the next page is routed (awaited before the next one
+        /// is saved, and before the shard stops).
+        var pendingCheckpoint: Task<Bool, any Error>?
+        defer { pendingCheckpoint?.cancel() }
         while !mustStop(id, epoch: epoch) {
             do {
                 if needsIterator {
@@ -584,9 +592,17 @@ public final class ShardedStreamReader: Sendable {
                     try await sleepUnlessStopping(until: lastCall + configuration.pollInterval, shardID: id, epoch: epoch)
                     if mustStop(id, epoch: epoch) { break }
                 }
-                let started = ContinuousClock.now
-                let startedAt = Date()
-                let page = try await source.records(iterator: current, limit: configuration.effectivePageLimit)
+                var started = ContinuousClock.now
+                var startedAt = Date()
+                let page: SourcePage
+                if let next = prefetched, next.iterator == current {
+                    prefetched = nil
+                    (started, startedAt, page) = try await next.task.value
+                } else {
+                    prefetched?.task.cancel()
+                    prefetched = nil
+                    page = try await source.records(iterator: current, limit: configuration.effectivePageLimit)
+                }
                 failures = 0
                 let isBacklog = page.records.count >= configuration.effectivePageLimit || (page.millisBehindLatest ?? 0) > 0
                     || page.records.last?.approximateCreationDateTime.map { startedAt.timeIntervalSince($0) > StreamReaderConfiguration.backlogAge } == true
@@ -594,8 +610,18 @@ public final class ShardedStreamReader: Sendable {
                 if let behind = page.millisBehindLatest { update(id) { $0.status.millisBehindLatest = behind } }
                 if !page.records.isEmpty {
                     update(id) { $0.isBehind = true }
+                    if isBacklog, let next = page.nextIterator {
+                        // Read on at once: the next page is fetched (and decoded) while this one is routed.
+                        prefetched = Prefetch(iterator: next, task: Task { [source, limit = configuration.effectivePageLimit] in
+                            let (started, startedAt) = (ContinuousClock.now, Date())
+                            return (started, startedAt, try await source.records(iterator: next, limit: limit))
+                        })
+                    }
                     let batch = ShardRecords(streamARN: arn, shardID: id, records: page.records, epoch: epoch)
-                    guard try await deliver(batch, epoch: epoch, logger: logger, process: process) else { return }
+                    guard try await deliver(batch, epoch: epoch, logger: logger, pendingCheckpoint: &pendingCheckpoint, process: process) else {
+                        if let pendingCheckpoint { _ = try await Self.finish(pendingCheckpoint) }
+                        return
+                    }
                     lastSequence = page.records.last!.sequenceNumber
                     let age = page.records.last!.approximateCreationDateTime.map { Duration.seconds(max(0, Date().timeIntervalSince($0))) }
                     update(id) { track in
@@ -641,7 +667,12 @@ public final class ShardedStreamReader: Sendable {
                 try await sleepUnlessStopping(pause, shardID: id, epoch: epoch)
             }
         }
-        guard reachedEnd else { return }
+        var saved = true
+        if let pending = pendingCheckpoint {
+            pendingCheckpoint = nil
+            saved = try await Self.finish(pending)
+        }
+        guard reachedEnd, saved else { return }
         let last = Checkpoint(sequenceNumber: lastSequence, isFinished: true, epoch: epoch)
         guard try await saveCheckpoint(last, shardID: id, logger: logger) else { return }
         logger.info("shard finished")
@@ -673,10 +704,20 @@ public final class ShardedStreamReader: Sendable {
         return a == b ? .orderedSame : (a < b ? .orderedAscending : .orderedDescending)
     }
 
-    /// Delivers a page and checkpoints it, retrying each with backoff until it succeeds:
-    /// a page is never skipped. Returns false when a stop was requested first (the page is
-    /// then not checkpointed, and is read again by the next run).
-    private func deliver(_ batch: ShardRecords, epoch: Int64?, logger: Logger, process: @Sendable (ShardRecords) async throws -> Void) async throws -> Bool {
+    /// A GetRecords call made ahead (`readShard`): for which iterator; when it started, and its page.
+    private struct Prefetch {
+        var iterator: String
+        var task: Task<(started: ContinuousClock.Instant, startedAt: Date, page: SourcePage), any Error>
+    }
+
+    /// Delivers a page, retrying with backoff until it succeeds (a page is never skipped), then checkpoints it:
+    /// the previous page's checkpoint (`pendingCheckpoint`) is awaited first, so checkpoints are written in page
+    /// order, and this page's is started in its place, saved while the next page is routed. Returns false when a
+    /// stop was requested first (or the lease was lost), or the previous checkpoint could not be saved for that reason.
+    private func deliver(
+        _ batch: ShardRecords, epoch: Int64?, logger: Logger, pendingCheckpoint: inout Task<Bool, any Error>?,
+        process: @Sendable (ShardRecords) async throws -> Void
+    ) async throws -> Bool {
         var failures = 0
         while true {
             // A lost lease: the new owner reads this page again from its checkpoint.
@@ -701,7 +742,17 @@ public final class ShardedStreamReader: Sendable {
             }
         }
         let checkpoint = Checkpoint(sequenceNumber: batch.records.last?.sequenceNumber, epoch: epoch)
-        return try await saveCheckpoint(checkpoint, shardID: batch.shardID, logger: logger)
+        if let previous = pendingCheckpoint {
+            pendingCheckpoint = nil
+            guard try await Self.finish(previous) else { return false }
+        }
+        pendingCheckpoint = Task { [self] in try await saveCheckpoint(checkpoint, shardID: batch.shardID, logger: logger) }
+        return true
+    }
+
+    /// A background checkpoint's result; cancelling the caller cancels it.
+    private static func finish(_ checkpoint: Task<Bool, any Error>) async throws -> Bool {
+        try await withTaskCancellationHandler { try await checkpoint.value } onCancel: { checkpoint.cancel() }
     }
 
     /// Saves a checkpoint, retrying with backoff; false when a stop was requested before it was saved.
