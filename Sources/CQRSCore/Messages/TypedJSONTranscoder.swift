@@ -25,6 +25,9 @@ struct TypedJSONTranscoder {
     var output: [UInt8] = []
     /// The members of the maps being written, innermost last.
     private var members: [Member] = []
+    /// Scratch space of `reorder` (kept, so that re-ordering allocates nothing after the first time).
+    private var sortedMembers: [Member] = []
+    private var reordered: [UInt8] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, position: Int) {
         self.bytes = bytes
@@ -334,15 +337,17 @@ struct TypedJSONTranscoder {
     /// Re-writes the members from `base` on (written in the order they came) in the order of their names.
     private mutating func reorder(from base: Int) {
         let buffer = bytes
-        let sorted = members[base...].sorted { Self.precedes($0.name, $1.name, in: buffer) }
+        sortedMembers.removeAll(keepingCapacity: true)
+        sortedMembers.append(contentsOf: members[base...])
+        sortedMembers.sort { Self.precedes($0.name, $1.name, in: buffer) }
         let region = members[base].written.lowerBound..<members[members.count - 1].written.upperBound
-        var rewritten: [UInt8] = []
-        rewritten.reserveCapacity(region.count)
-        for (index, member) in sorted.enumerated() {
-            if index > 0 { rewritten.append(Self.comma) }
-            rewritten.append(contentsOf: output[member.written])
+        reordered.removeAll(keepingCapacity: true)
+        for (index, member) in sortedMembers.enumerated() {
+            if index > 0 { reordered.append(Self.comma) }
+            reordered.append(contentsOf: output[member.written])
         }
-        output.replaceSubrange(region, with: rewritten)
+        // The same length: the same members and commas, in another order.
+        output.replaceSubrange(region, with: reordered)
     }
 
     /// Reads past one JSON value of any kind (checked bytes: only its extent is found).
