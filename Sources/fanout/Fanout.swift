@@ -21,6 +21,7 @@ struct Fanout: AsyncParsableCommand {
     /// ArgumentParser's main, except that the process exits only once every Kafka client is destroyed:
     /// exiting while librdkafka is still tearing one down (a refused TLS handshake, say) can crash it.
     static func main() async {
+        Allocator.configure(environment: ProcessInfo.processInfo.environment)
         var failure: (any Error)?
         do {
             var command = try parseAsRoot()

@@ -130,7 +130,8 @@ public final class AWSJSONClient: Sendable {
             )
             status = Int(response.status.code)
             responseHeaders = response.headers.map { (name: $0.name, value: $0.value) }
-            responseBody = try await readBody(response.body, operation: operation, status: status, deadline: deadline)
+            let length = response.headers.first(name: "Content-Length").flatMap { Int($0) }
+            responseBody = try await readBody(response.body, length: length, operation: operation, status: status, deadline: deadline)
         } catch let error as AWSError {
             throw error
         } catch is CancellationError {
@@ -157,16 +158,21 @@ public final class AWSJSONClient: Sendable {
     }
 
     /// The whole body by `deadline`, and at most `maxResponseBytes` of it: past either, the request is
-    /// cancelled (the connection closed) and a retriable error thrown.
-    private func readBody(_ body: HTTPClientResponse.Body, operation: String, status: Int, deadline: ContinuousClock.Instant) async throws -> [UInt8] {
+    /// cancelled (the connection closed) and a retriable error thrown. The chunks are appended to one
+    /// array sized by `length` (the Content-Length, when the response has one), so a 1 MB page is
+    /// neither grown by doubling nor copied once more at the end.
+    private func readBody(
+        _ body: HTTPClientResponse.Body, length: Int?, operation: String, status: Int, deadline: ContinuousClock.Instant
+    ) async throws -> [UInt8] {
         let operationName = name(operation)
         let timeout = configuration.requestTimeout
         let endpoint = endpoint.absoluteString
         return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
             group.addTask {
-                var buffer = ByteBuffer()
+                var bytes: [UInt8] = []
+                if let length, length > 0 { bytes.reserveCapacity(min(length, Self.maxResponseBytes)) }
                 for try await chunk in body {
-                    guard buffer.readableBytes + chunk.readableBytes <= Self.maxResponseBytes else {
+                    guard bytes.count + chunk.readableBytes <= Self.maxResponseBytes else {
                         throw AWSError(
                             operation: operationName,
                             type: AWSError.responseTooLarge,
@@ -174,10 +180,9 @@ public final class AWSJSONClient: Sendable {
                             statusCode: status
                         )
                     }
-                    var chunk = chunk
-                    buffer.writeBuffer(&chunk)
+                    bytes.append(contentsOf: chunk.readableBytesView)
                 }
-                return buffer.readBytes(length: buffer.readableBytes) ?? []
+                return bytes
             }
             group.addTask {
                 try await Task.sleep(until: deadline, clock: .continuous)
