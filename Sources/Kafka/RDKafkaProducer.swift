@@ -179,49 +179,55 @@ final class RDKafkaProducer: Sendable {
         let error: OpaquePointer? = record.topic.withCString { topic in
             withOptionalBytes(record.key) { key in
                 record.value.withUnsafeBytes { value in
-                    var vus: [rd_kafka_vu_t] = []
-                    vus.reserveCapacity(7)
-                    var vu = rd_kafka_vu_t()
-                    vu.vtype = RD_KAFKA_VTYPE_TOPIC
-                    vu.u.cstr = topic
-                    vus.append(vu)
+                    // At most 7 arguments, on the stack (this runs for every record).
+                    withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 7) { vus in
+                        var count = 0
+                        func append(_ vu: rd_kafka_vu_t) {
+                            vus.initializeElement(at: count, to: vu)
+                            count += 1
+                        }
+                        var vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_TOPIC
+                        vu.u.cstr = topic
+                        append(vu)
 
-                    vu = rd_kafka_vu_t()
-                    vu.vtype = RD_KAFKA_VTYPE_VALUE
-                    vu.u.mem.ptr = value.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
-                    vu.u.mem.size = value.count
-                    vus.append(vu)
-
-                    if let key {
                         vu = rd_kafka_vu_t()
-                        vu.vtype = RD_KAFKA_VTYPE_KEY
-                        vu.u.mem.ptr = key.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
-                        vu.u.mem.size = key.count
-                        vus.append(vu)
-                    }
-                    if let partition = record.partition {
-                        vu = rd_kafka_vu_t()
-                        vu.vtype = RD_KAFKA_VTYPE_PARTITION
-                        vu.u.i32 = partition
-                        vus.append(vu)
-                    }
-                    if let headers {
-                        vu = rd_kafka_vu_t()
-                        vu.vtype = RD_KAFKA_VTYPE_HEADERS
-                        vu.u.headers = headers
-                        vus.append(vu)
-                    }
-                    vu = rd_kafka_vu_t()
-                    vu.vtype = RD_KAFKA_VTYPE_MSGFLAGS
-                    vu.u.i = RD_KAFKA_MSG_F_COPY
-                    vus.append(vu)
+                        vu.vtype = RD_KAFKA_VTYPE_VALUE
+                        vu.u.mem.ptr = value.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
+                        vu.u.mem.size = value.count
+                        append(vu)
 
-                    vu = rd_kafka_vu_t()
-                    vu.vtype = RD_KAFKA_VTYPE_OPAQUE
-                    vu.u.ptr = UnsafeMutableRawPointer(bitPattern: id)
-                    vus.append(vu)
+                        if let key {
+                            vu = rd_kafka_vu_t()
+                            vu.vtype = RD_KAFKA_VTYPE_KEY
+                            vu.u.mem.ptr = key.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
+                            vu.u.mem.size = key.count
+                            append(vu)
+                        }
+                        if let partition = record.partition {
+                            vu = rd_kafka_vu_t()
+                            vu.vtype = RD_KAFKA_VTYPE_PARTITION
+                            vu.u.i32 = partition
+                            append(vu)
+                        }
+                        if let headers {
+                            vu = rd_kafka_vu_t()
+                            vu.vtype = RD_KAFKA_VTYPE_HEADERS
+                            vu.u.headers = headers
+                            append(vu)
+                        }
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                        vu.u.i = RD_KAFKA_MSG_F_COPY
+                        append(vu)
 
-                    return vus.withUnsafeBufferPointer { rd_kafka_produceva(rk, $0.baseAddress, $0.count) }
+                        vu = rd_kafka_vu_t()
+                        vu.vtype = RD_KAFKA_VTYPE_OPAQUE
+                        vu.u.ptr = UnsafeMutableRawPointer(bitPattern: id)
+                        append(vu)
+
+                        return rd_kafka_produceva(rk, vus.baseAddress, count)
+                    }
                 }
             }
         }

@@ -102,7 +102,7 @@ extension AttributeValue {
 extension GetRecordsOutput {
     /// Decodes a GetRecords response body. Unknown members are skipped (AWS adds
     /// fields); everything read is checked, and any error names line, column and path.
-    /// NewImages are kept as checked typed JSON (`StreamRecord.newImageJSON`) unless `buildingImages`
+    /// Keys and NewImages are kept as checked typed JSON (`StreamRecord.newImageJSON`) unless `buildingImages`
     /// (the way before that, kept for the benchmark that compares the two).
     public init(jsonBytes: [UInt8], buildingImages: Bool = false) throws(JSONScanError) {
         var scanner = JSONScanner(jsonBytes.isEmpty ? Array("{}".utf8) : jsonBytes)
@@ -135,14 +135,15 @@ extension GetRecordsOutput {
 }
 
 extension StreamRecord {
-    /// Reads one record of a GetRecords page at the scanner's position. Its NewImage is checked, not built
-    /// (`newImageJSON`), unless it holds what the check leaves to `AttributeValue.readItem`.
+    /// Reads one record of a GetRecords page at the scanner's position. Its Keys and NewImage are checked, not
+    /// built (`newImageJSON`), unless they hold what the check leaves to `AttributeValue.readItem`.
     init(reading scanner: inout JSONScanner, buildingImages: Bool) throws(JSONScanError) {
         var eventID: String?
         var eventName: String?
         var awsRegion: String?
         var sawChange = false
         var keys: DynamoDBItem = [:]
+        var keysJSON: ItemJSON?
         var newImage: DynamoDBItem?
         var newImageJSON: ItemJSON?
         var oldImage: DynamoDBItem?
@@ -167,7 +168,16 @@ extension StreamRecord {
                         do throws(JSONScanError) {
                             if try scanner.consumeNull() { continue }
                             switch field {
-                            case "Keys": keys = try AttributeValue.readItem(from: &scanner)
+                            case "Keys":
+                                let start = scanner.mark
+                                if !buildingImages, AttributeValue.skipItem(from: &scanner) {
+                                    keysJSON = ItemJSON(bytes: scanner.bytes, start: start, end: scanner.index)
+                                    keys = [:]
+                                } else {
+                                    scanner.reset(to: start)
+                                    keys = try AttributeValue.readItem(from: &scanner)
+                                    keysJSON = nil
+                                }
                             case "NewImage":
                                 let start = scanner.mark
                                 if !buildingImages, AttributeValue.skipItem(from: &scanner) {
@@ -201,7 +211,7 @@ extension StreamRecord {
         guard sawChange else { throw scanner.error("a stream record needs a dynamodb member") }
         guard let sequenceNumber else { throw scanner.error("a stream record needs a dynamodb.SequenceNumber") }
         self.init(
-            eventID: eventID, eventName: eventName, keys: keys, newImageJSON: newImageJSON, builtNewImage: newImage, oldImage: oldImage,
+            eventID: eventID, eventName: eventName, keysJSON: keysJSON, builtKeys: keys, newImageJSON: newImageJSON, builtNewImage: newImage, oldImage: oldImage,
             sequenceNumber: sequenceNumber, approximateCreationDateTime: created, sizeBytes: sizeBytes, awsRegion: awsRegion
         )
     }

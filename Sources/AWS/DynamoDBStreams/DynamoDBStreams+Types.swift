@@ -170,7 +170,17 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
     public var eventID: String
     /// `INSERT`, `MODIFY` or `REMOVE`.
     public var eventName: String
-    public var keys: DynamoDBItem
+    /// The item's key attributes. Read from a GetRecords page they are built from their typed JSON when
+    /// asked for (only dead letters use them).
+    public var keys: DynamoDBItem {
+        get { keysJSON?.item ?? builtKeys }
+        set {
+            builtKeys = newValue
+            keysJSON = nil
+        }
+    }
+    private var keysJSON: ItemJSON?
+    private var builtKeys: DynamoDBItem
     /// The item after the change. Read from a GetRecords page it is built from `newImageJSON` each time it
     /// is asked for: the router writes most events from those bytes without building it.
     public var newImage: DynamoDBItem? {
@@ -211,7 +221,7 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
     ) {
         self.eventID = eventID
         self.eventName = eventName
-        self.keys = keys
+        self.builtKeys = keys
         self.builtNewImage = newImage
         self.oldImage = oldImage
         self.sequenceNumber = sequenceNumber
@@ -223,13 +233,14 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
 
     /// A record read from a page, its NewImage kept as typed JSON.
     init(
-        eventID: String, eventName: String, keys: DynamoDBItem, newImageJSON: ItemJSON?, builtNewImage: DynamoDBItem?,
+        eventID: String, eventName: String, keysJSON: ItemJSON?, builtKeys: DynamoDBItem, newImageJSON: ItemJSON?, builtNewImage: DynamoDBItem?,
         oldImage: DynamoDBItem?, sequenceNumber: String, approximateCreationDateTime: Date?, sizeBytes: Int?, awsRegion: String?
     ) {
         self.init(
-            eventID: eventID, eventName: eventName, keys: keys, newImage: builtNewImage, oldImage: oldImage, sequenceNumber: sequenceNumber,
+            eventID: eventID, eventName: eventName, keys: builtKeys, newImage: builtNewImage, oldImage: oldImage, sequenceNumber: sequenceNumber,
             approximateCreationDateTime: approximateCreationDateTime, sizeBytes: sizeBytes, awsRegion: awsRegion
         )
+        self.keysJSON = keysJSON
         self.newImageJSON = newImageJSON
     }
 
@@ -274,7 +285,7 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
         eventName = try c.decode(String.self, forKey: .eventName)
         awsRegion = try c.decodeIfPresent(String.self, forKey: .awsRegion)
         let change = try c.nestedContainer(keyedBy: ChangeKeys.self, forKey: .dynamodb)
-        keys = try change.decodeIfPresent(DynamoDBItem.self, forKey: .keys) ?? [:]
+        builtKeys = try change.decodeIfPresent(DynamoDBItem.self, forKey: .keys) ?? [:]
         builtNewImage = try change.decodeIfPresent(DynamoDBItem.self, forKey: .newImage)
         oldImage = try change.decodeIfPresent(DynamoDBItem.self, forKey: .oldImage)
         guard let sequence = try change.decodeLenientString(forKey: .sequenceNumber) else {

@@ -342,12 +342,18 @@ struct TypedJSONTranscoder {
         sortedMembers.sort { Self.precedes($0.name, $1.name, in: buffer) }
         let region = members[base].written.lowerBound..<members[members.count - 1].written.upperBound
         reordered.removeAll(keepingCapacity: true)
-        for (index, member) in sortedMembers.enumerated() {
-            if index > 0 { reordered.append(Self.comma) }
-            reordered.append(contentsOf: output[member.written])
+        output.withUnsafeBufferPointer { written in
+            for (index, member) in sortedMembers.enumerated() {
+                if index > 0 { reordered.append(Self.comma) }
+                reordered.append(contentsOf: UnsafeBufferPointer(rebasing: written[member.written]))
+            }
         }
         // The same length: the same members and commas, in another order.
-        output.replaceSubrange(region, with: reordered)
+        output.withUnsafeMutableBufferPointer { output in
+            reordered.withUnsafeBufferPointer { reordered in
+                _ = UnsafeMutableBufferPointer(rebasing: output[region]).update(fromContentsOf: reordered)
+            }
+        }
     }
 
     /// Reads past one JSON value of any kind (checked bytes: only its extent is found).
