@@ -161,6 +161,40 @@ public enum FuzzTargets {
             fatalError("a decoded item does not survive encoding and decoding again")
         }
         fanOut(StreamRecord(eventID: "e", eventName: "INSERT", keys: [:], newImage: item, sequenceNumber: "7"))
+        samePlansFromAPage(bytes, item: item)
+    }
+
+    /// The same item as the NewImage of a GetRecords page: the page keeps it as checked typed JSON (or builds
+    /// it), reads back the same item, and the planner's direct path (the value written from those bytes)
+    /// writes exactly what the reference path writes.
+    static func samePlansFromAPage(_ bytes: [UInt8], item: DynamoDBItem) {
+        // A byte order mark opens a document, not a value inside one.
+        let value = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? Array(bytes.dropFirst(3)) : bytes
+        let page = Array(#"{"Records":[{"eventID":"e","eventName":"INSERT","dynamodb":{"SequenceNumber":"7","NewImage":"#.utf8) + value
+            + Array("}}]}".utf8)
+        let record: StreamRecord
+        do {
+            guard let first = try GetRecordsOutput(jsonBytes: page).records.first else { fatalError("a page of one record read as none") }
+            record = first
+        } catch {
+            // The page nests the item four levels deeper: only the depth bound may refuse what the item alone passed.
+            guard error.reason.contains("nesting deeper") else { fatalError("a page refused an item that reads alone: \(error)") }
+            return
+        }
+        guard record.newImage == item else { fatalError("the page's NewImage reads as another item") }
+        for routes in [plannerRoutes] {
+            var direct: [KafkaProducerRecord] = []
+            var reference: [KafkaProducerRecord] = []
+            let directOutcome = FanOutPlanner(routes: routes, maximumValueBytes: 4096, path: .direct)
+                .plan(record, streamARN: "arn:s", shardID: "shard-1", into: &direct)
+            let referenceOutcome = FanOutPlanner(routes: routes, maximumValueBytes: 4096, path: .reference)
+                .plan(record, streamARN: "arn:s", shardID: "shard-1", into: &reference)
+            guard directOutcome == referenceOutcome, direct.count == reference.count,
+                zip(direct, reference).allSatisfy({ $0.topic == $1.topic && $0.key == $1.key && $0.value == $1.value && $0.headers == $1.headers })
+            else {
+                fatalError("the direct path wrote other records than the reference path: \(directOutcome) vs \(referenceOutcome)")
+            }
+        }
     }
 
     static func getRecords(_ bytes: [UInt8]) {
