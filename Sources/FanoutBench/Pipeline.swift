@@ -76,6 +76,10 @@ struct PipelineBench {
                 "CPU used by fanout, \(label)", cpu / fanout.seconds, "cores",
                 "user + system CPU time over the measured interval (\(String(format: "%.2f", cpu)) s in \(String(format: "%.2f", fanout.seconds)) s), of 2 cores"
             )
+            Bench.row(
+                "CPU of fanout per event, \(label)", cpu / (Double(fanout.records) / PipelineEvents.fanOut) * 1e6, "µs",
+                "that CPU time over the events routed in the interval (every thread: decoding, routing, librdkafka, HTTP)"
+            )
         }
         Bench.row("peak RSS of fanout, steady state, \(label)", Double(fanout.peakRSS) / 1024, "MB", "VmHWM over the run above")
 
