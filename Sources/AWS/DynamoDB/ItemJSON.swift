@@ -42,7 +42,7 @@ extension AttributeValue {
             } catch {
                 return nil
             }
-            return (check.position, check.lines, check.lineStart)
+            return (check.position, check.cursor.lines, check.cursor.lineStart)
         }
         guard let end else { return false }
         scanner.skip(to: end.offset, lines: end.lines, lineStart: end.lineStart)
@@ -54,13 +54,9 @@ extension AttributeValue {
 private struct TypedJSONCheck {
     struct Refused: Error {}
 
-    let bytes: UnsafeBufferPointer<UInt8>
-    var position: Int
+    var cursor: JSONBytes.Cursor
     var depth: Int
     let maximumDepth: Int
-    /// Newlines passed, and the offset after the last one (-1: none).
-    var lines = 0
-    var lineStart = -1
     /// The member names of the maps being checked, innermost last (for duplicates).
     var names: [Range<Int>] = []
 
@@ -68,42 +64,21 @@ private struct TypedJSONCheck {
     static let maximumMembers = 64
 
     init(bytes: UnsafeBufferPointer<UInt8>, position: Int, depth: Int, maximumDepth: Int) {
-        self.bytes = bytes
-        self.position = position
+        self.cursor = JSONBytes.Cursor(bytes: bytes, position: position)
         self.depth = depth
         self.maximumDepth = maximumDepth
         names.reserveCapacity(32)
     }
 
-    @inline(__always) func at(_ index: Int) -> UInt8 { index < bytes.count ? bytes[index] : 0 }
-
-    @inline(__always) mutating func skipSpace() {
-        while true {
-            let byte = at(position)
-            if byte == 0x20 || byte == 0x09 || byte == 0x0D {
-                position += 1
-            } else if byte == 0x0A {
-                position += 1
-                lines += 1
-                lineStart = position
-            } else {
-                return
-            }
-        }
+    var bytes: UnsafeBufferPointer<UInt8> { cursor.bytes }
+    var position: Int {
+        get { cursor.position }
+        set { cursor.position = newValue }
     }
-
-    @inline(__always) mutating func expect(_ byte: UInt8) throws(Refused) {
-        skipSpace()
-        guard at(position) == byte else { throw Refused() }
-        position += 1
-    }
-
-    @inline(__always) mutating func consume(_ byte: UInt8) -> Bool {
-        skipSpace()
-        guard at(position) == byte else { return false }
-        position += 1
-        return true
-    }
+    @inline(__always) func at(_ index: Int) -> UInt8 { cursor.at(index) }
+    @inline(__always) mutating func skipSpace() { cursor.skipSpace() }
+    @inline(__always) mutating func consume(_ byte: UInt8) -> Bool { cursor.consume(byte) }
+    @inline(__always) mutating func expect(_ byte: UInt8) throws(Refused) { guard cursor.consume(byte) else { throw Refused() } }
 
     mutating func enter() throws(Refused) {
         depth += 1
@@ -182,8 +157,8 @@ private struct TypedJSONCheck {
             default: throw Refused()
             }
         case 4:
-            let isBool = Self.equal(type, "BOOL", in: bytes)
-            guard isBool || Self.equal(type, "NULL", in: bytes) else { throw Refused() }
+            let isBool = JSONBytes.equal(type, "BOOL", in: bytes)
+            guard isBool || JSONBytes.equal(type, "NULL", in: bytes) else { throw Refused() }
             skipSpace()
             if at(position) == UInt8(ascii: "t"), at(position + 1) == UInt8(ascii: "r"), at(position + 2) == UInt8(ascii: "u"), at(position + 3) == UInt8(ascii: "e") {
                 position += 4
@@ -198,18 +173,6 @@ private struct TypedJSONCheck {
         }
         try expect(UInt8(ascii: "}"))
         depth -= 1
-    }
-
-    static func equal(_ range: Range<Int>, _ text: StaticString, in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard range.count == text.utf8CodeUnitCount else { return false }
-        return text.withUTF8Buffer { expected in
-            var index = 0
-            while index < range.count {
-                if bytes[range.lowerBound + index] != expected[index] { return false }
-                index += 1
-            }
-            return true
-        }
     }
 
     mutating func array(_ element: (inout Self) throws(Refused) -> Void) throws(Refused) {
@@ -275,19 +238,8 @@ private struct TypedJSONCheck {
     }
 
     mutating func hex4() throws(Refused) -> UInt32 {
-        var value: UInt32 = 0
-        for _ in 0..<4 {
-            let byte = at(position)
-            let digit: UInt32
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
-            default: throw Refused()
-            }
-            value = value << 4 | digit
-            position += 1
-        }
+        guard let value = JSONBytes.hex4(bytes, at: position) else { throw Refused() }
+        position += 4
         return value
     }
 

@@ -443,19 +443,10 @@ public struct JSONScanner {
 
     private mutating func readHex4() throws(JSONScanError) -> UInt32 {
         guard index + 4 <= bytes.count else { throw error("unexpected end of file in a \\u escape") }
-        var value: UInt32 = 0
-        for _ in 0..<4 {
-            let byte = bytes[index]
-            let digit: UInt32
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
-            default: throw error("invalid hex digit in a \\u escape")
-            }
-            value = value << 4 | digit
-            index += 1
+        guard let value = bytes.withUnsafeBufferPointer({ JSONBytes.hex4($0, at: index) }) else {
+            throw error("invalid hex digit in a \\u escape")
         }
+        index += 4
         return value
     }
 

@@ -20,8 +20,7 @@ struct TypedJSONTranscoder {
 
     enum Tag { case s, n, bool, null, m, l, ss, ns }
 
-    let bytes: UnsafeBufferPointer<UInt8>
-    var position: Int
+    var cursor: JSONBytes.Cursor
     var output: [UInt8] = []
     /// The members of the maps being written, innermost last.
     private var members: [Member] = []
@@ -30,8 +29,7 @@ struct TypedJSONTranscoder {
     private var reordered: [UInt8] = []
 
     init(bytes: UnsafeBufferPointer<UInt8>, position: Int) {
-        self.bytes = bytes
-        self.position = position
+        cursor = JSONBytes.Cursor(bytes: bytes, position: position)
         output.reserveCapacity(1024)
         members.reserveCapacity(32)
     }
@@ -39,29 +37,14 @@ struct TypedJSONTranscoder {
     private static let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\"), colon = UInt8(ascii: ":"), comma = UInt8(ascii: ",")
     private static let openBrace = UInt8(ascii: "{"), closeBrace = UInt8(ascii: "}"), openBracket = UInt8(ascii: "["), closeBracket = UInt8(ascii: "]")
 
-    @inline(__always) func at(_ index: Int) -> UInt8 { index < bytes.count ? bytes[index] : 0 }
-
-    @inline(__always) mutating func skipSpace() {
-        while true {
-            let byte = at(position)
-            guard byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { return }
-            position += 1
-        }
+    var bytes: UnsafeBufferPointer<UInt8> { cursor.bytes }
+    var position: Int {
+        get { cursor.position }
+        set { cursor.position = newValue }
     }
-
-    @inline(__always) mutating func expect(_ byte: UInt8) throws(Unhandled) {
-        skipSpace()
-        guard at(position) == byte else { throw Unhandled() }
-        position += 1
-    }
-
-    /// Whether the next byte (after whitespace) is `byte`, consuming it if so.
-    @inline(__always) mutating func consume(_ byte: UInt8) -> Bool {
-        skipSpace()
-        guard at(position) == byte else { return false }
-        position += 1
-        return true
-    }
+    @inline(__always) func at(_ index: Int) -> UInt8 { cursor.at(index) }
+    @inline(__always) mutating func consume(_ byte: UInt8) -> Bool { cursor.consume(byte) }
+    @inline(__always) mutating func expect(_ byte: UInt8) throws(Unhandled) { guard cursor.consume(byte) else { throw Unhandled() } }
 
     /// A member name and its `:`: the name's bytes (without quotes). Escapes are not handled, nor (unless
     /// `anyBytes`) bytes past ASCII.
@@ -81,17 +64,7 @@ struct TypedJSONTranscoder {
     }
 
     /// Whether `range` holds exactly `text`.
-    func bytes(_ range: Range<Int>, equal text: StaticString) -> Bool {
-        guard range.count == text.utf8CodeUnitCount else { return false }
-        return text.withUTF8Buffer { expected in
-            var index = 0
-            while index < range.count {
-                if bytes[range.lowerBound + index] != expected[index] { return false }
-                index += 1
-            }
-            return true
-        }
-    }
+    func bytes(_ range: Range<Int>, equal text: StaticString) -> Bool { JSONBytes.equal(range, text, in: bytes) }
 
     /// A typed value's `{` and type: the position is then at the value inside.
     mutating func tag() throws(Unhandled) -> Tag {
@@ -159,7 +132,7 @@ struct TypedJSONTranscoder {
 
     /// `true` or `false`.
     mutating func literal() throws(Unhandled) -> Bool {
-        skipSpace()
+        cursor.skipSpace()
         let end = position + 4
         if end <= bytes.count, bytes(position..<end, equal: "true") {
             position = end
@@ -243,19 +216,8 @@ struct TypedJSONTranscoder {
     }
 
     private mutating func hex4() throws(Unhandled) -> UInt32 {
-        var value: UInt32 = 0
-        for _ in 0..<4 {
-            let byte = at(position)
-            let digit: UInt32
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
-            default: throw Unhandled()
-            }
-            value = value << 4 | digit
-            position += 1
-        }
+        guard let value = JSONBytes.hex4(bytes, at: position) else { throw Unhandled() }
+        position += 4
         return value
     }
 
@@ -358,7 +320,7 @@ struct TypedJSONTranscoder {
 
     /// Reads past one JSON value of any kind (checked bytes: only its extent is found).
     mutating func skipValue() throws(Unhandled) {
-        skipSpace()
+        cursor.skipSpace()
         var depth = 0
         repeat {
             let byte = at(position)
