@@ -116,10 +116,10 @@ public struct EventItem: Sendable {
     /// The value's JSON: the header fields, then the payload and metadata objects as `payload` and `metadata` write them.
     private static func value(
         messageID: String, eventName: String, aggregateID: String, aggregateType: String, sequenceNumber: Int64, timestamp: Date,
-        payload: (inout [UInt8]) -> Void, metadata: (inout [UInt8]) -> Void
+        capacity: Int = 1024, payload: (inout [UInt8]) -> Void, metadata: (inout [UInt8]) -> Void
     ) -> [UInt8] {
         var output: [UInt8] = []
-        output.reserveCapacity(1024)
+        output.reserveCapacity(capacity)
         func member(_ name: StaticString, first: Bool = false) {
             if !first { output.append(UInt8(ascii: ",")) }
             output.append(UInt8(ascii: "\""))
@@ -179,7 +179,8 @@ public struct EventItem: Sendable {
     /// `init(item:)` refuses).
     private static func read(_ json: ItemJSON) -> EventItem? {
         json.bytes.withUnsafeBufferPointer { buffer -> EventItem? in
-            var reader = TypedJSONTranscoder(bytes: buffer, position: json.range.lowerBound)
+            // Plain JSON is shorter than the typed JSON it is written from: the output is never grown.
+            var reader = TypedJSONTranscoder(bytes: buffer, position: json.range.lowerBound, capacity: json.range.count)
             var eventName = "", aggregateID = "", messageID = "", aggregateType = ""
             var timestampText: String?
             var sequenceNumber: Int64 = 0
@@ -248,9 +249,12 @@ public struct EventItem: Sendable {
                     if let range { output.append(contentsOf: written[range]) } else { output.append(contentsOf: "{}".utf8) }
                 }
             }
+            // The header members (names, punctuation, number and time: under 160 bytes) and their texts, which
+            // escaping can make at most 6 times longer, then payload and metadata as written: never grown.
+            let texts = messageID.utf8.count + eventName.utf8.count + aggregateID.utf8.count + aggregateType.utf8.count
             let value = Self.value(
                 messageID: messageID, eventName: eventName, aggregateID: aggregateID, aggregateType: aggregateType, sequenceNumber: sequenceNumber,
-                timestamp: timestamp, payload: part(payload), metadata: part(metadata)
+                timestamp: timestamp, capacity: 160 + 6 * texts + written.count, payload: part(payload), metadata: part(metadata)
             )
             return EventItem(
                 source: .json(json, value: value), eventName: eventName, aggregateID: aggregateID, messageID: messageID,

@@ -28,9 +28,10 @@ struct TypedJSONTranscoder {
     private var sortedMembers: [Member] = []
     private var reordered: [UInt8] = []
 
-    init(bytes: UnsafeBufferPointer<UInt8>, position: Int) {
+    /// `capacity`: room reserved for the output.
+    init(bytes: UnsafeBufferPointer<UInt8>, position: Int, capacity: Int = 1024) {
         cursor = JSONBytes.Cursor(bytes: bytes, position: position)
-        output.reserveCapacity(1024)
+        output.reserveCapacity(capacity)
         members.reserveCapacity(32)
     }
 
