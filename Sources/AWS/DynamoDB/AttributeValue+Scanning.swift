@@ -142,7 +142,7 @@ extension StreamRecord {
         var eventName: String?
         var awsRegion: String?
         var sawChange = false
-        var keys: DynamoDBItem = [:]
+        var keys: DynamoDBItem? = [:]
         var keysJSON: ItemJSON?
         var newImage: DynamoDBItem?
         var newImageJSON: ItemJSON?
@@ -168,26 +168,8 @@ extension StreamRecord {
                         do throws(JSONScanError) {
                             if try scanner.consumeNull() { continue }
                             switch field {
-                            case "Keys":
-                                let start = scanner.mark
-                                if !buildingImages, AttributeValue.skipItem(from: &scanner) {
-                                    keysJSON = ItemJSON(bytes: scanner.bytes, start: start, end: scanner.index)
-                                    keys = [:]
-                                } else {
-                                    scanner.reset(to: start)
-                                    keys = try AttributeValue.readItem(from: &scanner)
-                                    keysJSON = nil
-                                }
-                            case "NewImage":
-                                let start = scanner.mark
-                                if !buildingImages, AttributeValue.skipItem(from: &scanner) {
-                                    newImageJSON = ItemJSON(bytes: scanner.bytes, start: start, end: scanner.index)
-                                    newImage = nil
-                                } else {
-                                    scanner.reset(to: start)
-                                    newImage = try AttributeValue.readItem(from: &scanner)
-                                    newImageJSON = nil
-                                }
+                            case "Keys": (keysJSON, keys) = try Self.readKeptItem(&scanner, buildingImages: buildingImages)
+                            case "NewImage": (newImageJSON, newImage) = try Self.readKeptItem(&scanner, buildingImages: buildingImages)
                             case "OldImage": oldImage = try AttributeValue.readItem(from: &scanner)
                             case "SequenceNumber": sequenceNumber = try Self.readStringOrNumber(&scanner)
                             case "ApproximateCreationDateTime":
@@ -211,9 +193,20 @@ extension StreamRecord {
         guard sawChange else { throw scanner.error("a stream record needs a dynamodb member") }
         guard let sequenceNumber else { throw scanner.error("a stream record needs a dynamodb.SequenceNumber") }
         self.init(
-            eventID: eventID, eventName: eventName, keysJSON: keysJSON, builtKeys: keys, newImageJSON: newImageJSON, builtNewImage: newImage, oldImage: oldImage,
+            eventID: eventID, eventName: eventName, keysJSON: keysJSON, builtKeys: keys ?? [:], newImageJSON: newImageJSON, builtNewImage: newImage, oldImage: oldImage,
             sequenceNumber: sequenceNumber, approximateCreationDateTime: created, sizeBytes: sizeBytes, awsRegion: awsRegion
         )
+    }
+
+    /// An item kept as its checked typed JSON, `(json, nil)`, or built, `(nil, item)`: when the check
+    /// leaves it to `readItem`, or with `buildingImages`.
+    private static func readKeptItem(_ scanner: inout JSONScanner, buildingImages: Bool) throws(JSONScanError) -> (ItemJSON?, DynamoDBItem?) {
+        let start = scanner.mark
+        if !buildingImages, AttributeValue.skipItem(from: &scanner) {
+            return (ItemJSON(bytes: scanner.bytes, start: start, end: scanner.index), nil)
+        }
+        scanner.reset(to: start)
+        return (nil, try AttributeValue.readItem(from: &scanner))
     }
 
     /// A string, or a JSON number kept as its decimal text.

@@ -195,8 +195,6 @@ public struct StreamRecord: Sendable, Hashable, Decodable {
     /// `AttributeValue.readItem` (B or BS values, for one): then `newImage` was built when it was read.
     public private(set) var newImageJSON: ItemJSON?
     private var builtNewImage: DynamoDBItem?
-    /// Whether the record has a NewImage (without building it).
-    public var hasNewImage: Bool { newImageJSON != nil || builtNewImage != nil }
     public var oldImage: DynamoDBItem?
     public var sequenceNumber: String
     public var approximateCreationDateTime: Date?

@@ -301,20 +301,6 @@ public struct JSONScanner {
         }
     }
 
-    /// Reads past a string whose text is a JSON number with no escapes (`"-1.5E3"`: DynamoDB's `N`); false,
-    /// the scanner left anywhere, for any other string.
-    public mutating func skipNumberString() -> Bool {
-        skipWhitespace()
-        guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\""),
-              bytes[index + 1] == UInt8(ascii: "-") || bytes[index + 1] &- UInt8(ascii: "0") <= 9
-        else { return false }
-        index += 1
-        do { try skipNumber() } catch { return false }
-        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return false }
-        index += 1
-        return true
-    }
-
     private mutating func skipDigits() -> Int {
         let from = index
         while index < bytes.count, bytes[index] &- UInt8(ascii: "0") <= 9 { index += 1 }
@@ -337,10 +323,8 @@ public struct JSONScanner {
     }
 
     /// Reads past a string, checking it as `readString` does; builds nothing unless it holds escapes or
-    /// non-ASCII text. Returns the offsets of its first and last byte (without the quotes) and whether
-    /// it held an escape (then those bytes are not its text).
-    @discardableResult
-    public mutating func skipString() throws(JSONScanError) -> (contents: Range<Int>, escaped: Bool) {
+    /// non-ASCII text.
+    public mutating func skipString() throws(JSONScanError) {
         let (start, stop, ascii) = try scanString()
         if stop < bytes.count, bytes[stop] == UInt8(ascii: "\"") {
             if !ascii {
@@ -350,10 +334,9 @@ public struct JSONScanner {
                 guard valid else { throw error("string is not valid UTF-8") }
             }
             index += 1
-            return (start..<stop, false)
+            return
         }
         _ = try readEscapedString(from: start)
-        return (start..<(index - 1), true)
     }
 
     /// Consumes the opening quote and scans the run without escapes: its start, where it stopped (a quote,

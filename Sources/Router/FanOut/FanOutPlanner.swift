@@ -82,7 +82,7 @@ public struct FanOutPlanner: Sendable {
             return .deadLettered(reason: unreadable.reason)
         }
         guard record.eventName == "INSERT" else { return .ignored(changeType: record.eventName) }
-        guard record.hasNewImage, let image = record.newImageJSON.map(EventItemSource.json) ?? record.newImage.map(EventItemSource.item) else {
+        guard let image = record.newImageJSON.map(EventItemSource.json) ?? record.newImage.map(EventItemSource.item) else {
             return deadLetter(.object(JSONObject()), keys: record.keys, reason: "INSERT record has no NewImage (is the stream view type KEYS_ONLY or OLD_IMAGE?)", source: source, into: &output)
         }
         if path == .direct, let item = image.eventItem, let outcome = planDirectly(item, source: source, into: &output) {
