@@ -68,6 +68,10 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         /// `_STATE`: the operation is not allowed in the client's current state
         /// (e.g. `beginTransaction` before `initTransactions`).
         public static let state = Code(RD_KAFKA_RESP_ERR__STATE)
+        /// `OUT_OF_ORDER_SEQUENCE_NUMBER`: the broker saw a gap in an idempotent producer's sequence.
+        public static let outOfOrderSequenceNumber = Code(RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER)
+        /// `UNKNOWN_PRODUCER_ID`: the broker no longer knows the idempotent producer (its state expired or was lost).
+        public static let unknownProducerID = Code(RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID)
         /// `TOPIC_AUTHORIZATION_FAILED`.
         public static let topicAuthorizationFailed = Code(RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
 
@@ -137,6 +141,19 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         Code(RD_KAFKA_RESP_ERR_INVALID_MSG), Code(RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE),
         Code(RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE), Code(RD_KAFKA_RESP_ERR_POLICY_VIOLATION),
         Code(RD_KAFKA_RESP_ERR_INVALID_RECORD),
+    ]
+
+    /// Whether a record failed only because the transaction it was sent in failed, so that the same records in a
+    /// new transaction may succeed: librdkafka purged it (`_PURGE_QUEUE`, `_PURGE_INFLIGHT`) or its partition's
+    /// sequence broke after an earlier failure in the transaction (`OUT_OF_ORDER_SEQUENCE_NUMBER`,
+    /// `_INCONSISTENT`), the broker lost the producer's state (`UNKNOWN_PRODUCER_ID`; librdkafka bumps the epoch), or the transaction could not begin yet because the abort before it is still settling
+    /// (`_STATE`). Never fatal.
+    public var isTransactionAftermath: Bool {
+        !isFatal && Self.transactionAftermathCodes.contains(code)
+    }
+
+    static let transactionAftermathCodes: Set<Code> = [
+        .purgeQueue, .purgeInflight, .state, .outOfOrderSequenceNumber, .unknownProducerID, Code(RD_KAFKA_RESP_ERR__INCONSISTENT),
     ]
 
     /// Whether a newer producer with the same `transactional.id` has fenced this one

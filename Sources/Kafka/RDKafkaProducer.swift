@@ -436,22 +436,20 @@ final class RDKafkaProducer: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// The error of a failed delivery. A record purged because the producer hit a fatal
-    /// error (e.g. fenced) fails with that fatal error, not with the purge.
+    /// The error of a failed delivery. A record that failed once the producer hit a fatal error (e.g. fenced,
+    /// or its sequence desynchronised with the broker) fails with that fatal error, not with its own code (a
+    /// purge, or the broker's answer), which would read as one a new transaction could get past.
     private func deliveryError(_ err: rd_kafka_resp_err_t, topic: String) -> KafkaError {
         let context = "delivery to topic '\(topic)' failed"
-        let purgedOrFatal = [RD_KAFKA_RESP_ERR__PURGE_QUEUE, RD_KAFKA_RESP_ERR__PURGE_INFLIGHT, RD_KAFKA_RESP_ERR__FATAL]
-        if purgedOrFatal.contains(err) {
-            var errstr = [CChar](repeating: 0, count: 512)
-            let fatal = rd_kafka_fatal_error(handle.pointer, &errstr, errstr.count)
-            if fatal != RD_KAFKA_RESP_ERR_NO_ERROR {
-                return KafkaError(
-                    code: KafkaError.Code(fatal),
-                    message: "\(context): fatal producer error: \(RDKafkaConfig.decode(errstr))",
-                    isRetriable: false,
-                    isFatal: true
-                )
-            }
+        var errstr = [CChar](repeating: 0, count: 512)
+        let fatal = rd_kafka_fatal_error(handle.pointer, &errstr, errstr.count)
+        if fatal != RD_KAFKA_RESP_ERR_NO_ERROR {
+            return KafkaError(
+                code: KafkaError.Code(fatal),
+                message: "\(context): fatal producer error: \(RDKafkaConfig.decode(errstr))",
+                isRetriable: false,
+                isFatal: true
+            )
         }
         return KafkaError(err, context: context)
     }

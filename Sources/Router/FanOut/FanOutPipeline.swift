@@ -113,27 +113,35 @@ public final class FanOutPipeline: Sendable {
     /// record (too large for the topic, invalid, not allowed) the transaction is aborted (nothing of it is ever
     /// visible to read_committed consumers); each refused record is sent once more alone in a transaction that
     /// is aborted too (a probe), and, refused again, replaced by a dead letter; then the page's transaction runs
-    /// again. A record the probe accepts (it shared the refused record's batch, or came after it) stays. Any other
-    /// failure throws (the page is retried). Returns the records as finally committed.
+    /// again. A record the probe accepts (it shared the refused record's batch, or came after it) stays. A
+    /// refusal anywhere in the batch is its cause: the records librdkafka purged when the transaction failed are
+    /// not. A transaction that failed only in the aftermath of an earlier one (purged records, a broken sequence
+    /// after an abort, a begin while the abort settles) runs again, up to ``transactionAftermathRetries`` times.
+    /// Any other failure throws (the page is retried). Returns the records as finally committed.
     private func sendInTransaction(
         _ records: [KafkaProducerRecord], checkpoint: KafkaProducerRecord, page: ShardRecords, transactions: ExactlyOnceTransactions,
         deadLetterTopic: String, outcomes: inout [RecordOutcome]
     ) async throws -> [KafkaProducerRecord] {
         var attempt = records
-        // Every round dead-letters at least one record, or throws.
-        for _ in 0...records.count {
+        // Every refusal round dead-letters at least one record, or throws.
+        var refusalRounds = 0
+        var aftermathRetries = 0
+        while true {
             let batch = attempt + [checkpoint]
             do {
                 try await transactions.withTransaction(shardID: page.shardID, epoch: page.epoch) { producer in
                     let results = await producer.sendEach(batch)
-                    for result in results {
-                        guard case .failure(let error) = result else { continue }
-                        if error.isRecordRefusal { throw RefusedInTransaction(results: results) }
-                        throw error
+                    if results.contains(where: { if case .failure(let error) = $0 { error.isRecordRefusal } else { false } }) {
+                        throw RefusedInTransaction(results: results)
                     }
+                    for case .failure(let error) in results { throw error }
                 }
                 return attempt
             } catch let refused as RefusedInTransaction {
+                refusalRounds += 1
+                guard refusalRounds <= records.count + 1 else {
+                    throw KafkaError(code: .fatal, message: "the page's transaction kept being refused")
+                }
                 var replaced = false
                 for (index, result) in refused.results.enumerated().dropLast() {
                     guard case .failure(let error) = result, error.isRecordRefusal, attempt[index].topic != deadLetterTopic else { continue }
@@ -153,10 +161,19 @@ public final class FanOutPipeline: Sendable {
                     throw refused.results.lazy.compactMap { if case .failure(let error) = $0 { error } else { nil } }.first
                         ?? KafkaError(code: .fatal, message: "a transaction was refused without a failed record")
                 }
+            } catch let error as KafkaError where error.isTransactionAftermath && aftermathRetries < Self.transactionAftermathRetries {
+                aftermathRetries += 1
+                logger.warning("the page's transaction failed in the aftermath of an earlier one; running it again", metadata: [
+                    "fanout.shard": "\(page.shardID)", "fanout.attempt": "\(aftermathRetries)", "error": "\(error)",
+                ])
+                try await Task.sleep(for: .milliseconds(100 * aftermathRetries))
             }
         }
-        throw KafkaError(code: .fatal, message: "the page's transaction kept being refused")
     }
+
+    /// How many times a page's transaction that failed in the aftermath of an earlier one runs again before the
+    /// failure is thrown (and the page retried by the reader).
+    public static let transactionAftermathRetries = 3
 
     /// Sends one record alone in a transaction that is then aborted: success, or the refusal. Any other failure
     /// (the first send after an aborted transaction may fail while librdkafka bumps the producer epoch) is tried
