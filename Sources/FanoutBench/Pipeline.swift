@@ -30,8 +30,10 @@ struct PipelineBench {
         var recordsPerSecond: Double { Double(records) / seconds }
         var eventsPerSecond: Double { recordsPerSecond / PipelineEvents.fanOut }
         var peakRSS: Int
-        /// fanout's CPU time (user + system) over the measured interval, in seconds; nil for kcat.
+        /// fanout's (or kcat's) CPU time (user + system) over the measured interval, in seconds.
         var cpuSeconds: Double? = nil
+        /// This process's CPU time over the same interval: the stream source and, on the mock cluster, the brokers.
+        var benchCPUSeconds: Double? = nil
         var outagePeakRSS: Int?
         var outageSeconds: Double?
     }
@@ -72,14 +74,35 @@ struct PipelineBench {
         Bench.row("pipeline, kcat baseline, \(label)", kcat.recordsPerSecond, "records/s", "the same \(kcat.records) records, pre-rendered, one kcat -P")
         Bench.row("pipeline, Fanout / kcat, \(label)", fanout.recordsPerSecond / kcat.recordsPerSecond, "ratio", "records/s over records/s")
         if let cpu = fanout.cpuSeconds {
+            let events = Double(fanout.records) / PipelineEvents.fanOut
             Bench.row(
                 "CPU used by fanout, \(label)", cpu / fanout.seconds, "cores",
                 "user + system CPU time over the measured interval (\(String(format: "%.2f", cpu)) s in \(String(format: "%.2f", fanout.seconds)) s), of 2 cores"
             )
             Bench.row(
-                "CPU of fanout per event, \(label)", cpu / (Double(fanout.records) / PipelineEvents.fanOut) * 1e6, "µs",
+                "CPU of fanout per event, \(label)", cpu / events * 1e6, "µs",
                 "that CPU time over the events routed in the interval (every thread: decoding, routing, librdkafka, HTTP)"
             )
+            if let bench = fanout.benchCPUSeconds {
+                Bench.row(
+                    "CPU of the bench process per event, \(label)", bench / events * 1e6, "µs",
+                    mock == nil
+                        ? "fanout-bench's CPU time over the same interval and events: the stream source (the broker is another process)"
+                        : "fanout-bench's CPU time over the same interval and events: the stream source and the 3 mock brokers"
+                )
+            }
+        }
+        if let cpu = kcat.cpuSeconds, let bench = kcat.benchCPUSeconds {
+            Bench.row(
+                "CPU of kcat per record, \(label)", cpu / Double(kcat.records) * 1e6, "µs",
+                "kcat's user + system CPU time (getrusage of the waited child) over its records"
+            )
+            if mock != nil {
+                Bench.row(
+                    "CPU of the mock brokers per record, kcat run, \(label)", bench / Double(kcat.records) * 1e6, "µs",
+                    "fanout-bench's CPU time while kcat ran (the source idle) over kcat's records"
+                )
+            }
         }
         Bench.row("peak RSS of fanout, steady state, \(label)", Double(fanout.peakRSS) / 1024, "MB", "VmHWM over the run above")
 
@@ -134,6 +157,7 @@ struct PipelineBench {
         let deadline = ContinuousClock.now + .seconds(180)
         var first: (count: Int, at: ContinuousClock.Instant)?
         var firstCPU: Double?
+        var firstBenchCPU: Double?
         var last = (count: 0, at: ContinuousClock.now)
         var outagePeak: Int?
         var outageStarted: ContinuousClock.Instant?
@@ -147,6 +171,7 @@ struct PipelineBench {
             if count > 0, first == nil {
                 first = (count, now)
                 firstCPU = Self.cpuSeconds(pid: process.processIdentifier)
+                firstBenchCPU = Self.cpuSeconds(pid: getpid())
             }
             last = (count, now)
             if let outage, !outageDone {
@@ -165,6 +190,7 @@ struct PipelineBench {
         }
         let peak = Self.rss(pid: process.processIdentifier).peak
         let lastCPU = Self.cpuSeconds(pid: process.processIdentifier)
+        let lastBenchCPU = Self.cpuSeconds(pid: getpid())
         process.terminate()
         process.waitUntilExit()
         guard let first, last.at > first.at else { throw failure("finished before two samples") }
@@ -172,7 +198,8 @@ struct PipelineBench {
         return Result(
             records: last.count - first.count,
             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-            peakRSS: peak, cpuSeconds: firstCPU.flatMap { start in lastCPU.map { $0 - start } }, outagePeakRSS: outagePeak
+            peakRSS: peak, cpuSeconds: firstCPU.flatMap { start in lastCPU.map { $0 - start } },
+            benchCPUSeconds: firstBenchCPU.flatMap { start in lastBenchCPU.map { $0 - start } }, outagePeakRSS: outagePeak
         )
     }
 
@@ -185,6 +212,14 @@ struct PipelineBench {
         let fields = text[text.index(after: close)...].split(separator: " ")
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// CPU time (user + system) of every child process waited for so far, in seconds (`getrusage(RUSAGE_CHILDREN)`).
+    static func childrenCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(__rusage_who_t(RUSAGE_CHILDREN.rawValue), &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
     /// Acknowledged Kafka records so far, from `GET /status` (nil while it does not answer).
@@ -225,15 +260,18 @@ struct PipelineBench {
         let errors = Pipe()
         process.standardError = errors
         let start = ContinuousClock.now
+        let childrenBefore = Self.childrenCPUSeconds(), benchBefore = Self.cpuSeconds(pid: getpid())
         try process.run()
         process.waitUntilExit()
         let elapsed = ContinuousClock.now - start
+        let childrenAfter = Self.childrenCPUSeconds(), benchAfter = Self.cpuSeconds(pid: getpid())
         let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         guard process.terminationStatus == 0, !stderr.contains("Failed") else {
             throw BenchError("kcat -P failed (status \(process.terminationStatus)): \(stderr.prefix(400))")
         }
         return Result(
-            records: records, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, peakRSS: 0
+            records: records, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, peakRSS: 0,
+            cpuSeconds: childrenAfter - childrenBefore, benchCPUSeconds: benchBefore.flatMap { start in benchAfter.map { $0 - start } }
         )
     }
 
