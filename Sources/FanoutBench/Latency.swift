@@ -4,6 +4,7 @@ import CQRSCore
 import Foundation
 import Kafka
 import Logging
+import NIOCore
 import Subscribers
 import Synchronization
 
@@ -218,11 +219,56 @@ struct LatencyBench {
             Bench.row("of which: \(name), p50", Self.percentile(values, 0.50), "ms", what)
             Bench.row("of which: \(name), p99", Self.percentile(values, 0.99), "ms", snapshot.unstaged > 0 && name != stages[0].0 ? "same run; \(snapshot.unstaged) handler calls without a timestamp not split" : "same run")
         }
+        if let getRecords = await Self.requestDurations(statusPort: statusPort, operation: "DynamoDBStreams.GetRecords") {
+            let what = "fanout's fanout_aws_request_duration_seconds over the run: \(getRecords.count) calls, mean "
+                + String(format: "%.1f", getRecords.meanMilliseconds) + " ms; the upper bound of the bucket holding the percentile"
+            Bench.row("of which: GetRecords round trip on moto, p50 at most", getRecords.percentile(0.50), "ms", what)
+            Bench.row("of which: GetRecords round trip on moto, p99 at most", getRecords.percentile(0.99), "ms", "same run")
+        }
         Bench.row("peak RSS of fanout, latency run", Double(max(peak, tracker.state.withLock { $0.largestRSS })) / 1024, "MB", "VmHWM over the latency run (at the achieved rate above)")
         process.terminate()
         process.waitUntilExit()
         subscriber.cancel()
         _ = try? await subscriber.value
+    }
+
+    /// One operation's histogram of AWS call durations, as fanout's `/metrics` serves it.
+    struct RequestDurations {
+        /// (upper bound in ms, cumulative count), ascending; the last bound is +infinity.
+        var buckets: [(bound: Double, count: Double)]
+        var count: Double
+        var sumSeconds: Double
+        var meanMilliseconds: Double { count > 0 ? sumSeconds / count * 1000 : 0 }
+
+        /// The upper bound of the bucket that holds the fraction `p` of the calls.
+        func percentile(_ p: Double) -> Double {
+            buckets.first { $0.count >= p * count }?.bound ?? .infinity
+        }
+    }
+
+    /// `operation`'s `fanout_aws_request_duration_seconds` histogram from fanout's `/metrics` (nil if it has none).
+    static func requestDurations(statusPort: Int, operation: String) async -> RequestDurations? {
+        guard let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(statusPort)/metrics"), timeout: .seconds(5)),
+            let body = try? await response.body.collect(upTo: 16 << 20)
+        else { return nil }
+        let name = "fanout_aws_request_duration_seconds"
+        let labels = "operation=\"\(operation)\""
+        var result = RequestDurations(buckets: [], count: 0, sumSeconds: 0)
+        for line in String(buffer: body).split(separator: "\n") where line.hasPrefix(name) && line.contains(labels) {
+            guard let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+            if line.hasPrefix(name + "_bucket"), let start = line.range(of: "le=\"")?.upperBound,
+                let end = line[start...].firstIndex(of: "\"")
+            {
+                let bound = line[start..<end] == "+Inf" ? Double.infinity : (Double(line[start..<end]) ?? .infinity) * 1000
+                result.buckets.append((bound, value))
+            } else if line.hasPrefix(name + "_count") {
+                result.count = value
+            } else if line.hasPrefix(name + "_sum") {
+                result.sumSeconds = value
+            }
+        }
+        result.buckets.sort { $0.bound < $1.bound }
+        return result.count > 0 ? result : nil
     }
 
     /// The value at or above the fraction `p` of sorted `values` (nearest rank).

@@ -91,6 +91,9 @@ import Testing
         #expect(metrics.contains(#"fanout_delivery_latency_seconds_bucket{le="+Inf"} 1"#))
         #expect(metrics.contains(#"fanout_aws_requests_total{operation="DynamoDBStreams.GetRecords"}"#))
         #expect(metrics.contains(#"fanout_aws_requests_total{operation="DynamoDB.DescribeTable"} 1"#))
+        // Every attempt's duration, in the finer buckets set for AWS calls.
+        #expect(metrics.contains(#"fanout_aws_request_duration_seconds_count{operation="DynamoDB.DescribeTable"} 1"#), "\(metrics)")
+        #expect(metrics.contains(#"fanout_aws_request_duration_seconds_bucket{operation="DynamoDBStreams.GetRecords",le="0.075"}"#), "\(metrics)")
         #expect(try await get("/nope").status == 404)
 
         kill(process.processIdentifier, SIGTERM)

@@ -61,6 +61,12 @@ public final class AWSJSONClient: Sendable {
         let label = name(operation)
         while true {
             Counter(label: "fanout_aws_requests_total", dimensions: [("operation", label)]).increment()
+            let attemptStarted = ContinuousClock.now
+            // One observation per attempt, failed ones too: a slow endpoint shows whether it answers or not.
+            defer {
+                Metrics.Timer(label: Self.requestDurationLabel, dimensions: [("operation", label)])
+                    .recordNanoseconds(Self.nanoseconds(ContinuousClock.now - attemptStarted))
+            }
             do {
                 return try await attemptCall(operation, body: jsonBody)
             } catch var error as AWSError {
@@ -86,6 +92,9 @@ public final class AWSJSONClient: Sendable {
     }
 
     func name(_ operation: String) -> String { "\(service.displayName).\(operation)" }
+
+    /// The histogram of every AWS call's attempts, from the request's signing to its whole body read, by operation.
+    public static let requestDurationLabel = "fanout_aws_request_duration_seconds"
 
     func decode<Output: Decodable>(_ type: Output.Type, from body: [UInt8], operation: String) throws -> Output {
         do {
