@@ -220,7 +220,7 @@ struct LatencyBench {
             Bench.row("of which: \(name), p99", Self.percentile(values, 0.99), "ms", snapshot.unstaged > 0 && name != stages[0].0 ? "same run; \(snapshot.unstaged) handler calls without a timestamp not split" : "same run")
         }
         if let getRecords = await Self.requestDurations(statusPort: statusPort, operation: "DynamoDBStreams.GetRecords") {
-            let what = "fanout's fanout_aws_request_duration_seconds over the run: \(getRecords.count) calls, mean "
+            let what = "fanout's fanout_aws_request_duration_seconds over the run: \(Int(getRecords.count)) calls, mean "
                 + String(format: "%.1f", getRecords.meanMilliseconds) + " ms; the upper bound of the bucket holding the percentile"
             Bench.row("of which: GetRecords round trip on moto, p50 at most", getRecords.percentile(0.50), "ms", what)
             Bench.row("of which: GetRecords round trip on moto, p99 at most", getRecords.percentile(0.99), "ms", "same run")
