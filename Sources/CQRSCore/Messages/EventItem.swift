@@ -138,7 +138,10 @@ public struct EventItem: Sendable {
         member("sequenceNumber")
         output.append(contentsOf: String(sequenceNumber).utf8)
         member("timestamp")
-        JSONWriter.writeString(GenericDomainEventMessage.formatTimestamp(timestamp), to: &output)
+        // As `JSONWriter.writeString` writes it: no character of a timestamp needs escaping.
+        output.append(UInt8(ascii: "\""))
+        GenericDomainEventMessage.appendTimestamp(timestamp, to: &output)
+        output.append(UInt8(ascii: "\""))
         member("payload")
         payload(&output)
         member("metadata")
