@@ -339,7 +339,11 @@ struct TypedJSONTranscoder {
     private mutating func reorder(from base: Int) {
         let buffer = bytes
         let region = members[base].written.lowerBound..<members[members.count - 1].written.upperBound
-        members[base...].sort { Self.precedes($0.name, $1.name, in: buffer) }
+        // Through the buffer: sorting the slice `members[base...]` would copy it to an array of its own.
+        members.withUnsafeMutableBufferPointer { members in
+            var map = UnsafeMutableBufferPointer(rebasing: members[base...])
+            map.sort { Self.precedes($0.name, $1.name, in: buffer) }
+        }
         let written = output.written
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: region.count) { reordered in
             var count = 0
