@@ -194,6 +194,7 @@ private struct TypedJSONCheck {
         var run = position
         var ascii = true
         while true {
+            position = JSONBytes.skipPlainRun(bytes, from: position)
             let byte = at(position)
             if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
                 if !ascii { try validateUTF8(run..<position) }

@@ -190,6 +190,7 @@ struct TypedJSONTranscoder {
         try expect(Self.quote)
         let start = position
         while true {
+            position = JSONBytes.skipPlainRun(bytes, from: position)
             let byte = at(position)
             if byte == Self.quote { break }
             if byte == Self.backslash || byte == 0 { throw Unhandled() }
@@ -215,6 +216,7 @@ struct TypedJSONTranscoder {
         try output.append(Self.quote)
         var run = position
         while true {
+            position = JSONBytes.skipPlainRun(bytes, from: position)
             let byte = at(position)
             if byte == Self.quote {
                 try output.append(UnsafeBufferPointer(rebasing: bytes[run..<position]))
