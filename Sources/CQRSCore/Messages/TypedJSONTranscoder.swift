@@ -89,6 +89,7 @@ struct TypedJSONTranscoder {
         try expect(Self.quote)
         let start = position
         while true {
+            position = JSONBytes.skipPlainRun(bytes, from: position)
             let byte = at(position)
             if byte == Self.quote { break }
             if byte == Self.backslash || byte == 0 || (byte >= 0x80 && !anyBytes) { throw Unhandled() }
