@@ -21,6 +21,7 @@ struct Bench {
     static func run(_ arguments: [String]) async throws {
         if arguments.first == "pipeline" { return try await pipeline(arguments.dropFirst()) }
         if arguments.first == "latency" { return try await latency(arguments.dropFirst()) }
+        if arguments.first == "routing-cpu" { return try routingCPU(arguments.dropFirst()) }
         let selected = Set(arguments)
         func wants(_ name: String) -> Bool { selected.isEmpty || selected.contains(name) }
         if wants("matching") { try matching() }
@@ -263,6 +264,45 @@ struct Bench {
         row("routing GetRecords pages, images built (before)", results[true]!, "events/s", "one core; body → Kafka records, 650 records of \(size) bytes a page, the pipeline's routes")
         row("routing GetRecords pages, images as typed JSON (after)", results[false]!, "events/s", "one core; same pages")
         row("routing pages, after / before", results[false]! / results[true]!, "ratio", "same run")
+    }
+
+    /// `fanout-bench routing-cpu [--pages N] [--runs N]`: the *after* half of `routing` (a page's records, images as
+    /// typed JSON, into Kafka records), timed by the thread's CPU clock instead of the wall clock, so that other work
+    /// sharing the cores does not count (for A/B comparisons while the cores are busy): CPU per event, the best and
+    /// the median of the runs.
+    static func routingCPU(_ arguments: ArraySlice<String>) throws {
+        let options = try options(arguments, command: "routing-cpu")
+        let pages = max(1, try integer(options, "pages", 200, command: "routing-cpu"))
+        let runs = max(1, try integer(options, "runs", 7, command: "routing-cpu"))
+        let routes = CompiledRoutes(try RoutesFile.parse(Array(PipelineEvents.routesJSON.utf8), file: "bench.json"))
+        let source = StreamSource(events: StreamSource.maximumPageRecords, shardCount: 1)
+        let answer = source.answer(target: "DynamoDBStreams_20120810.GetRecords", body: Array(#"{"ShardIterator":"0/0","Limit":1000}"#.utf8))
+        let page = Array(answer.body.readableBytesView)
+        let planner = FanOutPlanner(routes: routes)
+        var written = 0
+        var perEvent: [Double] = []
+        for _ in 0..<runs {
+            let start = threadCPUSeconds()
+            for _ in 0..<pages {
+                let records = try GetRecordsOutput(jsonBytes: page).records
+                var output: [KafkaProducerRecord] = []
+                output.reserveCapacity(records.count * 2)
+                for record in records { _ = planner.plan(record, streamARN: "arn:bench", shardID: "shard-0", into: &output) }
+                written &+= output.count
+            }
+            perEvent.append((threadCPUSeconds() - start) / Double(pages * StreamSource.maximumPageRecords) * 1e6)
+        }
+        precondition(written > 0)
+        perEvent.sort()
+        row("routing GetRecords pages, images as typed JSON, CPU, best", perEvent[0], "µs an event", "thread CPU time; \(runs) runs of \(pages) pages")
+        row("routing GetRecords pages, images as typed JSON, CPU, median", perEvent[runs / 2], "µs an event", "same runs")
+    }
+
+    /// The calling thread's CPU time so far.
+    static func threadCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 
     /// Compiling and swapping in a routes file of 10,000 routes.

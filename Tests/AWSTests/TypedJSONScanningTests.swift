@@ -231,4 +231,27 @@ import Testing
         }
         #expect(rejected > 0)
     }
+
+    /// `JSONBytes.skipPlainRun` stops at the first `"`, `\`, control character or byte past ASCII (or fewer than
+    /// eight bytes before the end), never past one, wherever it lies in a word.
+    @Test func skippingAPlainRunStopsAtTheFirstByteThatEndsIt() {
+        let plain = Array(" !#[]~\u{7F}aZ09".utf8)
+        for stop: UInt8 in [0x22, 0x5C, 0x00, 0x0A, 0x1F, 0x80, 0xC3, 0xFF] {
+            for length in 1...26 {
+                for at in 0..<length {
+                    var bytes = (0..<length).map { plain[$0 % plain.count] }
+                    bytes[at] = stop
+                    for start in 0...min(at, 3) {
+                        let end = bytes.withUnsafeBufferPointer { JSONBytes.skipPlainRun($0, from: start) }
+                        #expect(end <= at && (end == at || length - end < 8), "stop \(stop) at \(at) of \(length), from \(start): \(end)")
+                    }
+                }
+            }
+        }
+        for length in 0...26 {
+            let bytes = (0..<length).map { plain[$0 % plain.count] }
+            let end = bytes.withUnsafeBufferPointer { JSONBytes.skipPlainRun($0, from: 0) }
+            #expect(end == length - length % 8, "plain bytes, \(length)")
+        }
+    }
 }

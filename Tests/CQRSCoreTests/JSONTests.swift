@@ -124,6 +124,15 @@ import Testing
         #expect(GenericDomainEventMessage.parseTimestamp(text)?.timeIntervalSince1970 == seconds)
     }
 
+    /// `appendTimestamp` writes the bytes `formatTimestamp` returns, in the years it writes by hand and past them.
+    @Test(arguments: [-86_400.0 * 366 * 2100, -86_400.0 * 365 * 100, -1.25, 0, 1_795_814_466.2606618, 951_782_400.5, 253_402_300_799.999, 253_402_300_800])
+    func appendsTheBytesItFormats(seconds: Double) {
+        let date = Date(timeIntervalSince1970: seconds)
+        var bytes = Array("x".utf8)
+        GenericDomainEventMessage.appendTimestamp(date, to: &bytes)
+        #expect(bytes == Array("x".utf8) + Array(GenericDomainEventMessage.formatTimestamp(date).utf8))
+    }
+
     @Test func readsTheFormsOtherWritersUse() {
         #expect(GenericDomainEventMessage.parseTimestamp("2026-11-27T21:04:05Z")?.timeIntervalSince1970 == 1_795_813_445)
         #expect(GenericDomainEventMessage.parseTimestamp("2026-11-27T21:04:05.5Z")?.timeIntervalSince1970 == 1_795_813_445.5)

@@ -125,6 +125,7 @@ private struct TypedJSONCheck {
         try expect(UInt8(ascii: "\""))
         let start = position
         while true {
+            position = JSONBytes.skipPlainRun(bytes, from: position)
             let byte = at(position)
             if byte == UInt8(ascii: "\"") { break }
             guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\\") else { throw Refused() }
@@ -194,6 +195,7 @@ private struct TypedJSONCheck {
         var run = position
         var ascii = true
         while true {
+            position = JSONBytes.skipPlainRun(bytes, from: position)
             let byte = at(position)
             if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
                 if !ascii { try validateUTF8(run..<position) }

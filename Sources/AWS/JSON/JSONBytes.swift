@@ -18,6 +18,27 @@ public enum JSONBytes {
         return value
     }
 
+    /// The first index from `index` on whose byte may end or interrupt a string's plain run: a `"`, a `\`, a
+    /// control character (below 0x20) or a byte past ASCII, found eight bytes at a time. It stops early, at
+    /// most seven bytes before the end (the caller's byte-by-byte loop reads those), never past such a byte:
+    /// every byte before the index returned is a printable ASCII character other than `"` and `\`.
+    @inlinable
+    public static func skipPlainRun(_ bytes: UnsafeBufferPointer<UInt8>, from index: Int) -> Int {
+        guard index >= 0, let base = bytes.baseAddress else { return index }
+        var index = index
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        while index + 8 <= bytes.count {
+            let word = UInt64(littleEndian: UnsafeRawPointer(base + index).loadUnaligned(as: UInt64.self))
+            // A byte's high bit is set in `stops` when it is past ASCII, below 0x20, `"` (0x22) or `\` (0x5C);
+            // a borrow can only mark a byte above one of those, so the lowest mark is exact.
+            let quotes = word ^ (ones &* 0x22), backslashes = word ^ (ones &* 0x5C)
+            let stops = (word | ((word &- ones &* 0x20) & ~word) | ((quotes &- ones) & ~quotes) | ((backslashes &- ones) & ~backslashes)) & highs
+            if stops != 0 { return index + stops.trailingZeroBitCount / 8 }
+            index += 8
+        }
+        return index
+    }
+
     /// Whether `range` of `bytes` holds exactly `text`.
     public static func equal(_ range: Range<Int>, _ text: StaticString, in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard range.count == text.utf8CodeUnitCount else { return false }

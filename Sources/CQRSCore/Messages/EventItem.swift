@@ -138,7 +138,10 @@ public struct EventItem: Sendable {
         member("sequenceNumber")
         output.append(contentsOf: String(sequenceNumber).utf8)
         member("timestamp")
-        JSONWriter.writeString(GenericDomainEventMessage.formatTimestamp(timestamp), to: &output)
+        // As `JSONWriter.writeString` writes it: no character of a timestamp needs escaping.
+        output.append(UInt8(ascii: "\""))
+        GenericDomainEventMessage.appendTimestamp(timestamp, to: &output)
+        output.append(UInt8(ascii: "\""))
         member("payload")
         payload(&output)
         member("metadata")
@@ -178,89 +181,95 @@ public struct EventItem: Sendable {
     /// The one pass of `init(json:)`: nil for anything it leaves to the built item (which also decides what
     /// `init(item:)` refuses).
     private static func read(_ json: ItemJSON) -> EventItem? {
-        json.bytes.withUnsafeBufferPointer { buffer -> EventItem? in
-            // Plain JSON is shorter than the typed JSON it is written from: the output is never grown.
-            var reader = TypedJSONTranscoder(bytes: buffer, position: json.range.lowerBound, capacity: json.range.count)
-            var eventName = "", aggregateID = "", messageID = "", aggregateType = ""
-            var timestampText: String?
-            var sequenceNumber: Int64 = 0
-            var payload: Range<Int>?
-            var metadata: Range<Int>?
-            var traceparent: String?
-            do throws(TypedJSONTranscoder.Unhandled) {
-                try reader.expect(UInt8(ascii: "{"))
-                if !reader.consume(UInt8(ascii: "}")) {
-                    while true {
-                        let name = try reader.name(anyBytes: true)
-                        if reader.bytes(name, equal: "eventName") {
-                            eventName = try reader.typedString()
-                        } else if reader.bytes(name, equal: "aggregateId") {
-                            aggregateID = try reader.typedString()
-                        } else if reader.bytes(name, equal: "messageId") {
-                            messageID = try reader.typedString()
-                        } else if reader.bytes(name, equal: "aggregateType") {
-                            aggregateType = try reader.typedString()
-                        } else if reader.bytes(name, equal: "timestamp") {
-                            timestampText = try reader.typedString()
-                        } else if reader.bytes(name, equal: "sequenceNumber") {
-                            guard try reader.tag() == .n,
-                                let value = Int64(String(decoding: UnsafeBufferPointer(rebasing: buffer[try reader.plainString()]), as: UTF8.self)),
-                                value >= 0
-                            else { return nil }
-                            try reader.expect(UInt8(ascii: "}"))
-                            sequenceNumber = value
-                        } else if reader.bytes(name, equal: "payload") {
-                            guard try reader.tag() == .m else { return nil }
+        // Plain JSON is shorter than the typed JSON it is written from: room for the item's bytes (on the stack
+        // unless it is large) holds the payload and metadata written.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: json.range.count) { room in
+            json.bytes.withUnsafeBufferPointer { buffer in read(json, in: buffer, writingTo: room) }
+        }
+    }
+
+    /// `read(_:)` over the page's bytes, writing the payload and metadata to `room`.
+    private static func read(_ json: ItemJSON, in buffer: UnsafeBufferPointer<UInt8>, writingTo room: UnsafeMutableBufferPointer<UInt8>) -> EventItem? {
+        var reader = TypedJSONTranscoder(bytes: buffer, position: json.range.lowerBound, output: room)
+        var eventName = "", aggregateID = "", messageID = "", aggregateType = ""
+        var timestampText: String?
+        var sequenceNumber: Int64 = 0
+        var payload: Range<Int>?
+        var metadata: Range<Int>?
+        var traceparent: String?
+        do throws(TypedJSONTranscoder.Unhandled) {
+            try reader.expect(UInt8(ascii: "{"))
+            if !reader.consume(UInt8(ascii: "}")) {
+                while true {
+                    let name = try reader.name(anyBytes: true)
+                    if reader.bytes(name, equal: "eventName") {
+                        eventName = try reader.typedString()
+                    } else if reader.bytes(name, equal: "aggregateId") {
+                        aggregateID = try reader.typedString()
+                    } else if reader.bytes(name, equal: "messageId") {
+                        messageID = try reader.typedString()
+                    } else if reader.bytes(name, equal: "aggregateType") {
+                        aggregateType = try reader.typedString()
+                    } else if reader.bytes(name, equal: "timestamp") {
+                        timestampText = try reader.typedString()
+                    } else if reader.bytes(name, equal: "sequenceNumber") {
+                        guard try reader.tag() == .n,
+                            let value = Int64(String(decoding: UnsafeBufferPointer(rebasing: buffer[try reader.plainString()]), as: UTF8.self)),
+                            value >= 0
+                        else { return nil }
+                        try reader.expect(UInt8(ascii: "}"))
+                        sequenceNumber = value
+                    } else if reader.bytes(name, equal: "payload") {
+                        guard try reader.tag() == .m else { return nil }
+                        let start = reader.output.count
+                        try reader.writeMap()
+                        payload = start..<reader.output.count
+                        try reader.expect(UInt8(ascii: "}"))
+                    } else if reader.bytes(name, equal: "metadata") {
+                        switch try reader.tag() {
+                        case .m:
                             let start = reader.output.count
-                            try reader.writeMap()
-                            payload = start..<reader.output.count
-                            try reader.expect(UInt8(ascii: "}"))
-                        } else if reader.bytes(name, equal: "metadata") {
-                            switch try reader.tag() {
-                            case .m:
-                                let start = reader.output.count
-                                traceparent = try reader.writeMap(findingTraceparent: true)
-                                metadata = start..<reader.output.count
-                            case .null: guard try reader.literal() else { return nil }
-                            default: return nil
-                            }
-                            try reader.expect(UInt8(ascii: "}"))
-                        } else {
-                            try reader.skipValue()
+                            traceparent = try reader.writeMap(findingTraceparent: true)
+                            metadata = start..<reader.output.count
+                        case .null: guard try reader.literal() else { return nil }
+                        default: return nil
                         }
-                        if !reader.consume(UInt8(ascii: ",")) {
-                            try reader.expect(UInt8(ascii: "}"))
-                            break
-                        }
+                        try reader.expect(UInt8(ascii: "}"))
+                    } else {
+                        try reader.skipValue()
+                    }
+                    if !reader.consume(UInt8(ascii: ",")) {
+                        try reader.expect(UInt8(ascii: "}"))
+                        break
                     }
                 }
-            } catch {
-                return nil
             }
-            guard !eventName.isEmpty, !aggregateID.isEmpty else { return nil }
-            var timestamp = Date(timeIntervalSince1970: 0)
-            if let timestampText {
-                guard let parsed = GenericDomainEventMessage.parseTimestamp(timestampText) else { return nil }
-                timestamp = parsed
-            }
-            let written = reader.output
-            func part(_ range: Range<Int>?) -> (inout [UInt8]) -> Void {
-                { output in
-                    if let range { output.append(contentsOf: written[range]) } else { output.append(contentsOf: "{}".utf8) }
-                }
-            }
-            // The header members (names, punctuation, number and time: under 160 bytes) and their texts, which
-            // escaping can make at most 6 times longer, then payload and metadata as written: never grown.
-            let texts = messageID.utf8.count + eventName.utf8.count + aggregateID.utf8.count + aggregateType.utf8.count
-            let value = Self.value(
-                messageID: messageID, eventName: eventName, aggregateID: aggregateID, aggregateType: aggregateType, sequenceNumber: sequenceNumber,
-                timestamp: timestamp, capacity: 160 + 6 * texts + written.count, payload: part(payload), metadata: part(metadata)
-            )
-            return EventItem(
-                source: .json(json, value: value), eventName: eventName, aggregateID: aggregateID, messageID: messageID,
-                aggregateType: aggregateType, traceparent: traceparent, sequenceNumber: sequenceNumber, timestamp: timestamp
-            )
+        } catch {
+            return nil
         }
+        guard !eventName.isEmpty, !aggregateID.isEmpty else { return nil }
+        var timestamp = Date(timeIntervalSince1970: 0)
+        if let timestampText {
+            guard let parsed = GenericDomainEventMessage.parseTimestamp(timestampText) else { return nil }
+            timestamp = parsed
+        }
+        let written = reader.output.written
+        func part(_ range: Range<Int>?) -> (inout [UInt8]) -> Void {
+            { output in
+                if let range { output.append(contentsOf: UnsafeBufferPointer(rebasing: written[range])) } else { output.append(contentsOf: "{}".utf8) }
+            }
+        }
+        // The header members (names, punctuation, number and time: under 160 bytes) and their texts, which
+        // escaping can make at most 6 times longer, then payload and metadata as written: never grown.
+        let texts = messageID.utf8.count + eventName.utf8.count + aggregateID.utf8.count + aggregateType.utf8.count
+        let value = Self.value(
+            messageID: messageID, eventName: eventName, aggregateID: aggregateID, aggregateType: aggregateType, sequenceNumber: sequenceNumber,
+            timestamp: timestamp, capacity: 160 + 6 * texts + written.count, payload: part(payload), metadata: part(metadata)
+        )
+        return EventItem(
+            source: .json(json, value: value), eventName: eventName, aggregateID: aggregateID, messageID: messageID,
+            aggregateType: aggregateType, traceparent: traceparent, sequenceNumber: sequenceNumber, timestamp: timestamp
+        )
     }
 }
 

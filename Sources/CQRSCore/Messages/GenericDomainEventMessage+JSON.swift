@@ -171,17 +171,64 @@ extension GenericDomainEventMessage {
     /// ISO-8601 UTC with milliseconds, e.g. `2026-11-27T21:04:05.123Z` (truncated, never rounded up).
     public static func formatTimestamp(_ date: Date) -> String {
         // By hand: Foundation's formatters are slow on the routing path, and off by up to a millisecond on Linux.
+        let (year, month, day, secondOfDay, millis) = timestampFields(date)
+        func pad(_ value: Int64, _ width: Int) -> String {
+            let text = String(value)
+            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        }
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
+    }
+
+    /// Appends the UTF-8 bytes of `formatTimestamp(date)` to `output` without making the `String` (the Kafka
+    /// record value's timestamp, written for every routed event): for the years 0 to 9999 its 24 bytes are
+    /// written straight, for any other through `formatTimestamp`.
+    public static func appendTimestamp(_ date: Date, to output: inout [UInt8]) {
+        let (year, month, day, secondOfDay, millis) = timestampFields(date)
+        guard (0...9999).contains(year) else {
+            output.append(contentsOf: formatTimestamp(date).utf8)
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
+            var count = 0
+            func digits(_ value: Int64, _ width: Int) {
+                var rest = value
+                for index in stride(from: count + width - 1, through: count, by: -1) {
+                    text.initializeElement(at: index, to: UInt8(ascii: "0") + UInt8(rest % 10))
+                    rest /= 10
+                }
+                count += width
+            }
+            func character(_ byte: UInt8) {
+                text.initializeElement(at: count, to: byte)
+                count += 1
+            }
+            digits(year, 4)
+            character(UInt8(ascii: "-"))
+            digits(month, 2)
+            character(UInt8(ascii: "-"))
+            digits(day, 2)
+            character(UInt8(ascii: "T"))
+            digits(secondOfDay / 3600, 2)
+            character(UInt8(ascii: ":"))
+            digits(secondOfDay / 60 % 60, 2)
+            character(UInt8(ascii: ":"))
+            digits(secondOfDay % 60, 2)
+            character(UInt8(ascii: "."))
+            digits(millis, 3)
+            character(UInt8(ascii: "Z"))
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: text[..<count]))
+        }
+    }
+
+    /// What `formatTimestamp` writes: the UTC civil date, the second of that day and the millisecond (truncated).
+    private static func timestampFields(_ date: Date) -> (year: Int64, month: Int64, day: Int64, secondOfDay: Int64, millis: Int64) {
         let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
         var (seconds, millis) = milliseconds.quotientAndRemainder(dividingBy: 1000)
         if millis < 0 { (seconds, millis) = (seconds - 1, millis + 1000) }
         var (days, secondOfDay) = seconds.quotientAndRemainder(dividingBy: 86_400)
         if secondOfDay < 0 { (days, secondOfDay) = (days - 1, secondOfDay + 86_400) }
         let (year, month, day) = CivilDate.fromDays(days)
-        func pad(_ value: Int64, _ width: Int) -> String {
-            let text = String(value)
-            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
-        }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
+        return (year, month, day, secondOfDay, millis)
     }
 
     /// Parses ISO-8601 UTC (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`) by hand, and other ISO-8601 forms through Foundation.

@@ -7,7 +7,7 @@ import AWS
 /// For bytes already checked (`AttributeValue.skipItem`, when a GetRecords page is read): it relies on them
 /// being typed JSON and throws `Unhandled` at anything else, and at what it leaves to the built item: a B or
 /// BS value, a member name with an escape or a non-ASCII byte (ordered as characters, not bytes). Every read
-/// is bounds-checked (a read past the end sees 0, which no rule accepts).
+/// is bounds-checked (a read past the end sees 0, which no rule accepts), and so is every write (`Output`).
 struct TypedJSONTranscoder {
     /// What this writer does not handle; the caller builds the item and writes that instead.
     struct Unhandled: Error {}
@@ -20,18 +20,54 @@ struct TypedJSONTranscoder {
 
     enum Tag { case s, n, bool, null, m, l, ss, ns }
 
+    /// Where the plain JSON is written: room the caller owns, filled from the start and never grown. A write
+    /// that would not fit throws `Unhandled` (plain JSON is shorter than the typed JSON it is written from,
+    /// so room for the typed bytes always suffices). Writes go through the pointer: no per-byte `Array` append.
+    struct Output {
+        let room: UnsafeMutableBufferPointer<UInt8>
+        /// How many bytes are written.
+        private(set) var count = 0
+
+        init(room: UnsafeMutableBufferPointer<UInt8>) { self.room = room }
+
+        /// The bytes written so far.
+        var written: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: room[..<count]) }
+
+        @inline(__always) mutating func append(_ byte: UInt8) throws(Unhandled) {
+            guard count < room.count else { throw Unhandled() }
+            room[count] = byte
+            count += 1
+        }
+
+        @inline(__always) mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) throws(Unhandled) {
+            guard bytes.count <= room.count - count else { throw Unhandled() }
+            if let source = bytes.baseAddress { (room.baseAddress! + count).update(from: source, count: bytes.count) }
+            count += bytes.count
+        }
+
+        mutating func append(_ text: StaticString) throws(Unhandled) {
+            guard text.utf8CodeUnitCount <= room.count - count else { throw Unhandled() }
+            let target = room.baseAddress! + count
+            text.withUTF8Buffer { bytes in target.update(from: bytes.baseAddress!, count: bytes.count) }
+            count += text.utf8CodeUnitCount
+        }
+
+        /// Replaces the bytes of `region` (written already) with as many from `bytes`.
+        mutating func overwrite(_ region: Range<Int>, with bytes: UnsafeBufferPointer<UInt8>) {
+            precondition(region.upperBound <= count && bytes.count == region.count)
+            _ = UnsafeMutableBufferPointer(rebasing: room[region]).update(fromContentsOf: bytes)
+        }
+    }
+
     var cursor: JSONBytes.Cursor
-    var output: [UInt8] = []
+    var output: Output
     /// The members of the maps being written, innermost last.
     private var members: [Member] = []
-    /// Scratch space of `reorder` (kept, so that re-ordering allocates nothing after the first time).
-    private var sortedMembers: [Member] = []
-    private var reordered: [UInt8] = []
 
-    /// `capacity`: room reserved for the output.
-    init(bytes: UnsafeBufferPointer<UInt8>, position: Int, capacity: Int = 1024) {
+    /// `output`: the room the plain JSON is written to (its bytes stay the caller's).
+    init(bytes: UnsafeBufferPointer<UInt8>, position: Int, output: UnsafeMutableBufferPointer<UInt8>) {
         cursor = JSONBytes.Cursor(bytes: bytes, position: position)
-        output.reserveCapacity(capacity)
+        self.output = Output(room: output)
         members.reserveCapacity(32)
     }
 
@@ -53,6 +89,7 @@ struct TypedJSONTranscoder {
         try expect(Self.quote)
         let start = position
         while true {
+            position = JSONBytes.skipPlainRun(bytes, from: position)
             let byte = at(position)
             if byte == Self.quote { break }
             if byte == Self.backslash || byte == 0 || (byte >= 0x80 && !anyBytes) { throw Unhandled() }
@@ -103,14 +140,14 @@ struct TypedJSONTranscoder {
         case .n: try writeNumber()
         case .bool:
             let flag = try literal()
-            output.append(contentsOf: (flag ? "true" : "false").utf8)
+            try output.append(flag ? "true" : "false")
         case .null:
             guard try literal() else { throw Unhandled() }
-            output.append(contentsOf: "null".utf8)
+            try output.append("null")
         case .m: try writeMap()
         case .l, .ss, .ns:
             try expect(Self.openBracket)
-            output.append(Self.openBracket)
+            try output.append(Self.openBracket)
             if !consume(Self.closeBracket) {
                 while true {
                     switch tag {
@@ -119,14 +156,14 @@ struct TypedJSONTranscoder {
                     default: try writeValue()
                     }
                     if consume(Self.comma) {
-                        output.append(Self.comma)
+                        try output.append(Self.comma)
                     } else {
                         try expect(Self.closeBracket)
                         break
                     }
                 }
             }
-            output.append(Self.closeBracket)
+            try output.append(Self.closeBracket)
         }
         try expect(Self.closeBrace)
     }
@@ -146,7 +183,7 @@ struct TypedJSONTranscoder {
 
     /// An N's text (the digits of a checked number, which need no escaping).
     mutating func writeNumber() throws(Unhandled) {
-        output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[try plainString()]))
+        try output.append(UnsafeBufferPointer(rebasing: bytes[try plainString()]))
     }
 
     /// A string with no escapes: its bytes (without quotes); `Unhandled` at an escape.
@@ -154,6 +191,7 @@ struct TypedJSONTranscoder {
         try expect(Self.quote)
         let start = position
         while true {
+            position = JSONBytes.skipPlainRun(bytes, from: position)
             let byte = at(position)
             if byte == Self.quote { break }
             if byte == Self.backslash || byte == 0 { throw Unhandled() }
@@ -176,14 +214,15 @@ struct TypedJSONTranscoder {
     /// the character it stands for.
     mutating func writeString() throws(Unhandled) {
         try expect(Self.quote)
-        output.append(Self.quote)
+        try output.append(Self.quote)
         var run = position
         while true {
+            position = JSONBytes.skipPlainRun(bytes, from: position)
             let byte = at(position)
             if byte == Self.quote {
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<position]))
+                try output.append(UnsafeBufferPointer(rebasing: bytes[run..<position]))
                 position += 1
-                output.append(Self.quote)
+                try output.append(Self.quote)
                 return
             }
             if byte == 0 { throw Unhandled() }
@@ -191,14 +230,14 @@ struct TypedJSONTranscoder {
                 position += 1
                 continue
             }
-            output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<position]))
+            try output.append(UnsafeBufferPointer(rebasing: bytes[run..<position]))
             let escape = at(position + 1)
             position += 2
             switch escape {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-                output.append(Self.backslash)
-                output.append(escape)
-            case UInt8(ascii: "/"): output.append(escape)
+                try output.append(Self.backslash)
+                try output.append(escape)
+            case UInt8(ascii: "/"): try output.append(escape)
             case UInt8(ascii: "u"):
                 var scalar = try hex4()
                 if (0xD800...0xDBFF).contains(scalar) {
@@ -209,7 +248,7 @@ struct TypedJSONTranscoder {
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                 }
                 guard let character = Unicode.Scalar(scalar) else { throw Unhandled() }
-                writeEscaped(character)
+                try writeEscaped(character)
             default: throw Unhandled()
             }
             run = position
@@ -223,22 +262,22 @@ struct TypedJSONTranscoder {
     }
 
     /// One character of a string, as `JSONWriter.writeString` writes it.
-    private mutating func writeEscaped(_ scalar: Unicode.Scalar) {
+    private mutating func writeEscaped(_ scalar: Unicode.Scalar) throws(Unhandled) {
         switch scalar.value {
-        case 0x22: output.append(contentsOf: #"\""#.utf8)
-        case 0x5C: output.append(contentsOf: #"\\"#.utf8)
-        case 0x0A: output.append(contentsOf: #"\n"#.utf8)
-        case 0x0D: output.append(contentsOf: #"\r"#.utf8)
-        case 0x09: output.append(contentsOf: #"\t"#.utf8)
-        case 0x08: output.append(contentsOf: #"\b"#.utf8)
-        case 0x0C: output.append(contentsOf: #"\f"#.utf8)
+        case 0x22: try output.append(#"\""#)
+        case 0x5C: try output.append(#"\\"#)
+        case 0x0A: try output.append(#"\n"#)
+        case 0x0D: try output.append(#"\r"#)
+        case 0x09: try output.append(#"\t"#)
+        case 0x08: try output.append(#"\b"#)
+        case 0x0C: try output.append(#"\f"#)
         case 0..<0x20:
             let hex = Array("0123456789abcdef".utf8)
-            output.append(contentsOf: #"\u00"#.utf8)
-            output.append(hex[Int(scalar.value >> 4)])
-            output.append(hex[Int(scalar.value & 0x0F)])
+            try output.append(#"\u00"#)
+            try output.append(hex[Int(scalar.value >> 4)])
+            try output.append(hex[Int(scalar.value & 0x0F)])
         default:
-            output.append(contentsOf: UTF8.encode(scalar)!)
+            for byte in UTF8.encode(scalar)! { try output.append(byte) }
         }
     }
 
@@ -249,7 +288,7 @@ struct TypedJSONTranscoder {
     mutating func writeMap(findingTraceparent: Bool = false) throws(Unhandled) -> String? {
         var traceparent: String?
         try expect(Self.openBrace)
-        output.append(Self.openBrace)
+        try output.append(Self.openBrace)
         let base = members.count
         defer { members.removeSubrange(base...) }
         var ordered = true
@@ -257,10 +296,10 @@ struct TypedJSONTranscoder {
             while true {
                 let name = try self.name()
                 let start = output.count
-                output.append(Self.quote)
-                output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[name]))
-                output.append(Self.quote)
-                output.append(Self.colon)
+                try output.append(Self.quote)
+                try output.append(UnsafeBufferPointer(rebasing: bytes[name]))
+                try output.append(Self.quote)
+                try output.append(Self.colon)
                 let value = position
                 try writeValue()
                 if findingTraceparent, bytes(name, equal: "traceparent") {
@@ -273,7 +312,7 @@ struct TypedJSONTranscoder {
                 if members.count > base, !Self.precedes(members[members.count - 1].name, name, in: bytes) { ordered = false }
                 members.append(Member(name: name, written: start..<output.count))
                 if consume(Self.comma) {
-                    output.append(Self.comma)
+                    try output.append(Self.comma)
                 } else {
                     try expect(Self.closeBrace)
                     break
@@ -281,7 +320,7 @@ struct TypedJSONTranscoder {
             }
         }
         if !ordered { reorder(from: base) }
-        output.append(Self.closeBrace)
+        try output.append(Self.closeBrace)
         return traceparent
     }
 
@@ -298,24 +337,30 @@ struct TypedJSONTranscoder {
     }
 
     /// Re-writes the members from `base` on (written in the order they came) in the order of their names.
+    /// Sorts those members in place (the caller drops them next), and copies them through scratch space on the
+    /// stack (for a region of a few KB; `withUnsafeTemporaryAllocation` takes the heap for a larger one).
     private mutating func reorder(from base: Int) {
         let buffer = bytes
-        sortedMembers.removeAll(keepingCapacity: true)
-        sortedMembers.append(contentsOf: members[base...])
-        sortedMembers.sort { Self.precedes($0.name, $1.name, in: buffer) }
         let region = members[base].written.lowerBound..<members[members.count - 1].written.upperBound
-        reordered.removeAll(keepingCapacity: true)
-        output.withUnsafeBufferPointer { written in
-            for (index, member) in sortedMembers.enumerated() {
-                if index > 0 { reordered.append(Self.comma) }
-                reordered.append(contentsOf: UnsafeBufferPointer(rebasing: written[member.written]))
-            }
+        // Through the buffer: sorting the slice `members[base...]` would copy it to an array of its own.
+        members.withUnsafeMutableBufferPointer { members in
+            var map = UnsafeMutableBufferPointer(rebasing: members[base...])
+            map.sort { Self.precedes($0.name, $1.name, in: buffer) }
         }
-        // The same length: the same members and commas, in another order.
-        output.withUnsafeMutableBufferPointer { output in
-            reordered.withUnsafeBufferPointer { reordered in
-                _ = UnsafeMutableBufferPointer(rebasing: output[region]).update(fromContentsOf: reordered)
+        let written = output.written
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: region.count) { reordered in
+            var count = 0
+            for index in base..<members.count {
+                if index > base {
+                    reordered[count] = Self.comma
+                    count += 1
+                }
+                let member = UnsafeBufferPointer(rebasing: written[members[index].written])
+                _ = UnsafeMutableBufferPointer(rebasing: reordered[count...]).initialize(fromContentsOf: member)
+                count += member.count
             }
+            // The same length: the same members and commas, in another order.
+            output.overwrite(region, with: UnsafeBufferPointer(reordered))
         }
     }
 

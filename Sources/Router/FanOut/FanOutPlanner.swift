@@ -66,7 +66,7 @@ public struct FanOutPlanner: Sendable {
 
     /// Appends the Kafka records for `record` to `output`, in topic order, and says what happened.
     public func plan(_ record: StreamRecord, streamARN: String, shardID: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome {
-        let source = "\(streamARN)/\(shardID)/\(record.sequenceNumber)"
+        let source = Self.sourceHeader(streamARN: streamARN, shardID: shardID, sequenceNumber: record.sequenceNumber)
         if let unreadable = record.unreadable {
             // Not a DynamoDB change at all (a foreign record in a Kinesis stream): its bytes, unchanged, go to the dead letters.
             output.append(KafkaProducerRecord(
@@ -76,7 +76,7 @@ public struct FanOutPlanner: Sendable {
                 headers: [
                     KafkaHeader(key: FanoutHeader.contentType, string: "application/octet-stream"),
                     KafkaHeader(key: FanoutHeader.error, string: unreadable.reason),
-                    KafkaHeader(key: FanoutHeader.source, string: source),
+                    source,
                 ]
             ))
             return .deadLettered(reason: unreadable.reason)
@@ -113,7 +113,7 @@ public struct FanOutPlanner: Sendable {
 
     /// The direct path: nil (having written nothing) when the item needs the reference path after all:
     /// a content pattern or a payload or metadata key needs the whole event, or the event is dead-lettered.
-    private func planDirectly(_ item: EventItem, source: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome? {
+    private func planDirectly(_ item: EventItem, source: KafkaHeader, into output: inout [KafkaProducerRecord]) -> RecordOutcome? {
         guard let targets = routes.fixedTargets(forEventName: item.eventName),
               targets.allSatisfy({ $0.key.isTakenFromEventFields })
         else { return nil }
@@ -126,7 +126,7 @@ public struct FanOutPlanner: Sendable {
         let fields = HeaderFields(eventName: item.eventName, messageID: item.messageID, aggregateID: item.aggregateID, traceparent: item.traceparent, source: source)
         if targets.isEmpty {
             if let topic = routes.file.unroutedTopic {
-                output.append(makeRecord(topic: topic, key: Array(item.aggregateID.utf8), value: value, fields: fields, routeHeader: ""))
+                output.append(makeRecord(topic: topic, key: Array(item.aggregateID.utf8), value: value, fields: fields, routeHeader: []))
             }
             return .unrouted(eventName: item.eventName)
         }
@@ -141,13 +141,13 @@ public struct FanOutPlanner: Sendable {
         }
         guard keys.allSatisfy({ $0.count <= Self.maximumKeyBytes }) else { return nil }
         for (target, key) in zip(targets, keys) {
-            output.append(makeRecord(topic: target.topic, key: key, value: value, fields: fields, routeHeader: target.routeHeader))
+            output.append(makeRecord(topic: target.topic, key: key, value: value, fields: fields, routeHeader: target.routeHeaderBytes))
         }
         return .routed(topics: targets.map(\.topic))
     }
 
     /// The reference path: the item read as a `GenericDomainEventMessage`, which is routed and written.
-    private func planThroughMessage(_ image: DynamoDBItem, keys recordKeys: DynamoDBItem, source: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome {
+    private func planThroughMessage(_ image: DynamoDBItem, keys recordKeys: DynamoDBItem, source: KafkaHeader, into output: inout [KafkaProducerRecord]) -> RecordOutcome {
         let event: GenericDomainEventMessage
         do {
             event = try GenericDomainEventMessage(item: image)
@@ -183,7 +183,7 @@ public struct FanOutPlanner: Sendable {
         )
         if targets.isEmpty {
             if let topic = routes.file.unroutedTopic {
-                output.append(makeRecord(topic: topic, key: Array(event.aggregateID.utf8), value: value, fields: fields, routeHeader: ""))
+                output.append(makeRecord(topic: topic, key: Array(event.aggregateID.utf8), value: value, fields: fields, routeHeader: []))
             }
             return .unrouted(eventName: event.eventName)
         }
@@ -196,7 +196,7 @@ public struct FanOutPlanner: Sendable {
             )
         }
         for (target, key) in zip(targets, keys) {
-            output.append(makeRecord(topic: target.topic, key: key, value: value, fields: fields, routeHeader: target.routeHeader))
+            output.append(makeRecord(topic: target.topic, key: key, value: value, fields: fields, routeHeader: target.routeHeaderBytes))
         }
         return .routed(topics: targets.map(\.topic))
     }
@@ -210,23 +210,37 @@ public struct FanOutPlanner: Sendable {
         var source: KafkaHeader
         var traceparent: KafkaHeader?
 
-        init(eventName: String, messageID: String, aggregateID: String, traceparent: String?, source: String) {
+        init(eventName: String, messageID: String, aggregateID: String, traceparent: String?, source: KafkaHeader) {
             self.eventName = KafkaHeader(key: FanoutHeader.eventName, string: eventName)
             self.messageID = KafkaHeader(key: FanoutHeader.messageID, string: messageID)
             self.aggregateID = KafkaHeader(key: FanoutHeader.aggregateID, string: aggregateID)
-            self.source = KafkaHeader(key: FanoutHeader.source, string: source)
+            self.source = source
             self.traceparent = traceparent.map { KafkaHeader(key: FanoutHeader.traceparent, string: $0) }
         }
     }
 
-    private func makeRecord(topic: String, key: [UInt8], value: [UInt8], fields: HeaderFields, routeHeader: String) -> KafkaProducerRecord {
+    /// The `fanout-source` header, `<stream ARN>/<shard id>/<sequence number>`, its bytes written straight
+    /// (no `String` made first): made once per stream record.
+    private static func sourceHeader(streamARN: String, shardID: String, sequenceNumber: String) -> KafkaHeader {
+        var value: [UInt8] = []
+        value.reserveCapacity(streamARN.utf8.count + shardID.utf8.count + sequenceNumber.utf8.count + 2)
+        value.append(contentsOf: streamARN.utf8)
+        value.append(UInt8(ascii: "/"))
+        value.append(contentsOf: shardID.utf8)
+        value.append(UInt8(ascii: "/"))
+        value.append(contentsOf: sequenceNumber.utf8)
+        return KafkaHeader(key: FanoutHeader.source, value: value)
+    }
+
+    /// `routeHeader`: the `fanout-route` header's bytes (the target's, shared).
+    private func makeRecord(topic: String, key: [UInt8], value: [UInt8], fields: HeaderFields, routeHeader: [UInt8]) -> KafkaProducerRecord {
         var headers: [KafkaHeader] = []
         headers.reserveCapacity(7)
         headers.append(HeaderFields.contentType)
         headers.append(fields.eventName)
         headers.append(fields.messageID)
         headers.append(fields.aggregateID)
-        headers.append(KafkaHeader(key: FanoutHeader.route, string: routeHeader))
+        headers.append(KafkaHeader(key: FanoutHeader.route, value: routeHeader))
         headers.append(fields.source)
         if let traceparent = fields.traceparent { headers.append(traceparent) }
         return KafkaProducerRecord(topic: topic, key: key, value: value, headers: headers)
@@ -234,7 +248,7 @@ public struct FanOutPlanner: Sendable {
 
     /// The dead letter itself stays within every bound, so that the dead-letter topic never refuses it:
     /// a value too large is replaced by the keys and its size, a long key is left out, a long reason shortened.
-    private func deadLetter(_ value: JSONValue, keys: DynamoDBItem, reason: String, source: String, into output: inout [KafkaProducerRecord]) -> RecordOutcome {
+    private func deadLetter(_ value: JSONValue, keys: DynamoDBItem, reason: String, source: KafkaHeader, into output: inout [KafkaProducerRecord]) -> RecordOutcome {
         let key = keys["aggregateId"].flatMap { JSONValue($0).stringValue } ?? ""
         var bytes = JSONWriter.bytes(value)
         if bytes.count > maximumValueBytes {
@@ -256,7 +270,7 @@ public struct FanOutPlanner: Sendable {
             headers: [
                 KafkaHeader(key: FanoutHeader.contentType, string: "application/json"),
                 KafkaHeader(key: FanoutHeader.error, string: reason),
-                KafkaHeader(key: FanoutHeader.source, string: source),
+                source,
             ]
         ))
         return .deadLettered(reason: reason)

@@ -8,14 +8,17 @@ public struct RouteTarget: Sendable, Hashable {
     public var routeNames: [String]
     /// The key source of the first of those routes.
     public var key: KeySource
-    /// `routeNames` joined with ",": the `fanout-route` header value, built once.
+    /// `routeNames` joined with ",": the `fanout-route` header value, built once …
     public let routeHeader: String
+    /// … and its UTF-8 bytes, shared by every record sent to this target (not copied for each).
+    public let routeHeaderBytes: [UInt8]
 
     init(topic: String, routeNames: [String], key: KeySource) {
         self.topic = topic
         self.routeNames = routeNames
         self.key = key
         self.routeHeader = routeNames.joined(separator: ",")
+        self.routeHeaderBytes = Array(routeHeader.utf8)
     }
 }
 
