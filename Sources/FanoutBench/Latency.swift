@@ -70,7 +70,9 @@ struct LatencyBench {
         _ = try await DynamoDBEventStore(dynamoDB: dynamoDB, tableName: table).createTableIfMissing()
 
         let routesPath = workDirectory.appendingPathComponent("latency-routes.json").path
-        try PipelineEvents.routesJSON.write(toFile: routesPath, atomically: true, encoding: .utf8)
+        // Topics of this run's own: the broker may hold the pipeline benchmark's records in the plain names.
+        let topicSuffix = ".latency-\(run)"
+        try PipelineEvents.routesJSON(topicSuffix: topicSuffix).write(toFile: routesPath, atomically: true, encoding: .utf8)
         let statusPort = try PipelineBench.freePort()
         let logPath = workDirectory.appendingPathComponent("fanout-latency.log").path
         FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -95,7 +97,7 @@ struct LatencyBench {
 
         let tracker = Tracker()
         let subscriptions = PipelineEvents.topics.map { topic in
-            Subscription(topic: topic) { event, context in
+            Subscription(topic: topic + topicSuffix) { event, context in
                 let now = ContinuousClock.now
                 let wall = Date()
                 tracker.state.withLock { state in

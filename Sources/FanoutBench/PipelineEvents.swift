@@ -22,6 +22,12 @@ enum PipelineEvents {
         }
         """#
     static let topics = ["orders.events", "billing.events", "payments.events", "customers.events"]
+
+    /// `routesJSON` with `suffix` added to every topic's name (a run's own topics, so that it never reads
+    /// records an earlier run left on the same broker).
+    static func routesJSON(topicSuffix suffix: String) -> String {
+        topics.reduce(routesJSON) { text, topic in text.replacingOccurrences(of: "\"\(topic)\"", with: "\"\(topic)\(suffix)\"") }
+    }
     static let fanOut = 1.5
 
     struct Event {
