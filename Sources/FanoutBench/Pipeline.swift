@@ -53,14 +53,14 @@ struct PipelineBench {
         }
         // kcat's own copies of the four topics (6 partitions each, as fanout's): a later run that reads fanout's
         // topics on the same broker does not read kcat's records too.
-        let kcatSuffix = ".kcat-\(run)"
+        // The earlier baseline, one kcat to one topic of 6 partitions, is kept beside it for comparison.
+        let kcatSuffix = ".kcat-\(run)", kcatOneTopic = "bench.kcat-one-\(run)"
+        let kcatTopics = PipelineEvents.topics.map { $0 + kcatSuffix } + [kcatOneTopic]
         if let mock {
-            for topic in PipelineEvents.topics { try mock.createTopic(name: topic + kcatSuffix, partitions: 6) }
+            for topic in kcatTopics { try mock.createTopic(name: topic, partitions: 6) }
         } else {
             let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: logger)
-            try await admin.createTopics(PipelineEvents.topics.map {
-                KafkaTopicSpecification(name: $0 + kcatSuffix, partitions: 6, replicationFactor: 1, configs: [:])
-            })
+            try await admin.createTopics(kcatTopics.map { KafkaTopicSpecification(name: $0, partitions: 6, replicationFactor: 1, configs: [:]) })
             admin.close()
         }
 
@@ -73,12 +73,18 @@ struct PipelineBench {
         let fanout = try await runFanout(
             brokers: brokers, sourcePort: sourcePort, routesPath: routesPath, application: applications[0], expected: expected, outage: nil
         )
-        let kcat = try runKcat(brokers: brokers, topicSuffix: kcatSuffix)
+        let kcat = try runKcat(brokers: brokers) { $0 + kcatSuffix }
+        let kcatOne = try runKcat(brokers: brokers) { _ in kcatOneTopic }
         let notes = "\(events) events of \(source.eventBytes) B from \(shards) shards, \(expected) records; \(label)"
         Bench.row("pipeline, Fanout, \(label)", fanout.eventsPerSecond, "events/s", notes)
         Bench.row("pipeline, Fanout, \(label)", fanout.recordsPerSecond, "records/s", "acknowledged Kafka records")
         Bench.row("pipeline, kcat baseline, \(label)", kcat.recordsPerSecond, "records/s", "the same \(kcat.records) records, pre-rendered, to copies of the \(PipelineEvents.topics.count) topics, one kcat -P a topic, at once")
         Bench.row("pipeline, Fanout / kcat, \(label)", fanout.recordsPerSecond / kcat.recordsPerSecond, "ratio", "records/s over records/s")
+        Bench.row(
+            "pipeline, kcat to one topic, \(label)", kcatOne.recordsPerSecond, "records/s",
+            "the same records, one kcat -P to one topic of 6 partitions (the baseline before 2026-12-02); Fanout / this: "
+                + String(format: "%.2f", fanout.recordsPerSecond / kcatOne.recordsPerSecond)
+        )
         if let cpu = fanout.cpuSeconds {
             let events = Double(fanout.records) / PipelineEvents.fanOut
             Bench.row(
@@ -242,16 +248,16 @@ struct PipelineBench {
         }
     }
 
-    /// kcat producing the records Fanout writes (same keys and values) to copies of fanout's topics (their names and
-    /// `topicSuffix`) on the same broker: one `kcat -P` a topic, all at once, each with that topic's records in
-    /// Fanout's order; timed from the first start to the last exit.
-    private func runKcat(brokers: String, topicSuffix: String) throws -> Result {
+    /// kcat producing the records Fanout writes (same keys and values) on the same broker, each to the topic
+    /// `kcatTopic` names for its fanout topic: one `kcat -P` a topic, all at once, each with that topic's records
+    /// in Fanout's order; timed from the first start to the last exit.
+    private func runKcat(brokers: String, kcatTopic: (String) -> String) throws -> Result {
         var texts: [String: String] = [:]
         var records = 0
         for index in 0..<events {
             let line = "\(PipelineEvents.event(index).aggregateID)\t\(PipelineEvents.plainJSON(index))\n"
             for topic in PipelineEvents.targets(index) {
-                texts[topic, default: ""] += line
+                texts[kcatTopic(topic), default: ""] += line
                 records += 1
             }
         }
@@ -262,7 +268,7 @@ struct PipelineBench {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = [
-                "kcat", "-P", "-b", brokers, "-t", topic + topicSuffix, "-K", "\t", "-l",
+                "kcat", "-P", "-b", brokers, "-t", topic, "-K", "\t", "-l",
                 "-X", "enable.idempotence=true", "-X", "acks=all", "-X", "partitioner=murmur2_random",
                 "-X", "max.in.flight.requests.per.connection=5", "-X", "linger.ms=5",
                 "-H", "content-type=application/json", "-H", "fanout-route=bench", path,
@@ -280,7 +286,7 @@ struct PipelineBench {
             let stderr = String(decoding: entry.errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             entry.process.waitUntilExit()
             if entry.process.terminationStatus != 0 || stderr.contains("Failed") {
-                failures.append("kcat -P -t \(entry.topic)\(topicSuffix) failed (status \(entry.process.terminationStatus)): \(stderr.prefix(400))")
+                failures.append("kcat -P -t \(entry.topic) failed (status \(entry.process.terminationStatus)): \(stderr.prefix(400))")
             }
         }
         let elapsed = ContinuousClock.now - start
