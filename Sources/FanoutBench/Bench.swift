@@ -241,22 +241,14 @@ struct Bench {
     /// short of HTTP and librdkafka), NewImages built as `AttributeValue` trees (before) and kept as typed
     /// JSON, each value written from its bytes (after).
     static func routingPages() throws {
-        let routes = CompiledRoutes(try RoutesFile.parse(Array(PipelineEvents.routesJSON.utf8), file: "bench.json"))
-        let source = StreamSource(events: StreamSource.maximumPageRecords, shardCount: 1)
-        let answer = source.answer(target: "DynamoDBStreams_20120810.GetRecords", body: Array(#"{"ShardIterator":"0/0","Limit":1000}"#.utf8))
-        let page = Array(answer.body.readableBytesView)
+        let (page, planner) = try routingWork()
         let count = try GetRecordsOutput(jsonBytes: page).records.count
         precondition(count == 650)
-        let planner = FanOutPlanner(routes: routes)
         var results: [Bool: Double] = [:]
         for buildingImages in [true, false] {
             var written = 0
             results[buildingImages] = rate(operationsPerCall: 650) {
-                let records = try! GetRecordsOutput(jsonBytes: page, buildingImages: buildingImages).records
-                var output: [KafkaProducerRecord] = []
-                output.reserveCapacity(records.count * 2)
-                for record in records { _ = planner.plan(record, streamARN: "arn:bench", shardID: "shard-0", into: &output) }
-                written &+= output.count
+                written &+= try! route(page, with: planner, buildingImages: buildingImages)
             }
             precondition(written > 0)
         }
@@ -264,6 +256,25 @@ struct Bench {
         row("routing GetRecords pages, images built (before)", results[true]!, "events/s", "one core; body → Kafka records, 650 records of \(size) bytes a page, the pipeline's routes")
         row("routing GetRecords pages, images as typed JSON (after)", results[false]!, "events/s", "one core; same pages")
         row("routing pages, after / before", results[false]! / results[true]!, "ratio", "same run")
+    }
+
+    /// The work of the routing benchmarks: a GetRecords body of the pipeline benchmark's records (the stream
+    /// source's bytes), and a planner for the pipeline's routes.
+    static func routingWork() throws -> (page: [UInt8], planner: FanOutPlanner) {
+        let routes = CompiledRoutes(try RoutesFile.parse(Array(PipelineEvents.routesJSON.utf8), file: "bench.json"))
+        let source = StreamSource(events: StreamSource.maximumPageRecords, shardCount: 1)
+        let answer = source.answer(target: "DynamoDBStreams_20120810.GetRecords", body: Array(#"{"ShardIterator":"0/0","Limit":1000}"#.utf8))
+        return (Array(answer.body.readableBytesView), FanOutPlanner(routes: routes))
+    }
+
+    /// Routes one page: its body read (images built or kept as typed JSON) and planned into Kafka records;
+    /// how many were written.
+    static func route(_ page: [UInt8], with planner: FanOutPlanner, buildingImages: Bool) throws -> Int {
+        let records = try GetRecordsOutput(jsonBytes: page, buildingImages: buildingImages).records
+        var output: [KafkaProducerRecord] = []
+        output.reserveCapacity(records.count * 2)
+        for record in records { _ = planner.plan(record, streamARN: "arn:bench", shardID: "shard-0", into: &output) }
+        return output.count
     }
 
     /// `fanout-bench routing-cpu [--pages N] [--runs N]`: the *after* half of `routing` (a page's records, images as
@@ -274,22 +285,12 @@ struct Bench {
         let options = try options(arguments, command: "routing-cpu")
         let pages = max(1, try integer(options, "pages", 200, command: "routing-cpu"))
         let runs = max(1, try integer(options, "runs", 7, command: "routing-cpu"))
-        let routes = CompiledRoutes(try RoutesFile.parse(Array(PipelineEvents.routesJSON.utf8), file: "bench.json"))
-        let source = StreamSource(events: StreamSource.maximumPageRecords, shardCount: 1)
-        let answer = source.answer(target: "DynamoDBStreams_20120810.GetRecords", body: Array(#"{"ShardIterator":"0/0","Limit":1000}"#.utf8))
-        let page = Array(answer.body.readableBytesView)
-        let planner = FanOutPlanner(routes: routes)
+        let (page, planner) = try routingWork()
         var written = 0
         var perEvent: [Double] = []
         for _ in 0..<runs {
             let start = threadCPUSeconds()
-            for _ in 0..<pages {
-                let records = try GetRecordsOutput(jsonBytes: page).records
-                var output: [KafkaProducerRecord] = []
-                output.reserveCapacity(records.count * 2)
-                for record in records { _ = planner.plan(record, streamARN: "arn:bench", shardID: "shard-0", into: &output) }
-                written &+= output.count
-            }
+            for _ in 0..<pages { written &+= try route(page, with: planner, buildingImages: false) }
             perEvent.append((threadCPUSeconds() - start) / Double(pages * StreamSource.maximumPageRecords) * 1e6)
         }
         precondition(written > 0)
