@@ -144,10 +144,11 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     ]
 
     /// Whether a record failed only because the transaction it was sent in failed, so that the same records in a
-    /// new transaction may succeed: librdkafka purged it (`_PURGE_QUEUE`, `_PURGE_INFLIGHT`) or its partition's
+    /// new transaction may succeed: librdkafka purged it (`_PURGE_QUEUE`, `_PURGE_INFLIGHT`), its partition's
     /// sequence broke after an earlier failure in the transaction (`OUT_OF_ORDER_SEQUENCE_NUMBER`,
-    /// `_INCONSISTENT`), the broker lost the producer's state (`UNKNOWN_PRODUCER_ID`; librdkafka bumps the epoch), or the transaction could not begin yet because the abort before it is still settling
-    /// (`_STATE`). Never fatal.
+    /// `_INCONSISTENT`), the broker lost the producer's state (`UNKNOWN_PRODUCER_ID`; librdkafka bumps the
+    /// epoch), or the transaction could not begin yet because the abort before it is still settling (`_STATE`).
+    /// Never fatal.
     public var isTransactionAftermath: Bool {
         !isFatal && Self.transactionAftermathCodes.contains(code)
     }

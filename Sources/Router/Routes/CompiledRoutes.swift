@@ -8,17 +8,17 @@ public struct RouteTarget: Sendable, Hashable {
     public var routeNames: [String]
     /// The key source of the first of those routes.
     public var key: KeySource
-    /// `routeNames` joined with ",": the `fanout-route` header value, built once …
-    public let routeHeader: String
-    /// … and its UTF-8 bytes, shared by every record sent to this target (not copied for each).
+    /// `routeNames` joined with ",": the `fanout-route` header value, as UTF-8 bytes built once and shared by
+    /// every record sent to this target (not copied for each).
     public let routeHeaderBytes: [UInt8]
+    /// The `fanout-route` header value as text.
+    public var routeHeader: String { String(decoding: routeHeaderBytes, as: UTF8.self) }
 
     init(topic: String, routeNames: [String], key: KeySource) {
         self.topic = topic
         self.routeNames = routeNames
         self.key = key
-        self.routeHeader = routeNames.joined(separator: ",")
-        self.routeHeaderBytes = Array(routeHeader.utf8)
+        self.routeHeaderBytes = Array(routeNames.joined(separator: ",").utf8)
     }
 }
 
