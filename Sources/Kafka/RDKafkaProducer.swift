@@ -43,11 +43,17 @@ final class RDKafkaProducer: Sendable {
     let handle: RDKafkaHandle
     let logger: Logger
     let isTransactional: Bool
-    let statistics: AsyncStream<KafkaStatistics>
-    private let statisticsContinuation: AsyncStream<KafkaStatistics>.Continuation
+    /// Called on the poll thread with each statistics report.
+    private let onStatistics: @Sendable (KafkaStatistics) -> Void
+    /// Called on the poll thread when librdkafka raises a fatal error (the handle can no longer produce).
+    private let onFatalError: @Sendable (KafkaError) -> Void
     private let state = Mutex(State())
 
-    init(configuration: KafkaConfiguration, logger: Logger) throws {
+    init(
+        configuration: KafkaConfiguration, logger: Logger,
+        onStatistics: @escaping @Sendable (KafkaStatistics) -> Void = { _ in },
+        onFatalError: @escaping @Sendable (KafkaError) -> Void = { _ in }
+    ) throws {
         var properties = configuration.rendered(defaults: Self.defaults)
         properties["log.queue"] = "true"
         let conf = try RDKafkaConfig.make(properties)
@@ -58,11 +64,8 @@ final class RDKafkaProducer: Sendable {
         self.handle = RDKafkaHandle(rk)
         self.logger = logger
         self.isTransactional = !(properties["transactional.id"] ?? "").isEmpty
-        // Bounded: an unread statistics sequence keeps only the newest few.
-        (self.statistics, self.statisticsContinuation) = AsyncStream.makeStream(
-            of: KafkaStatistics.self,
-            bufferingPolicy: .bufferingNewest(8)
-        )
+        self.onStatistics = onStatistics
+        self.onFatalError = onFatalError
         logger.debug(
             "Kafka producer created",
             metadata: ["kafka.librdkafka": "\(Librdkafka.version)", "kafka.brokers": "\(configuration.bootstrapServers)"]
@@ -383,7 +386,6 @@ final class RDKafkaProducer: Sendable {
         }
         for (outcomes, continuation) in batches { continuation.resume(returning: outcomes) }
         for waiter in waiters { waiter.resume() }
-        statisticsContinuation.finish()
         logger.debug("Kafka producer closed")
     }
 
@@ -395,9 +397,12 @@ final class RDKafkaProducer: Sendable {
             RDKafkaLog.forward(event, to: logger)
         case RD_KAFKA_EVENT_ERROR:
             RDKafkaLog.forwardError(event, to: logger)
+            if rd_kafka_event_error_is_fatal(event) != 0, let fatal = fatalError {
+                onFatalError(fatal)
+            }
         case RD_KAFKA_EVENT_STATS:
             if let json = rd_kafka_event_stats(event), let statistics = KafkaStatistics(json: String(cString: json)) {
-                statisticsContinuation.yield(statistics)
+                onStatistics(statistics)
             }
         default:
             break
@@ -441,17 +446,34 @@ final class RDKafkaProducer: Sendable {
     /// purge, or the broker's answer), which would read as one a new transaction could get past.
     private func deliveryError(_ err: rd_kafka_resp_err_t, topic: String) -> KafkaError {
         let context = "delivery to topic '\(topic)' failed"
-        var errstr = [CChar](repeating: 0, count: 512)
-        let fatal = rd_kafka_fatal_error(handle.pointer, &errstr, errstr.count)
-        if fatal != RD_KAFKA_RESP_ERR_NO_ERROR {
+        if var fatal = fatalError {
+            fatal.message = "\(context): \(fatal.message)"
+            return fatal
+        }
+        return KafkaError(err, context: context)
+    }
+
+    /// The fatal error librdkafka raised on this handle (`rd_kafka_fatal_error`), if any: the handle can no
+    /// longer produce. Nil once the handle is destroyed.
+    var fatalError: KafkaError? {
+        try? handle.withHandle(what: "the Kafka producer") { rk -> KafkaError? in
+            var errstr = [CChar](repeating: 0, count: 512)
+            let fatal = rd_kafka_fatal_error(rk, &errstr, errstr.count)
+            guard fatal != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
             return KafkaError(
                 code: KafkaError.Code(fatal),
-                message: "\(context): fatal producer error: \(RDKafkaConfig.decode(errstr))",
+                message: "fatal producer error: \(RDKafkaConfig.decode(errstr))",
                 isRetriable: false,
                 isFatal: true
             )
         }
-        return KafkaError(err, context: context)
+    }
+
+    /// Raises a fatal error on the handle as a broker would (`rd_kafka_test_fatal_error`): for tests of recovery.
+    func injectFatalError(_ code: KafkaError.Code, reason: String) {
+        _ = try? handle.withHandle(what: "the Kafka producer") { rk in
+            rd_kafka_test_fatal_error(rk, rd_kafka_resp_err_t(rawValue: code.rawValue), reason)
+        }
     }
 
     private func wakeCapacityWaiters() {

@@ -175,7 +175,7 @@ struct KafkaMockClusterTests {
         let cluster = try Self.makeCluster(topic: topic, partitions: 1)
         let producer = try Self.makeProducer(cluster, ["transactional.id": "fanout-mock-txn"])
         try await producer.initTransactions()
-        try producer.beginTransaction()
+        try await producer.beginTransaction()
         try cluster.pushRequestErrors(apiKey: .produce, errors: [.topicAuthorizationFailed])
         do {
             _ = try await producer.send([KafkaProducerRecord(topic: topic, key: nil, value: [1])])
@@ -196,7 +196,7 @@ struct KafkaMockClusterTests {
         // librdkafka 2.0.2 keeps the topic itself marked with the authorization error (later
         // enqueues to it fail) until a metadata refresh, so the next transaction writes elsewhere.
         try cluster.createTopic(name: "faults-txn-next")
-        try producer.beginTransaction()
+        try await producer.beginTransaction()
         let acks = try await producer.send([KafkaProducerRecord(topic: "faults-txn-next", key: nil, value: [2])])
         try await producer.commitTransaction()
         #expect(acks.count == 1)
@@ -215,7 +215,7 @@ struct KafkaMockClusterTests {
         try cluster.pushRequestErrors(apiKey: .findCoordinator, errors: [unavailable, loading])
         let producer = try Self.makeProducer(cluster, ["transactional.id": "fanout-mock-coordinator"])
         try await producer.initTransactions(timeout: .seconds(30))
-        try producer.beginTransaction()
+        try await producer.beginTransaction()
         let records = Self.records(topic: topic, count: 300)
         _ = try await producer.send(records)
         try cluster.pushRequestErrors(apiKey: .endTxn, errors: [notCoordinator, unavailable])

@@ -25,9 +25,9 @@ struct KafkaTopicReaderTests {
         try await other.initTransactions()
         func record(_ value: String) -> KafkaProducerRecord { KafkaProducerRecord(topic: topic, key: nil, value: Array(value.utf8)) }
         // The open transaction's record comes first; another producer commits one after it.
-        try open.beginTransaction()
+        try await open.beginTransaction()
         _ = try await open.send([record("open-1")])
-        try other.beginTransaction()
+        try await other.beginTransaction()
         _ = try await other.send([record("other-1")])
         try await other.commitTransaction()
 

@@ -50,6 +50,14 @@ public final class ExactlyOnceTransactions: ShardLifecycle, Sendable {
     /// How many per-shard producers are open now.
     public var openProducers: Int { open.withLock { $0.count } }
 
+    /// The health of every transactional producer open now (the shared one, or each leased shard's).
+    public var producersHealth: [KafkaProducerHealth] {
+        switch mode {
+        case .shared(let producer, _): [producer.health]
+        case .perShard: open.withLock { $0.values.map(\.producer.health) }
+        }
+    }
+
     public func shardStarting(_ shardID: String, epoch: Int64) async throws {
         guard case .perShard(let base, let application) = mode else { return }
         if let stale = open.withLock({ $0.removeValue(forKey: shardID) }) { await stale.producer.shutdown() }
@@ -79,8 +87,11 @@ public final class ExactlyOnceTransactions: ShardLifecycle, Sendable {
     }
 
     /// Runs `body` in one transaction on the shard's producer: begin, body, commit; abort when it fails.
-    /// A fatal producer error (fenced) throws ``ShardFencedError`` with per-shard producers (the shard stops,
-    /// its producer is closed) and ``UnrecoverableProcessingError`` with the shared one (the reader stops).
+    /// A fenced producer (a newer owner took over its `transactional.id`) throws ``ShardFencedError`` with
+    /// per-shard producers (the shard stops, its producer is closed) and ``UnrecoverableProcessingError`` with
+    /// the shared one (the reader stops: another instance of the application runs). Any other fatal producer
+    /// error is thrown as it is: the ``KafkaProducer`` replaced its handle (initialising its transactions again,
+    /// which bumps its epoch), and the reader retries the page on the new one.
     public func withTransaction<T: Sendable>(
         shardID: String, epoch: Int64?, _ body: (KafkaProducer) async throws -> T
     ) async throws -> T {
@@ -88,11 +99,9 @@ public final class ExactlyOnceTransactions: ShardLifecycle, Sendable {
         case .shared(let producer, let lock):
             do {
                 return try await lock.withTransaction(producer: producer) { try await body(producer) }
-            } catch let error as KafkaError where error.isFatal {
+            } catch let error as KafkaError where error.isFenced {
                 throw UnrecoverableProcessingError(
-                    error.isFenced
-                        ? "another instance with the same application name took over the transactional id (this one is fenced): \(error)"
-                        : "the transactional producer failed for good: \(error)"
+                    "another instance with the same application name took over the transactional id (this one is fenced): \(error)"
                 )
             }
         case .perShard:
@@ -101,14 +110,9 @@ public final class ExactlyOnceTransactions: ShardLifecycle, Sendable {
             }
             do {
                 return try await current.lock.withTransaction(producer: current.producer) { try await body(current.producer) }
-            } catch let error as KafkaError where error.isFatal || error.isFenced {
+            } catch let error as KafkaError where error.isFenced {
                 await shardStopped(shardID, epoch: current.epoch)
-                throw ShardFencedError(
-                    shardID: shardID,
-                    reason: error.isFenced
-                        ? "a newer owner of the shard took over its transactional id: \(error)"
-                        : "the shard's transactional producer failed for good: \(error)"
-                )
+                throw ShardFencedError(shardID: shardID, reason: "a newer owner of the shard took over its transactional id: \(error)")
             }
         }
     }

@@ -148,48 +148,23 @@ public final class KafkaCheckpointStore: CheckpointStore {
 /// Serialises transactions on one transactional producer (librdkafka allows one open transaction at a time),
 /// across the shards that route concurrently.
 public final class TransactionLock: Sendable {
-    private let state = Mutex<(locked: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let lock = SerialAsyncLock()
 
     public init() {}
 
-    private func lock() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let acquired = state.withLock { state -> Bool in
-                if state.locked {
-                    state.waiters.append(continuation)
-                    return false
-                }
-                state.locked = true
-                return true
-            }
-            if acquired { continuation.resume() }
-        }
-    }
-
-    private func unlock() {
-        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.locked = false
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        next?.resume()
-    }
-
     /// Runs `body` inside one transaction: begin, body, commit; abort when anything fails.
     public func withTransaction<T: Sendable>(producer: KafkaProducer, _ body: () async throws -> T) async throws -> T {
-        await lock()
-        defer { unlock() }
-        try producer.beginTransaction()
-        do {
-            let result = try await body()
-            try await producer.commitTransaction()
-            return result
-        } catch {
-            if let kafka = error as? KafkaError, kafka.isFatal { throw error }
-            try? await producer.abortTransaction()
-            throw error
+        try await lock.withLock {
+            try await producer.beginTransaction()
+            do {
+                let result = try await body()
+                try await producer.commitTransaction()
+                return result
+            } catch {
+                if let kafka = error as? KafkaError, kafka.isFatal { throw error }
+                try? await producer.abortTransaction()
+                throw error
+            }
         }
     }
 }
