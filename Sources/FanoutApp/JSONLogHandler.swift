@@ -27,7 +27,7 @@ public struct JSONLogHandler: LogHandler {
 
     /// Writes a line to standard error, whole.
     public static let standardError: @Sendable (String) -> Void = { line in
-        lock.withLock { _ in FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        lock.withLock { _ in _ = StandardStreams.writeError(line + "\n") }
     }
 
     public func log(event: LogEvent) {

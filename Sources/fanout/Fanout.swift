@@ -62,7 +62,7 @@ struct Routes: ParsableCommand {
         var event: String?
 
         func run() throws {
-            let bytes = event.map { Array($0.utf8) } ?? Array(FileHandle.standardInput.readDataToEndOfFile())
+            let bytes = try event.map { Array($0.utf8) } ?? StandardStreams.readInput()
             do {
                 for line in try RoutesExplain.run(path: file, eventJSON: bytes) { print(line) }
             } catch {

@@ -18,7 +18,7 @@ func commandLogger() -> Logger {
 
 /// Writes to standard output at once (unbuffered), for output read while the command runs.
 func printNow(_ text: String, terminator: String = "\n") {
-    FileHandle.standardOutput.write(Data((text + terminator).utf8))
+    StandardStreams.writeOutput(text + terminator)
 }
 
 struct Topics: AsyncParsableCommand {

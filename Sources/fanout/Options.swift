@@ -13,7 +13,7 @@ extension ArgumentHelp {
 
 /// Prints one line to standard error.
 func printError(_ line: String) {
-    FileHandle.standardError.write(Data((line + "\n").utf8))
+    StandardStreams.writeError(line + "\n")
 }
 
 /// Runs a command body; any error becomes one `fanout: error:` line and exit status 1.
