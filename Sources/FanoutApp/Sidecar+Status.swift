@@ -1,4 +1,5 @@
 import Foundation
+import Kafka
 import Router
 import StreamReader
 
@@ -97,6 +98,42 @@ public struct SidecarStatus: Sendable, Encodable, Hashable {
         }
     }
 
+    /// The Kafka producers' state: whether they can produce, and how often a producer was replaced after a
+    /// fatal error (a broker that restarted without the producer's state, say).
+    public struct Producer: Sendable, Encodable, Hashable {
+        /// True while every producer can produce.
+        public var ok: Bool
+        /// Why a producer cannot produce now (its fatal error, or why its replacement is not ready yet).
+        public var failure: String?
+        public var failedSince: Date?
+        /// Producers replaced after a fatal error since start.
+        public var rebuilds: Int
+        public var lastRebuildAt: Date?
+
+        public init(_ healths: [KafkaProducerHealth]) {
+            let failing = healths.first { !$0.canProduce }
+            ok = failing == nil
+            failure = failing?.failure
+            failedSince = failing?.failedSince
+            rebuilds = healths.reduce(0) { $0 + $1.rebuilds }
+            lastRebuildAt = healths.compactMap(\.lastRebuildAt).max()
+        }
+
+        // Absent optionals are written as `null`, so every key is always present.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(ok, forKey: .ok)
+            try container.encode(failure, forKey: .failure)
+            try container.encode(failedSince, forKey: .failedSince)
+            try container.encode(rebuilds, forKey: .rebuilds)
+            try container.encode(lastRebuildAt, forKey: .lastRebuildAt)
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case ok, failure, failedSince, rebuilds, lastRebuildAt
+        }
+    }
+
     /// "at-least-once" or "exactly-once".
     public var mode: String
     /// The deployment's name (its checkpoint topic and transactional id).
@@ -104,6 +141,7 @@ public struct SidecarStatus: Sendable, Encodable, Hashable {
     public var streamARN: String
     public var routes: Routes
     public var counts: Counts
+    public var producer = Producer([])
     /// One entry per shard being read.
     public var shards: [ShardStatusEntry]
     /// With `--leases on`: this instance's id in the lease table (absent otherwise).
@@ -201,16 +239,24 @@ extension Sidecar {
                 return entry
             }
         )
+        status.producer = SidecarStatus.Producer(producersHealth)
         status.workerID = leases?.workerID
         status.leases = leases?.heldLeases
         return status
     }
 
+    /// Every Kafka producer the sidecar routes through: the main one, and the transactional ones in exactly-once mode.
+    var producersHealth: [KafkaProducerHealth] {
+        [producer.health] + (transactions?.producersHealth ?? [])
+    }
+
     /// Whether the sidecar can do its job: routes loaded, Kafka answering (checked in the background every
-    /// 10 s), the stream describable, and no stalled shard.
+    /// 10 s), every producer able to produce (not failed for good and waiting for its replacement), the stream
+    /// describable, and no stalled shard.
     public func readiness() -> Readiness {
         let stream = streamStatus
         let kafka = kafkaHealth
+        let producerStatus = SidecarStatus.Producer(producersHealth)
         let routes = self.routes.status
         return Readiness(checks: [
             Readiness.Check(
@@ -218,6 +264,11 @@ extension Sidecar {
                 detail: "hash \(routes.hash.prefix(12)) loaded" + (routes.lastError.map { "; newer file refused: \($0)" } ?? "")
             ),
             Readiness.Check(name: "kafka", ok: kafka.ok, detail: kafka.detail),
+            Readiness.Check(
+                name: "producer", ok: producerStatus.ok,
+                detail: producerStatus.failure.map { "cannot produce: \($0)" }
+                    ?? "producing (\(producerStatus.rebuilds) replaced after a fatal error since start)"
+            ),
             Readiness.Check(
                 name: "aws", ok: stream.lastDiscoveryError == nil && stream.lastDiscovery != nil,
                 detail: stream.lastDiscoveryError ?? (stream.lastDiscovery == nil ? "the stream was not described yet" : "DescribeStream answered")

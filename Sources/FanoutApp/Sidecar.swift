@@ -33,8 +33,8 @@ public final class Sidecar: Sendable {
     public let leases: LeaseCoordinator?
     private let kafkaCheck = Mutex<(ok: Bool, detail: String)>((true, "reachable at start-up"))
     /// Exactly-once mode: the transactional producers (per leased shard with leases).
-    private let transactions: ExactlyOnceTransactions?
-    private let producer: KafkaProducer
+    let transactions: ExactlyOnceTransactions?
+    let producer: KafkaProducer
     private let admin: KafkaAdmin
     private let httpClient: HTTPClient
     private let logger: Logger

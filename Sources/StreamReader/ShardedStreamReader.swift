@@ -504,7 +504,7 @@ public final class ShardedStreamReader: Sendable {
         }
         for (id, idle) in stalled {
             logger.warning(
-                "shard stalled: records are waiting but none was processed",
+                "shard stalled: records are waiting but none was processed (the error names why)",
                 metadata: [
                     "fanout.shard": "\(id)", "fanout.idle": "\(idle)",
                     "error": "\(self.status.shard(id)?.lastError ?? "none")",
@@ -737,6 +737,9 @@ public final class ShardedStreamReader: Sendable {
                 failures += 1
                 logger.error("routing a page failed; retrying it (the checkpoint stays put)", metadata: ["error": "\(error)", "fanout.records": "\(batch.records.count)"])
                 recordError(batch.shardID, error)
+                // Records are waiting (this page): a shard that cannot deliver is behind, and the watchdog flags it
+                // stalled after the stall timeout, naming this error.
+                update(batch.shardID) { $0.isBehind = true }
                 try await sleepUnlessStopping(backoff(after: failures), shardID: batch.shardID, epoch: epoch)
                 if mustStop(batch.shardID, epoch: epoch) { return false }
             }
