@@ -74,8 +74,11 @@ import Testing
         #expect(status.contains("\"trimmedGaps\" : 0"))
         #expect(status.contains("\"checkpointAgeSeconds\" : "))
         #expect(status.contains("\"orders.events\" : 1"))
+        #expect(status.contains("\"producer\" : {"), "\(status)")
+        #expect(status.contains("\"rebuilds\" : 0"), "\(status)")
         let ready = try await get("/readyz")
         #expect(ready.status == 200, "\(ready.body)")
+        #expect(ready.body.contains("\"producer\""), "\(ready.body)")
         var metrics = try await get("/metrics").body
         while !metrics.contains("fanout_shard_newest_record_age_seconds{"), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(250))  // shard gauges are refreshed every 5 s
@@ -84,6 +87,7 @@ import Testing
         #expect(metrics.contains("fanout_shard_checkpoint_age_seconds{shard="), "\(metrics)")
         #expect(metrics.contains("fanout_stream_stalled_shards 0"))
         #expect(metrics.contains("fanout_records_read_total 1"), "\(metrics)")
+        #expect(metrics.contains("fanout_kafka_producer_rebuilds_total 0"), "\(metrics)")
         #expect(metrics.contains("fanout_routes_info{"))
         #expect(metrics.contains(#"fanout_records_routed_total{topic="orders.events"} 1"#))
         #expect(metrics.contains(#"fanout_route_records_total{route="orders"} 1"#), "\(metrics)")
