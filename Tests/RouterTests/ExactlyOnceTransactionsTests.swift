@@ -204,4 +204,50 @@ import Testing
         await producer.shutdown()
         await cluster.close()
     }
+
+    /// A fatal error that is not a fencing (a broker lost the producer's sequence) used to stop the reader
+    /// (UnrecoverableProcessingError); the shared transactional producer is now replaced and the pages go on.
+    @Test func aFatalProducerErrorThatIsNotAFencingReplacesTheProducerAndThePagesGoOn() async throws {
+        let cluster = try KafkaMockCluster(brokers: 1, logger: Self.logger)
+        let application = TestServices.uniqueName("eos-fatal")
+        let topic = "orders", deadLetterTopic = "dlq", checkpointTopic = KafkaCheckpointStore.topicName(application: application)
+        for name in [topic, deadLetterTopic, checkpointTopic] { try cluster.createTopic(name: name, partitions: 1, replicationFactor: 1) }
+        let configuration = KafkaConfiguration(bootstrapServers: cluster.bootstrapServers, properties: ["retry.backoff.ms": "20"])
+        var transactional = configuration
+        transactional["transactional.id"] = "fanout.\(application)"
+        let producer = try KafkaProducer(configuration: transactional, logger: Self.logger)
+        try await producer.initTransactions()
+        let transactions = ExactlyOnceTransactions(sharedProducer: producer, logger: Self.logger)
+        let checkpoints = KafkaCheckpointStore(
+            topic: checkpointTopic, configuration: configuration, producer: producer, transactions: transactions, logger: Self.logger
+        )
+        let pipeline = FanOutPipeline(
+            routes: try Self.routes(topic: topic, deadLetterTopic: deadLetterTopic), producer: producer,
+            exactlyOnce: (checkpoints, transactions), logger: Self.logger
+        )
+        try await pipeline.process(Self.page(["before"], shardID: "s1", epoch: nil, firstSequence: 1))
+        producer.injectFatalErrorForTesting(.outOfOrderSequenceNumber, reason: "test: sequence desynchronised")
+        // The reader retries a failed page; a fatal error must never surface as one that stops it.
+        var attempts = 0
+        while true {
+            attempts += 1
+            do {
+                try await pipeline.process(Self.page(["after"], shardID: "s1", epoch: nil, firstSequence: 2))
+                break
+            } catch let error as UnrecoverableProcessingError {
+                Issue.record("the reader would stop: \(error)")
+                break
+            } catch where attempts < 3 {
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        try await pipeline.process(Self.page(["last"], shardID: "s1", epoch: nil, firstSequence: 3))
+        #expect(producer.health.rebuilds == 1)
+        #expect(transactions.producersHealth.allSatisfy { $0.canProduce })
+        let routed = try await Self.committed(topic, brokers: cluster.bootstrapServers).map { String(decoding: $0.key ?? [], as: UTF8.self) }
+        #expect(Set(routed) == ["before", "after", "last"], "\(routed)")
+        #expect(try await checkpoints.load(streamARN: "arn:eos") == ["s1": Checkpoint(sequenceNumber: "3", epoch: nil)])
+        await producer.shutdown()
+        await cluster.close()
+    }
 }
