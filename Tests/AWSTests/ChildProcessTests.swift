@@ -30,12 +30,13 @@ import Glibc
         #expect(result.termination == .exited(4))
     }
 
+    /// (Killed, not ended by itself: `sleep 30` would have exited 0. No bound on the time taken: on a
+    /// loaded machine the cooperative pool's polling can lag by seconds.)
     @Test func runKillsAChildPastItsTimeout() async throws {
         let (result, timedOut) = try await ChildProcess.run("/bin/sleep", ["30"], timeout: .milliseconds(300))
         #expect(timedOut)
         #expect(result.termination == .signalled(SIGKILL))
         #expect(result.status == 128 + SIGKILL)
-        #expect(result.seconds < 10)
     }
 
     @Test func aSignalEndsItAndSignallingItAfterwardsDoesNothing() async throws {
