@@ -13,7 +13,8 @@ struct Bench {
         do {
             try await run(Array(CommandLine.arguments.dropFirst()))
         } catch {
-            FileHandle.standardError.write(Data("fanout-bench: error: \(error)\n".utf8))
+            // write(contentsOf:) retries on EINTR and throws the rest; there is nothing left to report that to.
+            try? FileHandle.standardError.write(contentsOf: Data("fanout-bench: error: \(error)\n".utf8))
             exit(1)
         }
     }

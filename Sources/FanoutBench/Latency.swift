@@ -84,7 +84,7 @@ struct LatencyBench {
             "FANOUT_HTTP_PORT": String(statusPort), "FANOUT_LOG_LEVEL": "warning",
         ]) { $1 }
         process.environment = environment
-        let log = FileHandle(forWritingAtPath: logPath)!
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log
         try process.run()

@@ -151,7 +151,7 @@ struct PipelineBench {
         ]) { $1 }
         environment["AWS_PROFILE"] = nil
         process.environment = environment
-        let log = FileHandle(forWritingAtPath: logPath)!
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = log
         process.standardError = log
         try process.run()
@@ -261,7 +261,7 @@ struct PipelineBench {
                 records += 1
             }
         }
-        var processes: [(topic: String, process: Process, errors: Pipe)] = []
+        var processes: [(topic: String, process: Process, errors: String)] = []
         for (topic, text) in texts.sorted(by: { $0.key < $1.key }) {
             let path = workDirectory.appendingPathComponent("kcat-records-\(topic).txt").path
             try text.write(toFile: path, atomically: true, encoding: .utf8)
@@ -273,8 +273,10 @@ struct PipelineBench {
                 "-X", "max.in.flight.requests.per.connection=5", "-X", "linger.ms=5",
                 "-H", "content-type=application/json", "-H", "fanout-route=bench", path,
             ]
-            let errors = Pipe()
-            process.standardError = errors
+            // Standard error to a file, read once kcat has exited: no pipe to drain while it runs.
+            let errors = workDirectory.appendingPathComponent("kcat-errors-\(topic).txt").path
+            FileManager.default.createFile(atPath: errors, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errors))
             processes.append((topic, process, errors))
         }
         let start = ContinuousClock.now
@@ -282,9 +284,8 @@ struct PipelineBench {
         for entry in processes { try entry.process.run() }
         var failures: [String] = []
         for entry in processes {
-            // Read stderr before waiting, so that a chatty kcat cannot block on a full pipe.
-            let stderr = String(decoding: entry.errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             entry.process.waitUntilExit()
+            let stderr = String(decoding: try Data(contentsOf: URL(fileURLWithPath: entry.errors)), as: UTF8.self)
             if entry.process.terminationStatus != 0 || stderr.contains("Failed") {
                 failures.append("kcat -P -t \(entry.topic) failed (status \(entry.process.terminationStatus)): \(stderr.prefix(400))")
             }

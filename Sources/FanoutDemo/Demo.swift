@@ -8,6 +8,9 @@ import Logging
 import Router
 import Subscribers
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The driver of `scripts/demo`:
 ///   fanout-demo create-table TABLE   creates the events table with its stream
@@ -36,8 +39,35 @@ struct Demo {
     }
 
     static func fail(_ line: String) -> Never {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        // Nothing is left to report a failed write to: the exit status says it.
+        _ = write(line + "\n", to: STDERR_FILENO)
         exit(1)
+    }
+
+    /// Writes `text` (a whole line) to standard output; a write that fails for good ends the process
+    /// with exit status 1 (whoever reads the lines has gone, and a missing line would mislead them).
+    static func printLine(_ text: String) {
+        if let failure = write(text, to: STDOUT_FILENO) {
+            fail("fanout-demo: error: cannot write to standard output: \(failure)")
+        }
+    }
+
+    /// Writes all of `text` to `fd`, retrying when a signal interrupts the call; the error otherwise.
+    /// (FileHandle's `write(_:)` traps on any error.)
+    static func write(_ text: String, to fd: Int32) -> String? {
+        var bytes = Array(text.utf8)
+        return bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(fd, buffer.baseAddress.map { $0 + offset }, buffer.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return String(cString: strerror(errno))
+                }
+                offset += written
+            }
+            return nil
+        }
     }
 
     static let logger = Logger(label: "fanout-demo")

@@ -25,10 +25,10 @@ extension Demo {
             subscriptions: [Subscription(topic: topic) { event, context in
                 if delay > 0 { try await Task.sleep(for: .milliseconds(delay)) }
                 let line = "handled \(context.topic) \(context.partition) \(context.offset) \(event.aggregateID) \(event.sequenceNumber) \(event.messageID)\n"
-                FileHandle.standardOutput.write(Data(line.utf8))
+                Demo.printLine(line)
             }],
             onCommit: { offset in
-                FileHandle.standardOutput.write(Data("committed \(offset.topic) \(offset.partition) \(offset.offset)\n".utf8))
+                Demo.printLine("committed \(offset.topic) \(offset.partition) \(offset.offset)\n")
             },
             logger: logger
         )
@@ -41,9 +41,9 @@ extension Demo {
             source.resume()
             sources.append(source)
         }
-        FileHandle.standardOutput.write(Data("subscribed \(name) \(topic)\n".utf8))
+        printLine("subscribed \(name) \(topic)\n")
         try await running.value
         sources.forEach { $0.cancel() }
-        FileHandle.standardOutput.write(Data("stopped\n".utf8))
+        printLine("stopped\n")
     }
 }

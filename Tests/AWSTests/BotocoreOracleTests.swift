@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import AWS
@@ -42,26 +43,12 @@ import Testing
         json.dump(out, sys.stdout)
         """#
 
-    static func botocore(_ cases: [Case]) throws -> [Answer] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        let input = Pipe()
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        input.fileHandleForWriting.write(try JSONEncoder().encode(cases))
-        try input.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw OracleFailure(description: "python3/botocore failed (\(process.terminationStatus)): \(errorText)")
+    static func botocore(_ cases: [Case]) async throws -> [Answer] {
+        let (result, _) = try await ChildProcess.run("/usr/bin/env", ["python3", "-c", script], input: try JSONEncoder().encode(cases))
+        guard result.status == 0 else {
+            throw OracleFailure(description: "python3/botocore failed (\(result.termination)): \(result.standardError)")
         }
-        return try JSONDecoder().decode([Answer].self, from: data)
+        return try JSONDecoder().decode([Answer].self, from: Data(result.standardOutput.utf8))
     }
 
     struct OracleFailure: Error, CustomStringConvertible { var description: String }
@@ -97,8 +84,8 @@ import Testing
         ),
     ]
 
-    @Test func signaturesMatchBotocore() throws {
-        let answers = try Self.botocore(Self.cases)
+    @Test func signaturesMatchBotocore() async throws {
+        let answers = try await Self.botocore(Self.cases)
         try #require(answers.count == Self.cases.count)
         for (c, expected) in zip(Self.cases, answers) {
             let signer = SigV4Signer(

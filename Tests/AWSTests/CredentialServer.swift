@@ -1,13 +1,13 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import TestSupport
 
 /// A python3 stand-in for the ECS container credentials endpoint and EC2's
 /// instance metadata service (IMDSv2). Every credential it hands out is new:
 /// `AKID<n>`, `SECRET-<n>-xyz`, `TOKEN-<n>-xyz`, expiring `ttl` seconds later.
 final class CredentialServer {
-    let process = Process()
-    let input = Pipe()
+    let process: ChildProcess
     let port: Int
     static let authorization = "Bearer container-token"
 
@@ -64,20 +64,11 @@ final class CredentialServer {
     /// - Parameter ttl: seconds from issue to expiration of each credential.
     /// - Parameter hang: never answer the IMDS token request.
     init(ttl: Double = 3600, hang: Bool = false) throws {
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", Self.script, String(ttl), Self.authorization, hang ? "hang" : "answer"]
-        process.standardOutput = output
-        process.standardInput = input
-        try process.run()
-        var line = Data()
-        while true {
-            let byte = output.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty || byte == Data("\n".utf8) { break }
-            line.append(byte)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-            try? input.fileHandleForWriting.close()
+        process = try ChildProcess(
+            "/usr/bin/env", ["python3", "-c", Self.script, String(ttl), Self.authorization, hang ? "hang" : "answer"],
+            standardInput: .pipe, standardOutput: .capture, standardError: .inherit)
+        guard let port = process.waitForFirstLine(timeout: .seconds(60)).flatMap({ Int($0) }) else {
+            process.closeInput()
             throw ScriptedServer.ServerFailure(description: "the python3 credential server did not start")
         }
         self.port = port
@@ -92,6 +83,6 @@ final class CredentialServer {
 
     /// Closes the server's stdin, on which it exits; it is not waited for (that would block).
     func stop() {
-        try? input.fileHandleForWriting.close()
+        process.closeInput()
     }
 }

@@ -24,8 +24,7 @@ final class ScriptedServer {
         var body: String
     }
 
-    let process = Process()
-    let input = Pipe()
+    let process: ChildProcess
     let port: Int
     let logFile: URL
 
@@ -87,23 +86,12 @@ final class ScriptedServer {
 
     init(_ responses: [Response]) throws {
         logFile = FileManager.default.temporaryDirectory.appendingPathComponent("scripted-\(UUID().uuidString).jsonl")
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "python3", "-c", Self.script,
-            String(decoding: try JSONEncoder().encode(responses), as: UTF8.self), logFile.path,
-        ]
-        process.standardOutput = output
-        process.standardInput = input
-        try process.run()
-        var line = Data()
-        while true {
-            let byte = output.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty || byte == Data("\n".utf8) { break }
-            line.append(byte)
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-            try? input.fileHandleForWriting.close()
+        process = try ChildProcess(
+            "/usr/bin/env",
+            ["python3", "-c", Self.script, String(decoding: try JSONEncoder().encode(responses), as: UTF8.self), logFile.path],
+            standardInput: .pipe, standardOutput: .capture, standardError: .inherit)
+        guard let port = process.waitForFirstLine(timeout: .seconds(60)).flatMap({ Int($0) }) else {
+            process.closeInput()
             throw ServerFailure(description: "the scripted python3 server did not start")
         }
         self.port = port
@@ -118,7 +106,7 @@ final class ScriptedServer {
 
     /// Closes the server's stdin, on which it exits; it is not waited for (that would block).
     func stop() {
-        try? input.fileHandleForWriting.close()
+        process.closeInput()
         try? FileManager.default.removeItem(at: logFile)
     }
 }

@@ -21,78 +21,17 @@ import Testing
         return directory.appendingPathComponent("fanout")
     }
 
-    /// Runs the binary on a thread of its own (waiting for a process must not block the test's
-    /// cooperative threads: on 2 cores that starves every other test running in parallel).
+    /// Runs the binary to its end: `input` on its standard input, both outputs captured. Past
+    /// `timeout` it is killed and the test records an issue.
     static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil, timeout: Duration = .seconds(30)) async throws -> Result {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                continuation.resume(with: Swift.Result<CommandLineTests.Result, any Error> {
-                    try runBlocking(arguments, environment: environment, input: input, timeout: timeout)
-                })
-            }
-            thread.start()
-        }
-    }
-
-    static func runBlocking(_ arguments: [String], environment: [String: String], input: String?, timeout: Duration) throws -> Result {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let stdin = Pipe()
-        process.standardInput = stdin
-        // Drain both pipes while the process runs, so a chatty process never blocks on a full pipe.
-        let collected = OutputCollector()
-        out.fileHandleForReading.readabilityHandler = { collected.append($0.availableData, error: false) }
-        err.fileHandleForReading.readabilityHandler = { collected.append($0.availableData, error: true) }
-        let start = ContinuousClock.now
-        try process.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try stdin.fileHandleForWriting.close()
-        let deadline = start + timeout
-        while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
-        if process.isRunning {
-            process.terminate()
+        let (result, timedOut) = try await ChildProcess.run(
+            binary.path, arguments, environment: env, input: input.map { Data($0.utf8) }, timeout: timeout)
+        if timedOut {
             Issue.record("fanout \(arguments.joined(separator: " ")) did not end within \(timeout)")
         }
-        process.waitUntilExit()
-        let elapsed = ContinuousClock.now - start
-        out.fileHandleForReading.readabilityHandler = nil
-        err.fileHandleForReading.readabilityHandler = nil
-        collected.append(out.fileHandleForReading.readDataToEndOfFile(), error: false)
-        collected.append(err.fileHandleForReading.readDataToEndOfFile(), error: true)
-        let (output, errorOutput) = collected.texts
-        return Result(
-            status: process.terminationStatus,
-            standardOutput: output,
-            standardError: errorOutput,
-            seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        )
-    }
-
-    /// What a process wrote to standard output and standard error.
-    final class OutputCollector: @unchecked Sendable {
-        private let lock = NSLock()
-        private var output = Data()
-        private var errorOutput = Data()
-
-        func append(_ data: Data, error: Bool) {
-            lock.lock()
-            defer { lock.unlock() }
-            if error { errorOutput.append(data) } else { output.append(data) }
-        }
-
-        var texts: (String, String) {
-            lock.lock()
-            defer { lock.unlock() }
-            return (String(decoding: output, as: UTF8.self), String(decoding: errorOutput, as: UTF8.self))
-        }
+        return Result(status: result.status, standardOutput: result.standardOutput, standardError: result.standardError, seconds: result.seconds)
     }
 
     static func write(_ text: String) throws -> String {

@@ -21,17 +21,10 @@ import Testing
         var perAggregateOrderHolds: Bool
     }
 
-    static func startFanout(arguments: [String], environment: [String: String]) throws -> Process {
-        let process = Process()
-        process.executableURL = CommandLineTests.binary
-        process.arguments = arguments
+    static func startFanout(arguments: [String], environment: [String: String]) throws -> ChildProcess {
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
-        process.environment = env
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
+        return try ChildProcess(CommandLineTests.binary.path, arguments, environment: env)
     }
 
     static func run(exactlyOnce: Bool) async throws -> Outcome {
@@ -72,18 +65,17 @@ import Testing
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<rounds {
             let fanout = try startFanout(arguments: arguments, environment: environment)
-            defer { if fanout.isRunning { kill(fanout.processIdentifier, SIGKILL) } }
+            defer { fanout.kill() }
             try await Task.sleep(for: .milliseconds(Int64.random(in: 300...1500, using: &generator)))
-            kill(fanout.processIdentifier, SIGKILL)
-            await fanout.exited()
-            #expect(fanout.terminationReason == .uncaughtSignal)
+            fanout.kill()
+            #expect(await fanout.exited().signal != nil)
         }
         try await writer.value
 
         // A last run to the end, stopped gracefully.
         let final = try startFanout(arguments: arguments, environment: environment)
         // Never left running (it would hold its stream and topics) when an expectation below throws.
-        defer { if final.isRunning { kill(final.processIdentifier, SIGKILL) } }
+        defer { final.kill() }
         var reading = KafkaConfiguration(bootstrapServers: brokers)
         reading["isolation.level"] = "read_committed"
         var messages: [KafkaConsumerMessage] = []
@@ -93,9 +85,8 @@ import Testing
             messages = try await KafkaTopicReader.readToEnd(topic: topic, configuration: reading, logger: logger)
         } while Set(messages.map(\.value)).count < total && ContinuousClock.now < deadline
         try await Task.sleep(for: .seconds(1))
-        kill(final.processIdentifier, SIGTERM)
-        await final.exited()
-        #expect(final.terminationStatus == 0)
+        final.terminate()
+        #expect(await final.exited() == .exited(0))
         messages = try await KafkaTopicReader.readToEnd(topic: topic, configuration: reading, logger: logger)
 
         let events = try messages.map { try GenericDomainEventMessage(jsonBytes: $0.value) }

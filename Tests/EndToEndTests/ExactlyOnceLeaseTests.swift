@@ -56,12 +56,15 @@ import Testing
         }
     }
 
-    /// Signals the process and waits for it to exit without blocking the cooperative pool; its exit status.
+    /// Signals the process and waits for it to exit without blocking the cooperative pool: its exit
+    /// status, or the signal that ended it; -1 if it still runs 40 s later.
     static func stop(_ instance: LeaseTests.Instance, signal: Int32) async throws -> Int32 {
-        kill(instance.process.processIdentifier, signal)
-        let deadline = ContinuousClock.now + .seconds(40)
-        while instance.process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        return instance.process.isRunning ? -1 : instance.process.terminationStatus
+        instance.process.signal(signal)
+        switch await instance.process.exited(timeout: .seconds(40)) {
+        case .exited(let status): return status
+        case .signalled(let signal): return signal
+        case nil: return -1
+        }
     }
 
     @Test func threeExactlyOnceInstancesRouteEveryEventExactlyOnceAcrossASIGKILL() async throws {
@@ -72,7 +75,7 @@ import Testing
         let first = try await setup.put(40, batch: "a")
 
         let instances = try ["e1", "e2", "e3"].map { try LeaseTests.Instance(worker: $0, arguments: arguments) }
-        defer { for instance in instances where instance.process.isRunning { kill(instance.process.processIdentifier, SIGKILL) } }
+        defer { for instance in instances { instance.process.kill() } }
         let balanced = try await LeaseTests.waitForBalance(instances, counts: [2, 2, 2])
         let firstCounts = try await Self.waitForAll(first, in: topic, brokers: setup.brokers)
         #expect(first.filter { firstCounts[$0] == nil }.isEmpty, "lost before any failure")
@@ -117,9 +120,9 @@ import Testing
         let arguments = try LeaseTests.arguments(setup, application: application, topic: topic) + ["--exactly-once"]
         let instances = try ["z1", "z2"].map { try LeaseTests.Instance(worker: $0, arguments: arguments) }
         defer {
-            for instance in instances where instance.process.isRunning {
-                kill(instance.process.processIdentifier, SIGCONT)
-                kill(instance.process.processIdentifier, SIGKILL)
+            for instance in instances {
+                instance.process.signal(SIGCONT)
+                instance.process.kill()
             }
         }
         _ = try await LeaseTests.waitForBalance(instances, counts: [3, 3])
@@ -130,14 +133,14 @@ import Testing
         let flowing = Self.keepPutting(setup, rounds: 6)
         try await Task.sleep(for: .milliseconds(400))
         let zombie = instances[1]
-        kill(zombie.process.processIdentifier, SIGSTOP)
+        zombie.process.signal(SIGSTOP)
         let second = try await flowing.value
         _ = try await LeaseTests.waitForBalance([instances[0]], counts: [6])
         let secondCounts = try await Self.waitForAll(second, in: topic, brokers: setup.brokers)
         #expect(second.filter { secondCounts[$0] == nil }.isEmpty, "lost while the zombie was paused")
 
         // Resumed: fenced for the shards it held, it stays up and takes its share again.
-        kill(zombie.process.processIdentifier, SIGCONT)
+        zombie.process.signal(SIGCONT)
         _ = try await LeaseTests.waitForBalance(instances, counts: [3, 3])
         #expect(zombie.process.isRunning, "the zombie exited: \(zombie.logText.suffix(2000))")
         let third = try await setup.put(30, batch: "c")

@@ -11,31 +11,24 @@ import Testing
         func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
     }
 
-    static func openssl(_ arguments: [String], in directory: URL) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl"] + arguments
-        process.currentDirectoryURL = directory
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
+    static func openssl(_ arguments: [String], in directory: URL) async throws {
+        let (result, _) = try await ChildProcess.run("/usr/bin/env", ["openssl"] + arguments, currentDirectory: directory)
+        guard result.status == 0 else {
             throw SettingsTestError("openssl \(arguments.joined(separator: " ")) failed (install it: apt-get install openssl)")
         }
     }
 
     /// A CA, a server certificate for 127.0.0.1 signed by it, a client certificate signed by it, and an unrelated CA.
-    static func makeCertificates() throws -> Certificates {
+    static func makeCertificates() async throws -> Certificates {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(TestServices.uniqueName("tls"))
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try "subjectAltName=IP:127.0.0.1\n".write(to: directory.appendingPathComponent("san.cnf"), atomically: true, encoding: .utf8)
         for ca in ["ca", "other"] {
-            try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(ca).key", "-out", "\(ca).pem", "-days", "2", "-subj", "/CN=Fanout test \(ca)"], in: directory)
+            try await openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(ca).key", "-out", "\(ca).pem", "-days", "2", "-subj", "/CN=Fanout test \(ca)"], in: directory)
         }
         for (name, extra) in [("server", ["-extfile", "san.cnf"]), ("client", [])] {
-            try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name == "server" ? "127.0.0.1" : "fanout")"], in: directory)
-            try openssl(["x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "\(name).pem", "-days", "2"] + extra, in: directory)
+            try await openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(name == "server" ? "127.0.0.1" : "fanout")"], in: directory)
+            try await openssl(["x509", "-req", "-in", "\(name).csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "\(name).pem", "-days", "2"] + extra, in: directory)
         }
         return Certificates(directory: directory)
     }
@@ -57,20 +50,14 @@ import Testing
     }
 
     /// `openssl s_server` on a free port; what it receives goes to the returned log file.
-    /// Its standard input stays open (the returned pipe): s_server closes its connections at end of input.
-    static func startTLSServer(_ certificates: Certificates, requireClientCertificate: Bool) throws -> (Process, Int, URL, Pipe) {
+    /// Its standard input stays open (a pipe, until the process is killed): s_server closes its connections at end of input.
+    static func startTLSServer(_ certificates: Certificates, requireClientCertificate: Bool) async throws -> (ChildProcess, Int, URL) {
         let port = try freePort()
         let log = certificates.directory.appendingPathComponent("s_server-\(port).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl", "s_server", "-accept", "127.0.0.1:\(port)", "-cert", certificates.path("server.pem"), "-key", certificates.path("server.key"), "-quiet"]
+        let arguments = ["openssl", "s_server", "-accept", "127.0.0.1:\(port)", "-cert", certificates.path("server.pem"), "-key", certificates.path("server.key"), "-quiet"]
             + (requireClientCertificate ? ["-Verify", "1", "-CAfile", certificates.path("ca.pem")] : [])
-        process.standardOutput = try FileHandle(forWritingTo: log)
-        process.standardError = try FileHandle(forWritingTo: log)
-        let input = Pipe()
-        process.standardInput = input
-        try process.run()
+        let process = try ChildProcess("/usr/bin/env", arguments, standardInput: .pipe, standardOutput: .file(log), standardError: .file(log))
         // Ready when it accepts connections.
         let deadline = ContinuousClock.now + .seconds(15)
         while ContinuousClock.now < deadline {
@@ -83,10 +70,10 @@ import Testing
                 pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
             }
             close(fd)
-            if connected { return (process, port, log, input) }
-            usleep(100_000)
+            if connected { return (process, port, log) }
+            try await Task.sleep(for: .milliseconds(100))
         }
-        process.terminate()
+        process.kill()
         throw SettingsTestError("openssl s_server did not listen on 127.0.0.1:\(port)")
     }
 
@@ -98,10 +85,9 @@ import Testing
     }
 
     @Test func theBrokerIsVerifiedAgainstTheConfiguredCA() async throws {
-        let certificates = try Self.makeCertificates()
-        let (server, port, log, input) = try Self.startTLSServer(certificates, requireClientCertificate: false)
-        // SIGKILL: children inherit the test process's blocked SIGTERM, so terminate() would leave it running.
-        defer { kill(server.processIdentifier, SIGKILL); try? input.fileHandleForWriting.close() }
+        let certificates = try await Self.makeCertificates()
+        let (server, port, log) = try await Self.startTLSServer(certificates, requireClientCertificate: false)
+        defer { server.kill() }
 
         let wrongCA = try await Self.ensure(port: port, ["--kafka-ssl-ca-location", certificates.path("other.pem")])
         #expect(wrongCA.status == 1)
@@ -119,10 +105,9 @@ import Testing
     }
 
     @Test func aClientCertificateIsPresentedForMutualTLS() async throws {
-        let certificates = try Self.makeCertificates()
-        let (server, port, log, input) = try Self.startTLSServer(certificates, requireClientCertificate: true)
-        // SIGKILL: children inherit the test process's blocked SIGTERM, so terminate() would leave it running.
-        defer { kill(server.processIdentifier, SIGKILL); try? input.fileHandleForWriting.close() }
+        let certificates = try await Self.makeCertificates()
+        let (server, port, log) = try await Self.startTLSServer(certificates, requireClientCertificate: true)
+        defer { server.kill() }
 
         let without = try await Self.ensure(port: port, ["--kafka-ssl-ca-location", certificates.path("ca.pem")])
         #expect(without.status == 1)

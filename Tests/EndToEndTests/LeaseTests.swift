@@ -17,7 +17,7 @@ import Testing
     /// One running `fanout run` and its status endpoint.
     final class Instance {
         let worker: String
-        let process: Process
+        let process: ChildProcess
         let log: URL
         var port: Int?
 
@@ -25,18 +25,14 @@ import Testing
             self.worker = worker
             log = FileManager.default.temporaryDirectory.appendingPathComponent("\(TestServices.uniqueName(worker)).log")
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-            process = Process()
-            process.executableURL = CommandLineTests.binary
-            process.arguments = arguments + ["--worker-id", worker, "--http-port", "0"]
             var environment = ProcessInfo.processInfo.environment
             environment["AWS_REGION"] = "us-east-1"
             environment["AWS_ACCESS_KEY_ID"] = "test"
             environment["AWS_SECRET_ACCESS_KEY"] = "test"
             environment["AWS_ENDPOINT_URL"] = try TestServices.awsEndpoint()
-            process.environment = environment
-            process.standardError = try FileHandle(forWritingTo: log)
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
+            process = try ChildProcess(
+                CommandLineTests.binary.path, arguments + ["--worker-id", worker, "--http-port", "0"], environment: environment,
+                standardError: .file(log))
         }
 
         var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
@@ -64,13 +60,13 @@ import Testing
         }
 
         func stop(signal: Int32) {
-            kill(process.processIdentifier, signal)
-            process.waitUntilExit()
+            process.signal(signal)
+            process.waitForExit(timeout: .seconds(60))
         }
 
         /// `stop(signal:)` without holding a cooperative thread while the process drains.
         func stopped(signal: Int32) async {
-            kill(process.processIdentifier, signal)
+            process.signal(signal)
             await process.exited()
         }
     }
@@ -184,7 +180,7 @@ import Testing
 
         // A graceful stop hands its leases over at once (well before the lease duration), with no duplicate.
         await instances[0].stopped(signal: SIGTERM)
-        #expect(instances[0].process.terminationStatus == 0)
+        #expect(instances[0].process.termination == .exited(0))
         let stopped = ContinuousClock.now
         _ = try await Self.waitForBalance([instances[1]], counts: [6])
         let handoverTime = ContinuousClock.now - stopped
@@ -197,7 +193,7 @@ import Testing
         let firstDuplicates = first.filter { (counts[$0] ?? 0) > 1 }.count
         print("leases e2e: \(first.count + second.count + third.count) events, \(firstDuplicates) duplicates of the first batch after the SIGKILL, handover in \(handoverTime)")
         await instances[1].stopped(signal: SIGTERM)
-        #expect(instances[1].process.terminationStatus == 0)
+        #expect(instances[1].process.termination == .exited(0))
         try? await setup.kinesis.deleteStream(name: setup.stream)
     }
 
@@ -237,7 +233,7 @@ import Testing
         #expect(await lone.leases()?.count == 6)
         for instance in instances + [lone] {
             await instance.stopped(signal: SIGTERM)
-            #expect(instance.process.terminationStatus == 0, "\(instance.worker) exited \(instance.process.terminationStatus)")
+            #expect(instance.process.termination == .exited(0), "\(instance.worker) ended with \(instance.process.termination?.description ?? "nothing")")
         }
         try? await setup.kinesis.deleteStream(name: setup.stream)
     }

@@ -297,15 +297,12 @@ import Testing
 
 extension OperatorCommandsTests {
     /// Starts `Tests/StreamServer/stream_server.py` with a scenario; returns the process and its endpoint.
-    static func startStreamServer(scenario: String) throws -> (Process, String) {
+    static func startStreamServer(scenario: String) async throws -> (ChildProcess, String) {
         let path = try writeFile(scenario)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", TestServices.packageRoot.appendingPathComponent("Tests/StreamServer/stream_server.py").path, path]
-        let out = Pipe()
-        process.standardOutput = out
-        try process.run()
-        let line = String(decoding: out.fileHandleForReading.availableDataLine(), as: UTF8.self)
+        let process = try ChildProcess(
+            "/usr/bin/env", ["python3", TestServices.packageRoot.appendingPathComponent("Tests/StreamServer/stream_server.py").path, path],
+            standardOutput: .capture, standardError: .inherit)
+        let line = await process.firstLine(timeout: .seconds(30)) ?? ""
         guard let range = line.range(of: "listening on ") else {
             process.terminate()
             throw SettingsTestError("stream_server.py did not start: \(line)")
@@ -316,7 +313,7 @@ extension OperatorCommandsTests {
     @Test func aSecondSignalExitsAtOnceWhileTheFirstIsStillDraining() async throws {
         let arn = "arn:aws:dynamodb:us-east-1:000000000000:table/signals/stream/2026-01-01T00:00:00.000"
         // Every GetRecords takes 25 s: the graceful drain after the first SIGTERM waits for the one in flight.
-        let (server, endpoint) = try Self.startStreamServer(scenario: """
+        let (server, endpoint) = try await Self.startStreamServer(scenario: """
             {"streamArn": "\(arn)", "getRecordsDelay": 25,
              "shards": [{"id": "shardId-1", "records": [{"item": {"aggregateId": {"S": "a"}, "sequenceNumber": {"N": "1"}, "eventName": {"S": "OrderPlaced"}}}]}]}
             """)
@@ -324,20 +321,15 @@ extension OperatorCommandsTests {
         let application = TestServices.uniqueName("signals")
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(application).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let process = Process()
-        process.executableURL = CommandLineTests.binary
-        process.arguments = [
+        let arguments = [
             "run", "--brokers", try TestServices.kafkaBrokers(), "--stream-arn", arn, "--application", application, "--http-port", "0",
             "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path,
         ]
         var environment = ProcessInfo.processInfo.environment
         environment.merge(Self.awsEnvironment) { $1 }
         environment["AWS_ENDPOINT_URL"] = endpoint
-        process.environment = environment
-        process.standardError = try FileHandle(forWritingTo: log)
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        let process = try ChildProcess(CommandLineTests.binary.path, arguments, environment: environment, standardError: .file(log))
+        defer { process.terminate() }
         func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
         let deadline = ContinuousClock.now + .seconds(30)
@@ -346,19 +338,17 @@ extension OperatorCommandsTests {
         }
         try #require(logText().contains("shard opened"), "\(logText())")
         try await Task.sleep(for: .seconds(1))
-        kill(process.processIdentifier, SIGTERM)
+        process.terminate()
         try await Task.sleep(for: .seconds(2))
         try #require(process.isRunning, "the first SIGTERM should still be draining the GetRecords in flight: \(logText())")
         let second = ContinuousClock.now
-        kill(process.processIdentifier, SIGTERM)
+        process.terminate()
         while process.isRunning, ContinuousClock.now - second < .seconds(15) {
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(!process.isRunning)
         #expect(ContinuousClock.now - second < .seconds(5))
-        process.waitUntilExit()
-        #expect(process.terminationReason == .exit)
-        #expect(process.terminationStatus == 128 + SIGTERM, "\(logText())")
+        #expect(await process.exited() == .exited(128 + SIGTERM), "\(logText())")
         #expect(logText().contains("second signal: exiting at once without draining"))
     }
 }
@@ -366,18 +356,6 @@ extension OperatorCommandsTests {
 struct SettingsTestError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-extension FileHandle {
-    /// Reads until the first newline (or end of file).
-    func availableDataLine() -> Data {
-        var line = Data()
-        while true {
-            let byte = readData(ofLength: 1)
-            if byte.isEmpty || byte == Data([0x0A]) { return line }
-            line.append(byte)
-        }
-    }
 }
 
 extension OperatorCommandsTests {

@@ -145,31 +145,11 @@ import Testing
 
     /// Runs the built `fanout` binary to its end (at most 30 s) without blocking the cooperative pool.
     static func fanout(_ arguments: [String]) async throws -> Output {
-        let process = Process()
-        process.executableURL = CommandLineTests.binary
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let (ended, continuation) = AsyncStream<Void>.makeStream()
-        process.terminationHandler = { _ in continuation.finish() }
-        try process.run()
-        // Read while it runs, so a full pipe cannot block it.
-        async let output = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        async let errors = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
-        let watchdog = Task {
-            try await Task.sleep(for: .seconds(30))
+        let (result, timedOut) = try await ChildProcess.run(CommandLineTests.binary.path, arguments, timeout: .seconds(30))
+        if timedOut {
             Issue.record("fanout \(arguments.joined(separator: " ")) did not end within 30 s")
-            process.terminate()
         }
-        for await _ in ended {}
-        watchdog.cancel()
-        return Output(
-            status: process.terminationStatus,
-            standardOutput: String(decoding: await output, as: UTF8.self),
-            standardError: String(decoding: await errors, as: UTF8.self)
-        )
+        return Output(status: result.status, standardOutput: result.standardOutput, standardError: result.standardError)
     }
 
     static func waitUntilAsync(_ condition: () async -> Bool) async throws {

@@ -2,7 +2,6 @@ import CQRSCore
 import Foundation
 import Kafka
 import Logging
-import Synchronization
 import TestSupport
 import Testing
 
@@ -13,32 +12,17 @@ import Testing
     static let logger = Logger(label: "e2e-rebalance")
 
     /// A running `fanout-demo subscribe`, its standard output collected.
-    final class Output: Sendable {
-        let text = Mutex("")
-    }
-
     final class Subscriber: @unchecked Sendable {
-        let process: Process
-        let output = Output()
+        let process: ChildProcess
 
         init(group: String, topic: String, brokers: String) throws {
             let binary = CommandLineTests.binary.deletingLastPathComponent().appendingPathComponent("fanout-demo")
-            process = Process()
-            process.executableURL = binary
-            process.arguments = ["subscribe", group, topic]
             var environment = ProcessInfo.processInfo.environment
             environment["FANOUT_BROKERS"] = brokers
             environment["FANOUT_DEMO_HANDLER_DELAY_MS"] = "30"
             environment["FANOUT_LOG_LEVEL"] = environment["FANOUT_LOG_LEVEL"] ?? "warning"
-            process.environment = environment
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = FileHandle.standardError
-            pipe.fileHandleForReading.readabilityHandler = { [output] handle in
-                let data = handle.availableData
-                output.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
-            }
-            try process.run()
+            process = try ChildProcess(
+                binary.path, ["subscribe", group, topic], environment: environment, standardOutput: .capture, standardError: .inherit)
         }
 
         /// `committed` lines: the offsets (next to read) committed per partition, in order.
@@ -53,7 +37,7 @@ import Testing
         }
 
         var completeLines: [Substring] {
-            let text = output.text.withLock { $0 }
+            let text = process.standardOutput
             let complete = text.lastIndex(of: "\n").map { text[..<$0] } ?? ""
             return complete.split(separator: "\n")
         }
@@ -71,14 +55,14 @@ import Testing
 
         func stop() async throws -> Int32 {
             process.terminate()  // SIGTERM
-            let deadline = ContinuousClock.now + .seconds(40)
-            while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-            if process.isRunning {
+            if await process.exited(timeout: .seconds(40)) == nil {
                 Issue.record("fanout-demo subscribe did not stop within 40 s of SIGTERM")
-                kill(process.processIdentifier, SIGKILL)
+                process.kill()
             }
-            await process.exited()
-            return process.terminationStatus
+            switch await process.exited() {
+            case .exited(let status): return status
+            case .signalled(let signal): return signal
+            }
         }
     }
 

@@ -16,7 +16,7 @@ import Testing
     }
 
     /// Runs the schema over a file; returns python's verdict: nil when valid, else the error.
-    static func schemaErrors(_ path: String) throws -> String? {
+    static func schemaErrors(_ path: String) async throws -> String? {
         let script = """
             import json, sys, jsonschema
             schema = json.load(open(sys.argv[1]))
@@ -25,19 +25,13 @@ import Testing
             print("\\n".join(e.message for e in errors))
             sys.exit(1 if errors else 0)
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, root.appendingPathComponent("schemas/routes.schema.json").path, path]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        process.waitUntilExit()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let (result, _) = try await ChildProcess.run(
+            "/usr/bin/env", ["python3", "-c", script, root.appendingPathComponent("schemas/routes.schema.json").path, path])
+        let text = result.standardOutput + result.standardError
         if text.contains("ModuleNotFoundError") {
             Issue.record("python's jsonschema is missing: run scripts/install-deps")
         }
-        return process.terminationStatus == 0 ? nil : text
+        return result.status == 0 ? nil : text
     }
 
     @Test func thereAreExamples() {
@@ -45,9 +39,9 @@ import Testing
     }
 
     @Test(arguments: examples)
-    func everyExampleIsValidForFanoutAndForTheSchema(path: String) throws {
+    func everyExampleIsValidForFanoutAndForTheSchema(path: String) async throws {
         _ = try RoutesFile.load(path: path)
-        #expect(try Self.schemaErrors(path) == nil)
+        #expect(try await Self.schemaErrors(path) == nil)
     }
 
     @Test(arguments: [
@@ -59,10 +53,10 @@ import Testing
         #"{"version": 1, "topics": {}, "routes": [{"name": "r", "events": ["A"], "to": ["t"], "where": {"payload": {"total": [{"regex": "x"}]}}}]}"#,
         #"{"version": 1, "topics": {}, "routes": [], "unrouted": "drop"}"#,
     ])
-    func theSchemaRefusesBadFiles(text: String) throws {
+    func theSchemaRefusesBadFiles(text: String) async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(TestServices.uniqueName("schema")).json").path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
-        #expect(try Self.schemaErrors(path) != nil)
+        #expect(try await Self.schemaErrors(path) != nil)
         #expect(throws: RoutesFileError.self) { try RoutesFile.load(path: path) }
     }
 }

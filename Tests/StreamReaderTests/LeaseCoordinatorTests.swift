@@ -107,7 +107,7 @@ import Testing
 
     /// A TCP forwarder to moto (python3) that the test can freeze with SIGSTOP: a network partition
     /// between one worker and DynamoDB, with its calls hanging rather than failing.
-    static func startForwarder(to endpoint: String) throws -> (process: Process, endpoint: String) {
+    static func startForwarder(to endpoint: String) async throws -> (process: ChildProcess, endpoint: String) {
         let url = URL(string: endpoint)!
         let script = """
             import socket, sys, threading
@@ -133,16 +133,14 @@ import Testing
             """
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(TestServices.uniqueName("forwarder")).py")
         try script.write(to: path, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", path.path, url.host ?? "127.0.0.1", "\(url.port ?? 80)"]
-        let output = Pipe()
-        process.standardOutput = output
-        // Not the test's own output: `swift test` waits for every holder of it to close it.
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let port = Int(line) else { throw ForwarderUnavailable(description: "the python3 TCP forwarder did not start (printed \"\(line)\")") }
+        // Standard error is not the test's own output: `swift test` waits for every holder of it to close it.
+        let process = try ChildProcess(
+            "/usr/bin/env", ["python3", path.path, url.host ?? "127.0.0.1", "\(url.port ?? 80)"], standardOutput: .capture, standardError: .null)
+        let line = (await process.firstLine(timeout: .seconds(30)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let port = Int(line) else {
+            process.kill()
+            throw ForwarderUnavailable(description: "the python3 TCP forwarder did not start (printed \"\(line)\")")
+        }
         return (process, "http://127.0.0.1:\(port)")
     }
 
@@ -150,9 +148,8 @@ import Testing
 
     @Test func aWorkerCutOffFromDynamoDBStopsItsShardsBeforeTheLeasesExpireAndReadoptsThemAfter() async throws {
         let fixture = try await KinesisStreamReaderTests.Fixture.make(shards: 2)
-        let forwarder = try Self.startForwarder(to: try TestServices.awsEndpoint())
-        // SIGKILL: the test process blocks SIGTERM (it traps it), and children inherit that mask.
-        defer { kill(forwarder.process.processIdentifier, SIGKILL) }
+        let forwarder = try await Self.startForwarder(to: try TestServices.awsEndpoint())
+        defer { forwarder.process.kill() }
         var aws = AWSConfiguration(
             region: "us-east-1", credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
             endpoint: URL(string: forwarder.endpoint)!
@@ -185,7 +182,7 @@ import Testing
 
         // The partition: every DynamoDB call of this worker hangs. Within 2/3 of the lease duration after its
         // last renewal (so before any other worker could see the leases expire) it stops reading them.
-        kill(forwarder.process.processIdentifier, SIGSTOP)
+        forwarder.process.signal(SIGSTOP)
         let cut = ContinuousClock.now
         // Once the ownership hook says no, the reader neither routes nor checkpoints the shard (it checks before each).
         while !coordinator.heldShards.isEmpty, ContinuousClock.now < deadline {
@@ -200,7 +197,7 @@ import Testing
         #expect(!reader.status.shards.contains { $0.state == .reading })
 
         // Back online, nobody took the leases: the table still names this worker, which adopts them again.
-        kill(forwarder.process.processIdentifier, SIGCONT)
+        forwarder.process.signal(SIGCONT)
         while coordinator.heldShards.count < 2 || !readingBoth(), ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(50))
         }

@@ -100,7 +100,7 @@ struct ServerUnavailable: Error, CustomStringConvertible {
 
 /// Runs `stream_server.py` with a scenario on a free port for one test.
 final class ScriptedStreamServer {
-    let process: Process
+    let process: ChildProcess
     let endpoint: URL
     let scenario: StreamScenario
     let directory: URL
@@ -109,7 +109,7 @@ final class ScriptedStreamServer {
         TestServices.packageRoot.appendingPathComponent("Tests/StreamServer/stream_server.py")
     }
 
-    private init(process: Process, endpoint: URL, scenario: StreamScenario, directory: URL) {
+    private init(process: ChildProcess, endpoint: URL, scenario: StreamScenario, directory: URL) {
         self.process = process
         self.endpoint = endpoint
         self.scenario = scenario
@@ -123,13 +123,10 @@ final class ScriptedStreamServer {
         try JSONEncoder().encode(scenario).write(to: scenarioFile)
         let output = directory.appendingPathComponent("stdout")
         FileManager.default.createFile(atPath: output.path, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", scriptPath.path, scenarioFile.path]
-        process.standardOutput = try FileHandle(forWritingTo: output)
-        process.standardError = try FileHandle(forWritingTo: output)
+        let process: ChildProcess
         do {
-            try process.run()
+            process = try ChildProcess(
+                "/usr/bin/env", ["python3", scriptPath.path, scenarioFile.path], standardOutput: .file(output), standardError: .file(output))
         } catch {
             throw ServerUnavailable(description: "cannot start the scripted stream server (`python3 \(scriptPath.path)`): \(error); install python3")
         }
@@ -146,7 +143,7 @@ final class ScriptedStreamServer {
             }
             try await Task.sleep(for: .milliseconds(20))
         }
-        process.terminate()
+        process.kill()
         throw ServerUnavailable(description: "the scripted stream server (\(scriptPath.path)) did not report its port within 15 s")
     }
 
@@ -159,12 +156,7 @@ final class ScriptedStreamServer {
 
     /// Stops the server (SIGTERM, then SIGKILL after 2 s) without blocking a thread.
     func stop() async {
-        if process.isRunning { process.terminate() }
-        let deadline = ContinuousClock.now + .seconds(2)
-        while process.isRunning, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        await process.stop(grace: .seconds(2))
         try? FileManager.default.removeItem(at: directory)
     }
 }

@@ -23,20 +23,3 @@ public func startOffPool<Value>(_ work: @escaping @Sendable () throws -> Value) 
 private final class ResultBox<Value>: @unchecked Sendable {
     var value: Value?
 }
-
-extension Process {
-    /// Waits for the process to end without holding a cooperative thread (`waitUntilExit` blocks one).
-    /// A test cancelled (past its time limit) kills the process instead: its status is read next, and
-    /// reading the status of a running process traps.
-    public func exited() async {
-        while isRunning {
-            if Task.isCancelled {
-                kill(processIdentifier, SIGKILL)
-                usleep(10_000)
-                continue
-            }
-            try? await Task.sleep(for: .milliseconds(20))
-        }
-        waitUntilExit()  // returns at once now; it makes the termination status final
-    }
-}

@@ -5,8 +5,7 @@ import Foundation
 /// checked this way: moto 5.2.1 in this mode rejects the tokens of its own GetSessionToken even
 /// from botocore.)
 public final class VerifyingMotoServer: @unchecked Sendable {
-    let process = Process()
-    let input = Pipe()
+    let process: ChildProcess
     public let port: Int
     public let accessKeyID: String
     public let secretAccessKey: String
@@ -32,22 +31,11 @@ public final class VerifyingMotoServer: @unchecked Sendable {
         """#
 
     public init() throws {
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", Self.script]
-        process.standardOutput = output
-        process.standardInput = input
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var line = Data()
-        while true {
-            let byte = output.fileHandleForReading.readData(ofLength: 1)
-            if byte.isEmpty || byte == Data("\n".utf8) { break }
-            line.append(byte)
-        }
-        let fields = String(decoding: line, as: UTF8.self).split(separator: " ").map(String.init)
+        process = try ChildProcess("/usr/bin/env", ["python3", "-c", Self.script], standardInput: .pipe, standardOutput: .capture)
+        let line = process.waitForFirstLine(timeout: .seconds(120)) ?? ""
+        let fields = line.split(separator: " ").map(String.init)
         guard fields.count == 3, let port = Int(fields[0]) else {
-            try? input.fileHandleForWriting.close()
+            process.closeInput()
             throw Failure(description: "moto_server in auth mode did not start: pip install 'moto[server]==5.2.1' boto3")
         }
         self.port = port
@@ -69,6 +57,6 @@ public final class VerifyingMotoServer: @unchecked Sendable {
 
     /// Closes the server's stdin, on which it exits; it is not waited for (that would block).
     public func stop() {
-        try? input.fileHandleForWriting.close()
+        process.closeInput()
     }
 }
