@@ -5,6 +5,7 @@ import Foundation
 import Kafka
 import Logging
 import NIOCore
+import NIOHTTP1
 import TestSupport
 import Testing
 
@@ -25,91 +26,102 @@ import Testing
         let port: Int
         let dataDirectory: URL
         let log: URL
-        private(set) var process: Process?
+        private(set) var process: ChildProcess?
 
         init(name: String) throws {
-            port = try Self.freePort()
+            port = try BrokerRestartTests.freePort()
             dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("noida-\(name)")
             try? FileManager.default.removeItem(at: dataDirectory)
             try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
             log = dataDirectory.appendingPathExtension("log")
-            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         }
 
         var brokers: String { "127.0.0.1:\(port)" }
 
         func start() async throws {
-            let process = Process()
             // The server binary itself: the `noida-db` on PATH is a Python wrapper whose death leaves the server running.
-            process.executableURL = try Self.serverBinary()
-            process.arguments = ["start", "--data-dir", dataDirectory.path, "--only", "kafka", "--kafka-port", String(port)]
-            let output = try FileHandle(forWritingTo: log)
-            try output.seekToEnd()
-            process.standardOutput = output
-            process.standardError = output
-            do {
-                try process.run()
-            } catch {
-                Issue.record("cannot start noida-db (the Kafka-protocol broker; scripts/install-deps installs it): \(error)")
-                throw error
-            }
+            let process = try ChildProcess(
+                try await Self.serverBinary(), ["start", "--data-dir", dataDirectory.path, "--only", "kafka", "--kafka-port", String(port)],
+                standardOutput: .file(log), standardError: .file(log)
+            )
             self.process = process
             // Ready when it answers a metadata request.
             let deadline = ContinuousClock.now + .seconds(30)
-            while ContinuousClock.now < deadline {
+            while ContinuousClock.now < deadline, process.isRunning {
                 if let admin = try? KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: BrokerRestartTests.logger) {
                     defer { admin.close() }
                     if (try? await admin.listTopics(timeout: .seconds(2))) != nil { return }
                 }
                 try await Task.sleep(for: .milliseconds(200))
             }
-            throw TestFailure("noida-db did not answer on \(brokers) within 30 s; its log: \(log.path)")
+            throw TestFailure("noida-db (the Kafka-protocol broker) did not answer on \(brokers) within 30 s; its log: \(log.path)")
         }
 
         func kill() async {
             guard let process else { return }
-            Foundation.kill(process.processIdentifier, SIGKILL)
-            await process.exited()
+            process.kill()
+            _ = await process.exited()
             self.process = nil
         }
 
         /// The noida-db server binary inside its Python package.
-        static func serverBinary() throws -> URL {
-            let python = Process()
-            python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            python.arguments = ["python3", "-c", #"from importlib.resources import files; print(files("noida_db").joinpath("noida-db"))"#]
-            let output = FileManager.default.temporaryDirectory.appendingPathComponent("noida-path-\(UUID().uuidString)")
-            _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-            defer { try? FileManager.default.removeItem(at: output) }
-            python.standardOutput = try FileHandle(forWritingTo: output)
-            python.standardError = FileHandle.nullDevice
-            try python.run()
-            python.waitUntilExit()
-            let path = ((try? String(contentsOf: output, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-            guard python.terminationStatus == 0, FileManager.default.isExecutableFile(atPath: path) else {
+        static func serverBinary() async throws -> String {
+            let (run, _) = try await ChildProcess.run(
+                "/usr/bin/env", ["python3", "-c", #"from importlib.resources import files; print(files("noida_db").joinpath("noida-db"))"#],
+                timeout: .seconds(30)
+            )
+            let path = run.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard run.status == 0, FileManager.default.isExecutableFile(atPath: path) else {
                 throw TestFailure("noida-db (the Kafka-protocol broker) is not installed for python3: run scripts/install-deps")
             }
-            return URL(fileURLWithPath: path)
+            return path
+        }
+    }
+
+    /// A moto_server of the test's own: the shared one serves every other suite, and on a loaded machine its one
+    /// Python thread answers slower than the clients wait.
+    final class OwnMoto: @unchecked Sendable {
+        let process: ChildProcess
+        let endpoint: String
+
+        init(name: String) async throws {
+            let port = try BrokerRestartTests.freePort()
+            endpoint = "http://127.0.0.1:\(port)"
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("moto-\(name).log")
+            process = try ChildProcess(
+                "/usr/bin/env", ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
+                standardOutput: .file(log), standardError: .file(log)
+            )
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline, process.isRunning {
+                if let response = try? await HTTPClient.shared.get(url: endpoint + "/moto-api/").get(), response.status.code == 200 { return }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            process.kill()
+            throw TestFailure("moto_server (pip install 'moto[server]==5.2.1'; scripts/install-deps) did not answer at \(endpoint) within 60 s; its log: \(log.path)")
         }
 
-        static func freePort() throws -> Int {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            guard fd >= 0 else { throw TestFailure("socket() failed: errno \(errno)") }
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = 0
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0 else { throw TestFailure("bind() failed: errno \(errno)") }
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-            }
-            return Int(UInt16(bigEndian: address.sin_port))
+        func stop() async { _ = await process.stop() }
+    }
+
+    /// A free TCP port on 127.0.0.1.
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestFailure("socket() failed: errno \(errno)") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
+        guard bound == 0 else { throw TestFailure("bind() failed: errno \(errno)") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     struct TestFailure: Error, CustomStringConvertible {
@@ -130,11 +142,15 @@ import Testing
     ///   sidecar is frozen (SIGSTOP) until the broker has persisted all it acknowledged, the broker is killed, and the
     ///   sidecar goes on at once with its pages and producer session in flight: nothing acknowledged can be lost.
     static func run(exactlyOnce: Bool, crash: Bool, outage: Duration = .seconds(8)) async throws {
-        let endpoint = try TestServices.awsEndpoint()
-        let suffix = TestServices.uniqueName(exactlyOnce ? "restart-eos" : "restart-alo")
+        let suffix = TestServices.uniqueName(exactlyOnce ? "restart-eos" : "restart-alo") + (crash ? "-crash" : "")
+        let moto = try await OwnMoto(name: suffix)
+        let endpoint = moto.endpoint
         let broker = try OwnBroker(name: suffix)
         try await broker.start()
-        defer { if let process = broker.process, process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        defer {
+            broker.process?.kill()
+            moto.process.kill()
+        }
 
         let topic = "ticks.\(suffix)"
         let routesPath = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(suffix).json").path
@@ -148,22 +164,18 @@ import Testing
         try await store.createTableIfMissing()
 
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanout-\(suffix).log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let fanout = Process()
-        fanout.executableURL = CommandLineTests.binary
-        fanout.arguments = [
-            "run", "--brokers", broker.brokers, "--table", suffix, "--routes", routesPath, "--application", suffix, "--http-port", "0",
-        ] + (exactlyOnce ? ["--exactly-once"] : [])
         var environment = ProcessInfo.processInfo.environment
         for (key, value) in [
             "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": endpoint,
             "FANOUT_LOG_LEVEL": "info",
         ] { environment[key] = value }
-        fanout.environment = environment
-        fanout.standardOutput = FileHandle.nullDevice
-        fanout.standardError = try FileHandle(forWritingTo: log)
-        try fanout.run()
-        defer { if fanout.isRunning { kill(fanout.processIdentifier, SIGKILL) } }
+        let fanout = try ChildProcess(
+            CommandLineTests.binary.path,
+            ["run", "--brokers", broker.brokers, "--table", suffix, "--routes", routesPath, "--application", suffix, "--http-port", "0"]
+                + (exactlyOnce ? ["--exactly-once"] : []),
+            environment: environment, standardError: .file(log)
+        )
+        defer { fanout.kill() }
         func fanoutLog() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
         // Events flow all along: 10 aggregates, in order within each, about 40 a second.
@@ -200,12 +212,12 @@ import Testing
             return count >= 60 ? count : nil
         }
         if !crash {
-            kill(fanout.processIdentifier, SIGSTOP)
+            fanout.signal(SIGSTOP)
             try await Task.sleep(for: .seconds(2))
         }
         let writtenAtKill = written.value
         await broker.kill()
-        if !crash { kill(fanout.processIdentifier, SIGCONT) }
+        if !crash { fanout.signal(SIGCONT) }
         try await Task.sleep(for: outage)
         #expect(written.value > writtenAtKill, "no event was written during the outage")
         try await broker.start()
@@ -230,9 +242,9 @@ import Testing
         let status = try await Self.statusJSON(log: fanoutLog())
         // In flight then, a late duplicate would show here.
         try await Task.sleep(for: .seconds(2))
-        kill(fanout.processIdentifier, SIGTERM)
-        await fanout.exited()
-        #expect(fanout.terminationStatus == 0, "fanout exited with \(fanout.terminationStatus): \(fanoutLog().suffix(2_000))")
+        fanout.terminate()
+        let termination = await fanout.exited()
+        #expect(termination == .exited(0), "fanout ended with \(termination): \(fanoutLog().suffix(2_000))")
 
         let events = try await read(topic, brokers: broker.brokers)
         let distinct = Set(events.map(\.messageID)).count
