@@ -29,7 +29,7 @@ import Testing
         private(set) var process: ChildProcess?
 
         init(name: String) throws {
-            port = try BrokerRestartTests.freePort()
+            port = try TestServices.freePort()
             dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("noida-\(name)")
             try? FileManager.default.removeItem(at: dataDirectory)
             try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
@@ -78,52 +78,6 @@ import Testing
         }
     }
 
-    /// A moto_server of the test's own: the shared one serves every other suite, and on a loaded machine its one
-    /// Python thread answers slower than the clients wait.
-    final class OwnMoto: @unchecked Sendable {
-        let process: ChildProcess
-        let endpoint: String
-
-        init(name: String) async throws {
-            let port = try BrokerRestartTests.freePort()
-            endpoint = "http://127.0.0.1:\(port)"
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("moto-\(name).log")
-            process = try ChildProcess(
-                "/usr/bin/env", ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
-                standardOutput: .file(log), standardError: .file(log)
-            )
-            let deadline = ContinuousClock.now + .seconds(60)
-            while ContinuousClock.now < deadline, process.isRunning {
-                if let response = try? await HTTPClient.shared.get(url: endpoint + "/moto-api/").get(), response.status.code == 200 { return }
-                try await Task.sleep(for: .milliseconds(200))
-            }
-            process.kill()
-            throw TestFailure("moto_server (pip install 'moto[server]==5.2.1'; scripts/install-deps) did not answer at \(endpoint) within 60 s; its log: \(log.path)")
-        }
-
-        func stop() async { _ = await process.stop() }
-    }
-
-    /// A free TCP port on 127.0.0.1.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket() failed: errno \(errno)") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw TestFailure("bind() failed: errno \(errno)") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     struct TestFailure: Error, CustomStringConvertible {
         var description: String
         init(_ description: String) { self.description = description }
@@ -143,7 +97,7 @@ import Testing
     ///   sidecar goes on at once with its pages and producer session in flight: nothing acknowledged can be lost.
     static func run(exactlyOnce: Bool, crash: Bool, outage: Duration = .seconds(8)) async throws {
         let suffix = TestServices.uniqueName(exactlyOnce ? "restart-eos" : "restart-alo") + (crash ? "-crash" : "")
-        let moto = try await OwnMoto(name: suffix)
+        let moto = try await MotoServer(name: suffix)
         let endpoint = moto.endpoint
         let broker = try OwnBroker(name: suffix)
         try await broker.start()
@@ -187,19 +141,7 @@ import Testing
                     eventName: "Tick", aggregateID: "clock-\(index % 10)", aggregateType: "Clock",
                     sequenceNumber: Int64(index / 10 + 1), payload: ["n": .number(index)]
                 )
-                // moto is slow on a loaded machine: a write that timed out is written again.
-                for attempt in 1... {
-                    do {
-                        try await store.append([event])
-                        break
-                    } catch is ConcurrencyConflictError {
-                        // A write whose answer came too late was applied, and moto ignores the retry's
-                        // ClientRequestToken (INFRA.md): the event is stored (this writer is its aggregate's only one).
-                        break
-                    } catch where attempt < 5 {
-                        try await Task.sleep(for: .milliseconds(200))
-                    }
-                }
+                try await store.appendRetrying(event)
                 written.increment()
                 try await Task.sleep(for: .milliseconds(25))
             }

@@ -29,8 +29,11 @@ import Testing
 
     static func run(exactlyOnce: Bool) async throws -> Outcome {
         let brokers = try TestServices.kafkaBrokers()
-        let endpoint = try TestServices.awsEndpoint()
         let suffix = TestServices.uniqueName(exactlyOnce ? "crash-eos" : "crash-alo")
+        // Its own moto: 21 sidecars in a row poll the stream while events are written.
+        let moto = try await MotoServer(name: suffix)
+        defer { moto.process.kill() }
+        let endpoint = moto.endpoint
         let topic = "ticks.\(suffix)"
         let routesPath = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(suffix).json").path
         try #"{"version": 1, "topics": {"\#(topic)": {"partitions": 3}}, "routes": [{"name": "ticks", "events": ["Tick"], "to": ["\#(topic)"]}]}"#
@@ -55,10 +58,10 @@ import Testing
         let writer = Task {
             for index in 0..<total {
                 let aggregate = "clock-\(index % 8)"
-                try await store.append([GenericDomainEventMessage(
+                try await store.appendRetrying(GenericDomainEventMessage(
                     eventName: "Tick", aggregateID: aggregate, aggregateType: "Clock",
                     sequenceNumber: Int64(index / 8 + 1), payload: ["n": .number(index)]
-                )])
+                ))
                 try await Task.sleep(for: .milliseconds(40))
             }
         }
