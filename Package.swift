@@ -1,10 +1,16 @@
 // swift-tools-version:6.2
 import PackageDescription
 
+/// With the `Fuzzing` trait (`scripts/fuzz` builds `--traits Fuzzing`), Fanout's own modules are
+/// compiled for libFuzzer's coverage feedback and AddressSanitizer. The dependencies are compiled
+/// exactly as for `swift build --build-tests`, so the fuzz driver and the tests share one build of them.
+let fuzzing: [SwiftSetting] = [.unsafeFlags(["-sanitize=fuzzer,address"], .when(traits: ["Fuzzing"]))]
+
+/// Every target's Swift settings: the upcoming features, and the Fuzzing trait's flags.
 let upcoming: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
-]
+] + fuzzing
 
 let package = Package(
     name: "fanout",
@@ -16,6 +22,9 @@ let package = Package(
         .library(name: "CQRSCore", targets: ["CQRSCore"]),
         .library(name: "Subscribers", targets: ["Subscribers"]),
         .executable(name: "fanout-fuzz", targets: ["FanoutFuzz"]),
+    ],
+    traits: [
+        .trait(name: "Fuzzing", description: "Instrument Fanout's own modules for libFuzzer and AddressSanitizer (scripts/fuzz)"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -150,7 +159,17 @@ let package = Package(
             path: "Fuzz/Targets",
             swiftSettings: upcoming
         ),
-        .executableTarget(name: "FanoutFuzz", dependencies: ["FuzzTargets"], path: "Fuzz/Driver", swiftSettings: upcoming),
+        // With the Fuzzing trait libFuzzer supplies the entry point (Fuzz/Driver's `#if LIBFUZZER`).
+        .executableTarget(
+            name: "FanoutFuzz",
+            dependencies: ["FuzzTargets"],
+            path: "Fuzz/Driver",
+            swiftSettings: upcoming + [
+                .unsafeFlags(["-parse-as-library"], .when(traits: ["Fuzzing"])),
+                .define("LIBFUZZER", .when(traits: ["Fuzzing"])),
+            ],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"], .when(traits: ["Fuzzing"]))]
+        ),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"], swiftSettings: upcoming),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport"], swiftSettings: upcoming),
