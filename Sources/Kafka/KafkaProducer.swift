@@ -74,6 +74,9 @@ public final class KafkaProducer: Sendable {
         statisticsContinuation.finish()
     }
 
+    /// Records handed to librdkafka and not yet delivered (and its requests in flight): `rd_kafka_outq_len`.
+    public var outstandingRecords: Int { state.withLock { $0.current.core }.outstanding }
+
     /// Whether the producer can produce now, and how often its handle was replaced.
     public var health: KafkaProducerHealth { state.withLock { $0.health } }
 

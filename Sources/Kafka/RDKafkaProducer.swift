@@ -469,6 +469,11 @@ final class RDKafkaProducer: Sendable {
         }
     }
 
+    /// Records enqueued and not yet delivered, with the requests in flight (`rd_kafka_outq_len`); 0 once destroyed.
+    var outstanding: Int {
+        (try? handle.withHandle(what: "the Kafka producer") { Int(rd_kafka_outq_len($0)) }) ?? 0
+    }
+
     /// Raises a fatal error on the handle as a broker would (`rd_kafka_test_fatal_error`): for tests of recovery.
     func injectFatalError(_ code: KafkaError.Code, reason: String) {
         _ = try? handle.withHandle(what: "the Kafka producer") { rk in

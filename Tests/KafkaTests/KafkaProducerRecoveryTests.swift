@@ -49,7 +49,12 @@ struct KafkaProducerRecoveryTests {
         for broker in cluster.brokerIDs { try cluster.setRoundTripTime(broker: broker, milliseconds: 1_000) }
         let batch = Self.records(topic, 10..<60)
         let sending = Task { await producer.sendEach(batch) }
-        try await Task.sleep(for: .milliseconds(200))
+        // Once the whole batch is in librdkafka (queued or in flight behind the 1 s round trip), the fatal error strikes.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while producer.outstandingRecords < batch.count, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(producer.outstandingRecords >= batch.count, "the batch never was in flight")
         producer.injectFatalErrorForTesting(reason: "test: sequence desynchronised")
         let outcomes = await sending.value
         let failed = outcomes.compactMap { if case .failure(let error) = $0 { error } else { nil } }
