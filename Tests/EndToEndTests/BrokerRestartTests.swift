@@ -106,16 +106,8 @@ import Testing
             moto.process.kill()
         }
 
-        let topic = "ticks.\(suffix)"
-        let routesPath = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(suffix).json").path
-        try #"{"version": 1, "topics": {"\#(topic)": {"partitions": 3}}, "routes": [{"name": "ticks", "events": ["Tick"], "to": ["\#(topic)"]}]}"#
-            .write(toFile: routesPath, atomically: true, encoding: .utf8)
-        let aws = AWSConfiguration(
-            region: "us-east-1", credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
-            endpoint: URL(string: endpoint)!
-        )
-        let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: HTTPClient.forTests, logger: logger), tableName: suffix)
-        try await store.createTableIfMissing()
+        let setup = try await TickSetup(suffix: suffix, endpoint: endpoint, logger: logger)
+        let (topic, routesPath, store) = (setup.topic, setup.routesPath, setup.store)
 
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanout-\(suffix).log")
         var environment = ProcessInfo.processInfo.environment

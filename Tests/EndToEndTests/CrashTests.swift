@@ -34,17 +34,8 @@ import Testing
         let moto = try await MotoServer(name: suffix)
         defer { moto.process.kill() }
         let endpoint = moto.endpoint
-        let topic = "ticks.\(suffix)"
-        let routesPath = FileManager.default.temporaryDirectory.appendingPathComponent("routes-\(suffix).json").path
-        try #"{"version": 1, "topics": {"\#(topic)": {"partitions": 3}}, "routes": [{"name": "ticks", "events": ["Tick"], "to": ["\#(topic)"]}]}"#
-            .write(toFile: routesPath, atomically: true, encoding: .utf8)
-        let aws = AWSConfiguration(
-            region: "us-east-1", credentialProvider: StaticCredentialProvider(accessKeyID: "test", secretAccessKey: "test"),
-            endpoint: URL(string: endpoint)!
-        )
-        let httpClient = HTTPClient.forTests
-        let store = DynamoDBEventStore(dynamoDB: DynamoDB(configuration: aws, httpClient: httpClient, logger: logger), tableName: suffix)
-        try await store.createTableIfMissing()
+        let setup = try await TickSetup(suffix: suffix, endpoint: endpoint, logger: logger)
+        let (topic, routesPath, store) = (setup.topic, setup.routesPath, setup.store)
 
         let arguments = ["run", "--brokers", brokers, "--table", suffix, "--routes", routesPath, "--application", suffix, "--http-port", "0"]
             + (exactlyOnce ? ["--exactly-once"] : [])

@@ -158,13 +158,13 @@ import Testing
         await producer.shutdown()
     }
 
-    /// A page whose transaction fails only in the aftermath of a failure (here the broker answers the page's
-    /// produce with UNKNOWN_PRODUCER_ID, injected on librdkafka's mock cluster: librdkafka must bump its
-    /// epoch, and the transaction must be aborted) runs again in a new transaction and commits, instead of
-    /// failing the page. Twice as many injected failures as retries fail the page, with the failure.
-    @Test func aTransactionFailedInTheAftermathOfAnEarlierOneRunsAgain() async throws {
+    /// A pipeline in exactly-once mode with the shared transactional producer, on a one-broker mock cluster with
+    /// the topics `orders`, `dlq` and the application's checkpoint topic.
+    static func sharedProducerOnTheMockCluster(_ name: String) async throws -> (
+        KafkaMockCluster, KafkaProducer, ExactlyOnceTransactions, KafkaCheckpointStore, FanOutPipeline
+    ) {
         let cluster = try KafkaMockCluster(brokers: 1, logger: Self.logger)
-        let application = TestServices.uniqueName("eos-aftermath")
+        let application = TestServices.uniqueName(name)
         let topic = "orders", deadLetterTopic = "dlq", checkpointTopic = KafkaCheckpointStore.topicName(application: application)
         for name in [topic, deadLetterTopic, checkpointTopic] { try cluster.createTopic(name: name, partitions: 1, replicationFactor: 1) }
         let configuration = KafkaConfiguration(bootstrapServers: cluster.bootstrapServers, properties: ["retry.backoff.ms": "20"])
@@ -180,6 +180,16 @@ import Testing
             routes: try Self.routes(topic: topic, deadLetterTopic: deadLetterTopic), producer: producer,
             exactlyOnce: (checkpoints, transactions), logger: Self.logger
         )
+        return (cluster, producer, transactions, checkpoints, pipeline)
+    }
+
+    /// A page whose transaction fails only in the aftermath of a failure (here the broker answers the page's
+    /// produce with UNKNOWN_PRODUCER_ID, injected on librdkafka's mock cluster: librdkafka must bump its
+    /// epoch, and the transaction must be aborted) runs again in a new transaction and commits, instead of
+    /// failing the page. Twice as many injected failures as retries fail the page, with the failure.
+    @Test func aTransactionFailedInTheAftermathOfAnEarlierOneRunsAgain() async throws {
+        let (cluster, producer, _, checkpoints, pipeline) = try await Self.sharedProducerOnTheMockCluster("eos-aftermath")
+        let topic = "orders"
         // A first page makes the producer ready, so that the injected errors hit the pages below.
         try await pipeline.process(Self.page(["warm-up"], shardID: "s1", epoch: nil, firstSequence: 1))
         try cluster.pushRequestErrors(apiKey: .produce, errors: [.unknownProducerID])
@@ -208,23 +218,8 @@ import Testing
     /// A fatal error that is not a fencing (a broker lost the producer's sequence) used to stop the reader
     /// (UnrecoverableProcessingError); the shared transactional producer is now replaced and the pages go on.
     @Test func aFatalProducerErrorThatIsNotAFencingReplacesTheProducerAndThePagesGoOn() async throws {
-        let cluster = try KafkaMockCluster(brokers: 1, logger: Self.logger)
-        let application = TestServices.uniqueName("eos-fatal")
-        let topic = "orders", deadLetterTopic = "dlq", checkpointTopic = KafkaCheckpointStore.topicName(application: application)
-        for name in [topic, deadLetterTopic, checkpointTopic] { try cluster.createTopic(name: name, partitions: 1, replicationFactor: 1) }
-        let configuration = KafkaConfiguration(bootstrapServers: cluster.bootstrapServers, properties: ["retry.backoff.ms": "20"])
-        var transactional = configuration
-        transactional["transactional.id"] = "fanout.\(application)"
-        let producer = try KafkaProducer(configuration: transactional, logger: Self.logger)
-        try await producer.initTransactions()
-        let transactions = ExactlyOnceTransactions(sharedProducer: producer, logger: Self.logger)
-        let checkpoints = KafkaCheckpointStore(
-            topic: checkpointTopic, configuration: configuration, producer: producer, transactions: transactions, logger: Self.logger
-        )
-        let pipeline = FanOutPipeline(
-            routes: try Self.routes(topic: topic, deadLetterTopic: deadLetterTopic), producer: producer,
-            exactlyOnce: (checkpoints, transactions), logger: Self.logger
-        )
+        let (cluster, producer, transactions, checkpoints, pipeline) = try await Self.sharedProducerOnTheMockCluster("eos-fatal")
+        let topic = "orders"
         try await pipeline.process(Self.page(["before"], shardID: "s1", epoch: nil, firstSequence: 1))
         producer.injectFatalErrorForTesting(.outOfOrderSequenceNumber, reason: "test: sequence desynchronised")
         // The reader retries a failed page; a fatal error must never surface as one that stops it.
