@@ -457,6 +457,8 @@ final class RDKafkaProducer: Sendable {
     /// longer produce. Nil once the handle is destroyed.
     var fatalError: KafkaError? {
         try? handle.withHandle(what: "the Kafka producer") { rk -> KafkaError? in
+            // Checked before every send: the text's buffer only once there is an error.
+            guard rd_kafka_fatal_error(rk, nil, 0) != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
             var errstr = [CChar](repeating: 0, count: 512)
             let fatal = rd_kafka_fatal_error(rk, &errstr, errstr.count)
             guard fatal != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
