@@ -49,7 +49,10 @@ import Testing
     /// Runs the reader on `source` (default configuration, or `pollInterval`) until it made `calls` GetRecords
     /// calls (at most 30 s: a loaded machine is slow, never fast), and returns the gaps between their starts
     /// and the records it delivered.
-    func run(_ source: CountingSource, calls wanted: Int, pollInterval: Duration? = nil) async throws -> (gaps: [Duration], delivered: Int) {
+    /// With `thenWatchFor`, the reader runs that much longer after the last wanted call, and no further call may come.
+    func run(
+        _ source: CountingSource, calls wanted: Int, pollInterval: Duration? = nil, thenWatchFor watch: Duration? = nil
+    ) async throws -> (gaps: [Duration], delivered: Int) {
         var configuration = StreamReaderConfiguration(streamARN: "arn:aws:dynamodb:us-east-1:1:table/t/stream/x")
         if let pollInterval { configuration.pollInterval = pollInterval }
         let reader = ShardedStreamReader(
@@ -60,6 +63,11 @@ import Testing
         let deadline = ContinuousClock.now + .seconds(30)
         while source.calls.withLock({ $0.count }) < wanted, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(10))
+        }
+        if let watch {
+            try await Task.sleep(for: watch)
+            let extra = source.calls.withLock { $0.count } - wanted
+            #expect(extra <= 0, "\(extra) GetRecords call(s) within \(watch) of the first empty page: it did not wait for the poll interval")
         }
         task.cancel()
         _ = try? await task.value
@@ -82,25 +90,25 @@ import Testing
         #expect(delivered >= 5 * recordsPerPage)
     }
 
-    // With a 3 s interval, a call that waited for it is told apart from one that went out at once even on a loaded machine.
+    // A 30 s poll interval tells a call that waited for it apart from one that went out at once, however loaded
+    // the machine: the calls after the backlog pages must come well inside it, and after the first empty page no
+    // call may come at all while the test watches (a call then would not have waited for the interval).
 
     @Test func aPageOfRecordsOlderThanTheBacklogAgeIsFollowedAtOnce() async throws {
         // Ten records a page, created 5 s before they are read: the shard is behind; then it is idle.
         let source = CountingSource(recordAge: 5) { call in call < 5 ? 10 : 0 }
-        let (gaps, delivered) = try await run(source, calls: 7, pollInterval: .seconds(3))
-        try #require(gaps.count == 6)
+        let (gaps, delivered) = try await run(source, calls: 6, pollInterval: .seconds(30), thenWatchFor: .seconds(2))
+        try #require(gaps.count == 5)
         #expect(delivered == 50)
-        #expect(gaps.prefix(5).allSatisfy { $0 < .seconds(2) }, "gaps after pages of old records: \(gaps.prefix(5))")
-        #expect(gaps[5] >= .seconds(3), "gap after the first empty page: \(gaps[5])")
+        #expect(gaps.allSatisfy { $0 < .seconds(15) }, "gaps after pages of old records: \(gaps)")
     }
 
     @Test func aFullPageIsFollowedAtOnce() async throws {
         // The first five pages are full (1,000 records, GetRecords' limit): a backlog; then the shard is idle.
         let source = CountingSource { call in call < 5 ? 1000 : 0 }
-        let (gaps, delivered) = try await run(source, calls: 7, pollInterval: .seconds(3))
-        try #require(gaps.count == 6)
+        let (gaps, delivered) = try await run(source, calls: 6, pollInterval: .seconds(30), thenWatchFor: .seconds(2))
+        try #require(gaps.count == 5)
         #expect(delivered == 5000)
-        #expect(gaps.prefix(5).allSatisfy { $0 < .seconds(2) }, "gaps after full pages: \(gaps.prefix(5))")
-        #expect(gaps[5] >= .seconds(3), "gap after the first empty page: \(gaps[5])")
+        #expect(gaps.allSatisfy { $0 < .seconds(15) }, "gaps after full pages: \(gaps)")
     }
 }
