@@ -43,10 +43,14 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
+        // The one byte-level JSON scanner, value, parser and writer.
+        .target(name: "JSON", swiftSettings: upcoming),
+        // What Fanout writes that others read: the Kafka record as a value, its header names, log metadata keys.
+        .target(name: "Contracts", swiftSettings: upcoming),
         .target(
             name: "Kafka",
             dependencies: [
-                "CRdKafka",
+                "CRdKafka", "Contracts",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -55,6 +59,7 @@ let package = Package(
         .target(
             name: "AWS",
             dependencies: [
+                "JSON", "Contracts",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -65,7 +70,7 @@ let package = Package(
         .target(
             name: "CQRSCore",
             dependencies: [
-                "AWS",
+                "JSON", "AWS",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
@@ -73,7 +78,7 @@ let package = Package(
         .target(
             name: "StreamReader",
             dependencies: [
-                "AWS",
+                "AWS", "Contracts",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -82,7 +87,7 @@ let package = Package(
         .target(
             name: "Router",
             dependencies: [
-                "AWS", "CQRSCore", "StreamReader", "Kafka",
+                "JSON", "AWS", "CQRSCore", "StreamReader", "Contracts",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -90,9 +95,18 @@ let package = Package(
             swiftSettings: upcoming
         ),
         .target(
+            name: "Delivery",
+            dependencies: [
+                "JSON", "CQRSCore", "StreamReader", "Router", "Contracts", "Kafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: upcoming
+        ),
+        .target(
             name: "Subscribers",
             dependencies: [
-                "CQRSCore", "Kafka",
+                "JSON", "CQRSCore", "Contracts", "Kafka",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: upcoming
@@ -105,7 +119,7 @@ let package = Package(
         .target(
             name: "FanoutApp",
             dependencies: [
-                "AWS", "Kafka", "CQRSCore", "StreamReader", "Router", "Subscribers", "ExampleDomain",
+                "JSON", "Contracts", "AWS", "Kafka", "CQRSCore", "StreamReader", "Router", "Delivery", "Subscribers", "ExampleDomain",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -120,7 +134,7 @@ let package = Package(
         .executableTarget(
             name: "fanout",
             dependencies: [
-                "FanoutApp", "AWS", "Kafka", "StreamReader", "Router", "Subscribers", "CQRSCore",
+                "FanoutApp", "JSON", "Contracts", "AWS", "Kafka", "StreamReader", "Router", "Delivery", "Subscribers", "CQRSCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
@@ -129,14 +143,14 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["AWS", .product(name: "AsyncHTTPClient", package: "async-http-client")],
+            dependencies: ["AWS", "JSON", .product(name: "AsyncHTTPClient", package: "async-http-client")],
             path: "Tests/TestSupport",
             swiftSettings: upcoming
         ),
         .executableTarget(
             name: "FanoutDemo",
             dependencies: [
-                "AWS", "CQRSCore", "ExampleDomain", "Kafka", "Router", "Subscribers",
+                "JSON", "Contracts", "AWS", "CQRSCore", "ExampleDomain", "Kafka", "Router", "Delivery", "Subscribers",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
@@ -145,7 +159,7 @@ let package = Package(
         .executableTarget(
             name: "FanoutBench",
             dependencies: [
-                "AWS", "CQRSCore", "Router", "Kafka", "Subscribers",
+                "JSON", "Contracts", "AWS", "CQRSCore", "Router", "Delivery", "Kafka", "Subscribers",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -155,7 +169,7 @@ let package = Package(
         // Fuzz targets of every parser of outside input; scripts/fuzz builds the driver with libFuzzer.
         .target(
             name: "FuzzTargets",
-            dependencies: ["AWS", "CQRSCore", "FanoutApp", "Kafka", "Router", "StreamReader"],
+            dependencies: ["JSON", "AWS", "CQRSCore", "FanoutApp", "Kafka", "Router", "Delivery", "StreamReader"],
             path: "Fuzz/Targets",
             swiftSettings: upcoming
         ),
@@ -171,16 +185,22 @@ let package = Package(
             linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address"], .when(traits: ["Fuzzing"]))]
         ),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"], swiftSettings: upcoming),
-        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "TestSupport"], swiftSettings: upcoming),
-        .testTarget(name: "AWSTests", dependencies: ["AWS", "TestSupport"], swiftSettings: upcoming),
-        .testTarget(name: "CQRSCoreTests", dependencies: ["CQRSCore", "ExampleDomain", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "JSONTests", dependencies: ["JSON", "AWS", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Contracts", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "AWSTests", dependencies: ["AWS", "JSON", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "CQRSCoreTests", dependencies: ["CQRSCore", "JSON", "ExampleDomain", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "StreamReaderTests", dependencies: ["StreamReader", "TestSupport"], swiftSettings: upcoming),
-        .testTarget(name: "RouterTests", dependencies: ["Router", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics")], swiftSettings: upcoming),
-        .testTarget(name: "SubscribersTests", dependencies: ["Subscribers", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "RouterTests", dependencies: ["Router", "JSON", "Contracts", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics")], swiftSettings: upcoming),
+        .testTarget(
+            name: "DeliveryTests",
+            dependencies: ["Delivery", "Router", "JSON", "Contracts", "Kafka", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics")],
+            swiftSettings: upcoming
+        ),
+        .testTarget(name: "SubscribersTests", dependencies: ["Subscribers", "JSON", "Contracts", "TestSupport"], swiftSettings: upcoming),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "FanoutApp", "ExampleDomain", "TestSupport",
+                "FanoutApp", "Delivery", "JSON", "Contracts", "ExampleDomain", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,7 +1,10 @@
 import AWS
 import CQRSCore
+import Contracts
+import Delivery
 import FanoutApp
 import Foundation
+import JSON
 import Kafka
 import Router
 import StreamReader
@@ -27,7 +30,7 @@ public enum FuzzTargets {
         FuzzTarget(name: "kinesis", summary: "Kinesis GetRecords and ListShards answers", run: kinesis),
         FuzzTarget(name: "aws-error", summary: "AWS error bodies (JSON, XML, HTML) with a status (first byte)", run: awsError),
         FuzzTarget(name: "event-message", summary: "GenericDomainEventMessage JSON (a Kafka record value), round trip", run: eventMessage),
-        FuzzTarget(name: "checkpoint", summary: "checkpoint record value (KafkaCheckpointStore.decode)", run: checkpoint),
+        FuzzTarget(name: "checkpoint", summary: "checkpoint record value (CheckpointRecords.decode)", run: checkpoint),
         FuzzTarget(name: "config", summary: "configuration file (SettingsLoader), then the sidecar configuration", run: config),
     ]
 
@@ -269,7 +272,8 @@ public enum FuzzTargets {
     }
 
     static func checkpoint(_ bytes: [UInt8]) {
-        guard let (shardID, checkpoint) = try? KafkaCheckpointStore.decode(bytes) else { return }
+        guard let decoded = try? CheckpointRecords.decode(bytes) else { return }
+        let (shardID, checkpoint) = (decoded.shardID, decoded.checkpoint)
         guard !shardID.isEmpty else { fatalError("a checkpoint without a shard id was accepted") }
         if let sequence = checkpoint.sequenceNumber,
             sequence.isEmpty || !sequence.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) })

@@ -1,4 +1,6 @@
 import AWS
+import Contracts
+import Delivery
 import Foundation
 import AsyncHTTPClient
 import CQRSCore
@@ -62,7 +64,7 @@ public final class Sidecar: Sendable {
     /// - Parameter checkpoints: where checkpoints go; nil (the default) keeps them in the application's compacted
     ///   Kafka topic. Exactly-once mode always uses that topic.
     public static func make(configuration: SidecarConfiguration, checkpoints: (any CheckpointStore)? = nil, logger: Logger) async throws -> Sidecar {
-        logger.info("starting fanout", metadata: ["librdkafka.version": "\(Librdkafka.version)"])
+        logger.info("starting fanout", metadata: [LogKey.librdkafkaVersion: "\(Librdkafka.version)"])
         let routesFile: RoutesFile
         do {
             routesFile = try RoutesFile.load(path: configuration.routesPath)
@@ -71,8 +73,8 @@ public final class Sidecar: Sendable {
         }
         let routes = LiveRoutes(CompiledRoutes(routesFile), path: configuration.routesPath)
         logger.info("routes loaded", metadata: [
-            "fanout.routes.file": "\(configuration.routesPath)", "fanout.routes.count": "\(routesFile.routes.count)",
-            "fanout.routes.hash": "\(routesFile.contentHash.prefix(12))",
+            LogKey.routesFile: "\(configuration.routesPath)", LogKey.routesCount: "\(routesFile.routes.count)",
+            LogKey.routesHash: "\(routesFile.contentHash.prefix(12))",
         ])
 
         let admin = try KafkaAdmin(configuration: configuration.kafka, logger: logger)
@@ -89,8 +91,10 @@ public final class Sidecar: Sendable {
             throw StartupError("cannot create the topics of \(configuration.routesPath): \(error)")
         }
         let reloader = RoutesReloader(
-            path: configuration.routesPath, live: routes, admin: admin, pollInterval: configuration.routesPollInterval, logger: logger
-        )
+            path: configuration.routesPath, live: routes, pollInterval: configuration.routesPollInterval, logger: logger
+        ) { [admin, logger] file in
+            try await TopicProvisioner.ensureTopics(of: file, admin: admin, logger: logger)
+        }
 
         let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
         // Shut down when start-up fails after it was made (a client left open delays the process's exit).
@@ -122,7 +126,7 @@ public final class Sidecar: Sendable {
                 transactions = ExactlyOnceTransactions(sharedProducer: producer, logger: logger)
             }
             let kafkaCheckpoints = KafkaCheckpointStore(
-                topic: KafkaCheckpointStore.topicName(application: configuration.application),
+                topic: CheckpointRecords.topic(application: configuration.application),
                 configuration: configuration.kafka, producer: producer, transactions: transactions, logger: logger
             )
             let exactlyOnce = transactions.map { (checkpoints: kafkaCheckpoints, transactions: $0) }
@@ -242,7 +246,7 @@ public final class Sidecar: Sendable {
     /// Reads and routes until `requestStop()`, reloading the routes file when it changes
     /// (and on SIGHUP when `reloadOnHangup`); then flushes the producer and releases everything.
     public func run(reloadOnHangup: Bool = false) async throws {
-        logger.info("routing", metadata: ["fanout.stream": "\(streamARN)"])
+        logger.info("routing", metadata: [LogKey.stream: "\(streamARN)"])
         let reloader = self.reloader
         let result = await withTaskGroup(of: Void.self) { group -> Result<Void, any Error> in
             group.addTask { await reloader.run() }
@@ -273,7 +277,7 @@ public final class Sidecar: Sendable {
         }
         await shutdown()
         try result.get()
-        logger.info("stopped", metadata: ["fanout.records": "\(pipeline.currentCounts.recordsRead)"])
+        logger.info("stopped", metadata: [LogKey.records: "\(pipeline.currentCounts.recordsRead)"])
     }
 
     /// librdkafka's statistics (every `statistics.interval.ms`, 10 s by default) as gauges.
@@ -375,7 +379,7 @@ public final class Sidecar: Sendable {
                 readiness: { [self] in self.readiness() },
                 metrics: metrics ?? PrometheusCollectorRegistry(),
                 logger: logger,
-                onServerRunning: { [logger] port in logger.info("status endpoint listening", metadata: ["fanout.http.port": "\(port)"]) }
+                onServerRunning: { [logger] port in logger.info("status endpoint listening", metadata: [LogKey.httpPort: "\(port)"]) }
             )
             services.append(.init(service: application))
         }
@@ -391,7 +395,7 @@ public final class Sidecar: Sendable {
             for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
                 received += 1
                 guard received >= 2 else { continue }
-                logger.warning("second signal: exiting at once without draining", metadata: ["fanout.signal": "\(signal)"])
+                logger.warning("second signal: exiting at once without draining", metadata: [LogKey.signal: "\(signal)"])
                 // _exit: no atexit handlers, which could run while librdkafka's threads still work.
                 _exit(128 + signal.rawValue)
             }

@@ -30,6 +30,8 @@ public struct SidecarConfiguration: Sendable {
     public var routesPollInterval: Duration
     /// Names this deployment: its checkpoint topic (`fanout.checkpoints.<application>`) and transactional id.
     public var application: String
+    /// The application when none is set.
+    public static let defaultApplication = "fanout"
     /// Commit each page's records and its checkpoint in one Kafka transaction.
     public var exactlyOnce: Bool
     /// AWS region, credentials and endpoints.
@@ -49,7 +51,7 @@ public struct SidecarConfiguration: Sendable {
         pollInterval: Duration = .milliseconds(200),
         kafkaStartupTimeout: Duration = .seconds(5),
         routesPollInterval: Duration = .seconds(2),
-        application: String = "fanout",
+        application: String = SidecarConfiguration.defaultApplication,
         exactlyOnce: Bool = false,
         aws: AWSConfiguration,
         leases: LeaseCoordinatorConfiguration? = nil

@@ -1,6 +1,8 @@
 import AWS
 import CQRSCore
+import Contracts
 import Foundation
+import JSON
 import Kafka
 import NIOCore
 import Router

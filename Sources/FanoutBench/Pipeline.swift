@@ -1,4 +1,6 @@
 import AsyncHTTPClient
+import Contracts
+import Delivery
 import Foundation
 import Kafka
 import Logging
@@ -49,7 +51,7 @@ struct PipelineBench {
             for topic in try RoutesFile.parse(Array(PipelineEvents.routesJSON.utf8), file: "routes.json").allTopics {
                 try mock.createTopic(name: topic.name, partitions: Int(topic.settings.partitions))
             }
-            for application in applications { try mock.createTopic(name: "fanout.checkpoints.\(application)", partitions: 1) }
+            for application in applications { try mock.createTopic(name: CheckpointRecords.topic(application: application), partitions: 1) }
         }
         // kcat's own copies of the four topics (6 partitions each, as fanout's): a later run that reads fanout's
         // topics on the same broker does not read kcat's records too.

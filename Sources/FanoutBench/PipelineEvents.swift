@@ -1,5 +1,6 @@
 import CQRSCore
 import Foundation
+import JSON
 
 /// The events of the pipeline benchmark: four names over 10,000 aggregates, ~1 KB each,
 /// routed by `routesJSON` with a fan-out of exactly 1.5 Kafka records per event.

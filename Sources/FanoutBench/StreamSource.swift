@@ -2,6 +2,7 @@ import CQRSCore
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JSON
 import Logging
 import NIOCore
 

@@ -1,4 +1,5 @@
 import CQRSCore
+import Contracts
 import Dispatch
 import Foundation
 import Kafka

@@ -1,4 +1,5 @@
 import CRdKafka
+import Contracts
 import Foundation
 import Logging
 import Synchronization

@@ -1,4 +1,5 @@
 import CRdKafka
+import Contracts
 import Foundation
 import Logging
 
@@ -107,7 +108,7 @@ public enum KafkaGroupOffsets {
             }
             let result = elements.map { KafkaAcknowledgement(topic: topic, partition: $0.partition, offset: $0.offset) }
             logger.info("consumer group offsets reset", metadata: [
-                "kafka.group": "\(group)", "kafka.topic": "\(topic)", "kafka.offsets": "\(result.map { "\($0.partition):\($0.offset)" })",
+                LogKey.group: "\(group)", LogKey.topic: "\(topic)", LogKey.offsets: "\(result.map { "\($0.partition):\($0.offset)" })",
             ])
             return result
         }

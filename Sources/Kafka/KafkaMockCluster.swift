@@ -1,4 +1,5 @@
 import CRdKafka
+import Contracts
 import Foundation
 import Logging
 import Synchronization
@@ -154,7 +155,7 @@ final class RDKafkaMockCluster: Sendable {
         self.logQueue = logQueue
         self.logger = logger
         self.bootstraps = String(cString: rd_kafka_mock_cluster_bootstraps(cluster))
-        logger.debug("Kafka mock cluster started", metadata: ["kafka.brokers": "\(bootstraps)"])
+        logger.debug("Kafka mock cluster started", metadata: [LogKey.brokers: "\(bootstraps)"])
         startThread("fanout.kafka.mock.log") { [self] in runLogLoop() }
     }
 

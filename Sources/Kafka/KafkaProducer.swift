@@ -1,3 +1,4 @@
+import Contracts
 import Foundation
 import Logging
 import Metrics
@@ -249,7 +250,7 @@ public final class KafkaProducer: Sendable {
                 )
             } catch let making {
                 // The configuration made the first handle; this is not expected. The next send tries again.
-                logger.error("could not replace the Kafka producer after a fatal error", metadata: ["error": "\(making)"])
+                logger.error("could not replace the Kafka producer after a fatal error", metadata: [LogKey.error: "\(making)"])
                 state.withLock { $0.health.markFailed("\(error.description); replacing the producer failed: \(making)") }
                 return
             }
@@ -264,7 +265,7 @@ public final class KafkaProducer: Sendable {
             rebuildsCounter.increment()
             logger.warning(
                 "the Kafka producer hit a fatal error; replaced it with a new one (a new producer id): records not acknowledged are sent again",
-                metadata: ["error": "\(error)", "kafka.producer.rebuilds": "\(health.rebuilds)"]
+                metadata: [LogKey.error: "\(error)", LogKey.producerRebuilds: "\(health.rebuilds)"]
             )
             // The old handle: fail what is left on it (those sends see the fatal error) and destroy it.
             generation.core.requestStop()
@@ -289,7 +290,7 @@ public final class KafkaProducer: Sendable {
             }
             logger.info("the replacement Kafka producer's transactions are initialised")
         } catch {
-            logger.warning("initialising the replacement Kafka producer's transactions failed; trying again at the next use", metadata: ["error": "\(error)"])
+            logger.warning("initialising the replacement Kafka producer's transactions failed; trying again at the next use", metadata: [LogKey.error: "\(error)"])
             state.withLock { $0.health.markFailed("the replacement producer cannot start transactions: \(error)") }
         }
     }

@@ -1,4 +1,5 @@
 import CRdKafka
+import Contracts
 import Foundation
 import Logging
 
@@ -127,7 +128,7 @@ enum RDKafkaTopicReader {
         }
 
         guard let partitions = try partitionIDs(of: topic, rk: rk, timeoutMs: remaining()) else {
-            logger.debug("Kafka topic does not exist; nothing to read", metadata: ["kafka.topic": "\(topic)"])
+            logger.debug("Kafka topic does not exist; nothing to read", metadata: [LogKey.topic: "\(topic)"])
             return []
         }
 

@@ -1,4 +1,5 @@
 import CRdKafka
+import Contracts
 import Foundation
 import Logging
 import Synchronization
@@ -132,7 +133,7 @@ enum RDKafkaLog {
         logger.log(
             level: loggerLevel(syslog: level),
             "\(message)",
-            metadata: ["kafka.facility": "\(fac)"],
+            metadata: [LogKey.facility: "\(fac)"],
             source: "librdkafka"
         )
     }
@@ -145,7 +146,7 @@ enum RDKafkaLog {
         logger.log(
             level: isFatal ? .error : .warning,
             "librdkafka error: \(text)",
-            metadata: ["kafka.error": "\(KafkaError.Code(err).name)"],
+            metadata: [LogKey.kafkaError: "\(KafkaError.Code(err).name)"],
             source: "librdkafka"
         )
     }

@@ -1,4 +1,5 @@
 import CRdKafka
+import Contracts
 import Dispatch
 import Foundation
 import Logging
@@ -75,7 +76,7 @@ final class RDKafkaConsumer: Sendable {
         rebalance.dropBuffered.withLock { $0 = { [weak self] partitions in self?.dropBuffered(partitions) } }
         logger.debug(
             "Kafka consumer subscribed",
-            metadata: ["kafka.group": "\(group)", "kafka.topics": "\(topics)", "kafka.librdkafka": "\(Librdkafka.version)"]
+            metadata: [LogKey.group: "\(group)", LogKey.topics: "\(topics)", LogKey.librdkafka: "\(Librdkafka.version)"]
         )
         startThread("fanout.kafka.consumer.poll") { [self] in runPollLoop() }
     }
@@ -307,7 +308,7 @@ final class RDKafkaConsumer: Sendable {
         leaveGroup(rk)
         let err = rd_kafka_consumer_close(rk)
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-            logger.warning("Kafka consumer did not leave its group cleanly", metadata: ["kafka.error": "\(KafkaError.Code(err).name)"])
+            logger.warning("Kafka consumer did not leave its group cleanly", metadata: [LogKey.kafkaError: "\(KafkaError.Code(err).name)"])
         }
         drainLogs()
         handle.destroy { _ in rd_kafka_queue_destroy(logQueue) }
@@ -359,13 +360,13 @@ final class RDKafkaConsumer: Sendable {
         if err == RD_KAFKA_RESP_ERR__PARTITION_EOF {
             logger.debug(
                 "Kafka consumer reached the end of a partition",
-                metadata: ["kafka.partition": "\(message.pointee.partition)"]
+                metadata: [LogKey.partition: "\(message.pointee.partition)"]
             )
             return
         }
         let text = rd_kafka_message_errstr(message).map { String(cString: $0) } ?? KafkaError.Code(err).name
         guard err == RD_KAFKA_RESP_ERR__FATAL else {
-            logger.warning("Kafka consumer error: \(text)", metadata: ["kafka.error": "\(KafkaError.Code(err).name)"])
+            logger.warning("Kafka consumer error: \(text)", metadata: [LogKey.kafkaError: "\(KafkaError.Code(err).name)"])
             return
         }
         var errstr = [CChar](repeating: 0, count: 512)
@@ -493,7 +494,7 @@ final class RDKafkaRebalance: Sendable {
             } else {
                 _ = rd_kafka_assign(rk, list)
             }
-            logger.debug("Kafka partitions assigned", metadata: ["kafka.partitions": "\(partitions.map { "\($0.topic)[\($0.partition)]" })"])
+            logger.debug("Kafka partitions assigned", metadata: [LogKey.partitions: "\(partitions.map { "\($0.topic)[\($0.partition)]" })"])
             listener?.assigned(partitions)
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let dropBuffered = self.dropBuffered.withLock { $0 }
@@ -513,7 +514,7 @@ final class RDKafkaRebalance: Sendable {
                     if err != RD_KAFKA_RESP_ERR_NO_ERROR {
                         logger.warning(
                             "Kafka consumer could not commit the partitions it gave up; their next owner repeats what was finished since the last commit",
-                            metadata: ["kafka.error": "\(KafkaError.Code(err).name)", "kafka.lost": "\(isLost)"]
+                            metadata: [LogKey.kafkaError: "\(KafkaError.Code(err).name)", LogKey.lost: "\(isLost)"]
                         )
                     }
                 }
@@ -525,9 +526,9 @@ final class RDKafkaRebalance: Sendable {
             } else {
                 _ = rd_kafka_assign(rk, nil)
             }
-            logger.debug("Kafka partitions revoked", metadata: ["kafka.partitions": "\(partitions.map { "\($0.topic)[\($0.partition)]" })"])
+            logger.debug("Kafka partitions revoked", metadata: [LogKey.partitions: "\(partitions.map { "\($0.topic)[\($0.partition)]" })"])
         default:
-            logger.warning("Kafka rebalance error", metadata: ["kafka.error": "\(KafkaError.Code(err).name)"])
+            logger.warning("Kafka rebalance error", metadata: [LogKey.kafkaError: "\(KafkaError.Code(err).name)"])
             _ = rd_kafka_assign(rk, nil)
         }
     }

@@ -1,4 +1,5 @@
 import CRdKafka
+import Contracts
 import Foundation
 import Logging
 import Synchronization
@@ -68,7 +69,7 @@ final class RDKafkaProducer: Sendable {
         self.onFatalError = onFatalError
         logger.debug(
             "Kafka producer created",
-            metadata: ["kafka.librdkafka": "\(Librdkafka.version)", "kafka.brokers": "\(configuration.bootstrapServers)"]
+            metadata: [LogKey.librdkafka: "\(Librdkafka.version)", LogKey.brokers: "\(configuration.bootstrapServers)"]
         )
         startThread("fanout.kafka.producer.poll") { [self] in runPollLoop() }
     }
@@ -320,7 +321,7 @@ final class RDKafkaProducer: Sendable {
             do {
                 try await flush(timeout: flushTimeout)
             } catch {
-                logger.warning("Kafka producer shutting down with undelivered records", metadata: ["kafka.error": "\(error)"])
+                logger.warning("Kafka producer shutting down with undelivered records", metadata: [LogKey.kafkaError: "\(error)"])
             }
             requestStop()
         }

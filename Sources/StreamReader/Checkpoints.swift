@@ -2,7 +2,7 @@ import Synchronization
 
 /// How far a shard has been routed: every record up to `sequenceNumber` is
 /// acknowledged by Kafka for every target topic.
-public struct Checkpoint: Sendable, Hashable, Codable {
+public struct Checkpoint: Sendable, Hashable {
     /// The last sequence number routed, or nil when nothing was.
     public var sequenceNumber: String?
     /// The shard is closed and every record in it was routed: never read it again.
@@ -14,10 +14,6 @@ public struct Checkpoint: Sendable, Hashable, Codable {
         self.sequenceNumber = sequenceNumber
         self.isFinished = isFinished
         self.epoch = epoch
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case sequenceNumber, isFinished = "finished", epoch
     }
 }
 

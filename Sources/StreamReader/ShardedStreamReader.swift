@@ -1,4 +1,5 @@
 import AWS
+import Contracts
 import Foundation
 import Logging
 import Synchronization
@@ -263,7 +264,7 @@ public final class ShardedStreamReader: Sendable {
                         let pause = backoff(after: discoveryFailures)
                         logger.warning(
                             "listing the stream's shards failed; trying again",
-                            metadata: ["fanout.stream": "\(arn)", "error": "\(error)", "fanout.retryIn": "\(pause)"]
+                            metadata: [LogKey.stream: "\(arn)", LogKey.error: "\(error)", LogKey.retryIn: "\(pause)"]
                         )
                         state.withLock { $0.lastDiscoveryError = "\(error)" }
                         nextDiscovery = ContinuousClock.now + min(pause, configuration.discoveryInterval)
@@ -289,7 +290,7 @@ public final class ShardedStreamReader: Sendable {
         var seen: Set<String> = []
         let shards = listing.shards.filter { seen.insert($0.shardID).inserted }
         if let reason = listing.inactiveReason {
-            logger.warning("\(reason): no new records will arrive", metadata: ["fanout.stream": "\(configuration.streamARN)"])
+            logger.warning("\(reason): no new records will arrive", metadata: [LogKey.stream: "\(configuration.streamARN)"])
         }
         let lineage = ShardLineage(shards: shards)
         let cycles = lineage.parentCycles.map { (shardIDs: $0, path: ShardLineage.describe($0, in: shards)) }
@@ -337,13 +338,13 @@ public final class ShardedStreamReader: Sendable {
         for cycle in newCycles.prefix(Self.maximumCyclesLogged) {
             logger.error(
                 "\(Self.cycleMessage(cycle.path)); AWS never lists one: check the stream endpoint",
-                metadata: ["fanout.stream": "\(configuration.streamARN)"]
+                metadata: [LogKey.stream: "\(configuration.streamARN)"]
             )
         }
         if newCycles.count > Self.maximumCyclesLogged {
             logger.error(
                 "the stream lists \(newCycles.count - Self.maximumCyclesLogged) more parent cycles (each shard's lastError in the status names its cycle)",
-                metadata: ["fanout.stream": "\(configuration.streamARN)"]
+                metadata: [LogKey.stream: "\(configuration.streamARN)"]
             )
         }
         return ready
@@ -433,7 +434,7 @@ public final class ShardedStreamReader: Sendable {
                 return try await attempt()
             } catch {
                 failures += 1
-                logger.error("\(what) failed; retrying", metadata: ["fanout.shard": "\(shardID)", "error": "\(error)"])
+                logger.error("\(what) failed; retrying", metadata: [LogKey.shard: "\(shardID)", LogKey.error: "\(error)"])
                 recordError(shardID, error)
                 try? await Task.sleep(for: backoff(after: failures))
             }
@@ -506,8 +507,8 @@ public final class ShardedStreamReader: Sendable {
             logger.warning(
                 "shard stalled: records are waiting but none was processed (the error names why)",
                 metadata: [
-                    "fanout.shard": "\(id)", "fanout.idle": "\(idle)",
-                    "error": "\(self.status.shard(id)?.lastError ?? "none")",
+                    LogKey.shard: "\(id)", LogKey.idle: "\(idle)",
+                    LogKey.error: "\(self.status.shard(id)?.lastError ?? "none")",
                 ]
             )
         }
@@ -521,7 +522,7 @@ public final class ShardedStreamReader: Sendable {
         } catch is CancellationError {
             return
         } catch {
-            logger.error("reading shard failed", metadata: ["fanout.shard": "\(shard.shardID)", "error": "\(error)"])
+            logger.error("reading shard failed", metadata: [LogKey.shard: "\(shard.shardID)", LogKey.error: "\(error)"])
             recordError(shard.shardID, error)
             fail(with: error)
         }
@@ -534,7 +535,7 @@ public final class ShardedStreamReader: Sendable {
         let arn = configuration.streamARN
         let id = shard.shardID
         var logger = self.logger
-        logger[metadataKey: "fanout.shard"] = "\(id)"
+        logger[metadataKey: LogKey.shard] = "\(id)"
         var lastSequence = checkpoint?.sequenceNumber
         let initialPosition: ShardPosition =
             switch configuration.startPosition {
@@ -549,7 +550,7 @@ public final class ShardedStreamReader: Sendable {
             track.isBehind = true
         }
         logger.info("shard opened", metadata: [
-            "fanout.start": "\(lastSequence.map { "after \($0)" } ?? "\(initialPosition)")", "fanout.epoch": "\(epoch.map(String.init) ?? "none")",
+            LogKey.start: "\(lastSequence.map { "after \($0)" } ?? "\(initialPosition)")", LogKey.epoch: "\(epoch.map(String.init) ?? "none")",
         ])
         defer {
             if ownership != nil {
@@ -557,7 +558,7 @@ public final class ShardedStreamReader: Sendable {
                     state.stoppingShards.remove(id)
                     if state.shards[id]?.status.state == .reading { state.shards[id]?.status.state = .notHeld }
                 }
-                logger.info("shard stopped", metadata: ["fanout.epoch": "\(epoch.map(String.init) ?? "none")"])
+                logger.info("shard stopped", metadata: [LogKey.epoch: "\(epoch.map(String.init) ?? "none")"])
             }
         }
 
@@ -641,13 +642,13 @@ public final class ShardedStreamReader: Sendable {
                 }
             } catch let error as AWSError where error.type == AWSError.expiredIterator {
                 // Iterators live 15 minutes; a long `process` or backoff outlives one. Nothing is lost.
-                logger.info("shard iterator expired; renewing it", metadata: ["fanout.after": "\(lastSequence ?? configuration.startPosition.rawValue)"])
+                logger.info("shard iterator expired; renewing it", metadata: [LogKey.after: "\(lastSequence ?? configuration.startPosition.rawValue)"])
                 recordError(id, error)
                 needsIterator = true
             } catch let error as AWSError where error.type == AWSError.trimmedDataAccess {
                 logger.error(
                     "records of the shard were trimmed (older than 24 hours) before they were read: they are lost; restarting at TRIM_HORIZON",
-                    metadata: ["fanout.after": "\(lastSequence ?? "the shard's start")", "error": "\(error)"]
+                    metadata: [LogKey.after: "\(lastSequence ?? "the shard's start")", LogKey.error: "\(error)"]
                 )
                 update(id) { track in
                     track.status.trimmedGaps += 1
@@ -661,7 +662,7 @@ public final class ShardedStreamReader: Sendable {
                 let pause = backoff(after: failures)
                 logger.warning(
                     error.isThrottling ? "shard throttled; backing off" : "reading the shard failed; backing off",
-                    metadata: ["error": "\(error)", "fanout.retryIn": "\(pause)", "fanout.failures": "\(failures)"]
+                    metadata: [LogKey.error: "\(error)", LogKey.retryIn: "\(pause)", LogKey.failures: "\(failures)"]
                 )
                 recordError(id, error)
                 try await sleepUnlessStopping(pause, shardID: id, epoch: epoch)
@@ -735,7 +736,7 @@ public final class ShardedStreamReader: Sendable {
                 throw error
             } catch {
                 failures += 1
-                logger.error("routing a page failed; retrying it (the checkpoint stays put)", metadata: ["error": "\(error)", "fanout.records": "\(batch.records.count)"])
+                logger.error("routing a page failed; retrying it (the checkpoint stays put)", metadata: [LogKey.error: "\(error)", LogKey.records: "\(batch.records.count)"])
                 recordError(batch.shardID, error)
                 // Records are waiting (this page): a shard that cannot deliver is behind, and the watchdog flags it
                 // stalled after the stall timeout, naming this error.
@@ -775,7 +776,7 @@ public final class ShardedStreamReader: Sendable {
                 return false
             } catch {
                 failures += 1
-                logger.error("saving the checkpoint failed; retrying", metadata: ["error": "\(error)"])
+                logger.error("saving the checkpoint failed; retrying", metadata: [LogKey.error: "\(error)"])
                 recordError(shardID, error)
                 try await sleepUnlessStopping(backoff(after: failures), shardID: shardID, epoch: checkpoint.epoch)
                 if mustStop(shardID, epoch: checkpoint.epoch) { return false }
@@ -785,7 +786,7 @@ public final class ShardedStreamReader: Sendable {
 
     /// The shard's writer was fenced by a newer owner: this shard stops (its lease counts as lost); the others go on.
     private func shardFenced(_ shardID: String, epoch: Int64?, _ error: ShardFencedError, logger: Logger) {
-        logger.warning("the shard was fenced by a newer owner: stopped reading it", metadata: ["error": "\(error)"])
+        logger.warning("the shard was fenced by a newer owner: stopped reading it", metadata: [LogKey.error: "\(error)"])
         recordError(shardID, error)
         if let ownership, let epoch { ownership.shardFenced(shardID, epoch: epoch) }
     }

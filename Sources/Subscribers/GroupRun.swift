@@ -1,4 +1,5 @@
 import CQRSCore
+import Contracts
 import Foundation
 import Kafka
 import Logging
@@ -92,7 +93,7 @@ final class GroupRun: Sendable {
             throw error
         }
         logger.info("subscriber group started", metadata: [
-            "kafka.topics": "\(group.topics.joined(separator: ","))", "fanout.deadLetterTopic": "\(group.deadLetterTopic)",
+            LogKey.topics: "\(group.topics.joined(separator: ","))", LogKey.deadLetterTopic: "\(group.deadLetterTopic)",
         ])
         let committer = Task { await commitLoop(consumer) }
         let tail = Task { await tailLoop() }
@@ -126,7 +127,7 @@ final class GroupRun: Sendable {
             do {
                 try await catchUp()
             } catch {
-                logger.warning("could not read the dead-letter topic; retrying", metadata: ["error": "\(error)"])
+                logger.warning("could not read the dead-letter topic; retrying", metadata: [LogKey.error: "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
             }
         }
@@ -224,7 +225,7 @@ final class GroupRun: Sendable {
                     guard attempt < group.maximumAttempts else { return .failed(error: "\(error)", attempts: attempt) }
                     if isStopping { return .stopped }
                     logger.info("handler failed; retrying", metadata: [
-                        "fanout.event": "\(event.eventName)", "fanout.attempt": "\(attempt)", "error": "\(error)",
+                        LogKey.event: "\(event.eventName)", LogKey.attempt: "\(attempt)", LogKey.error: "\(error)",
                     ])
                     try? await Task.sleep(for: backoff)
                     if isStopping { return .stopped }
@@ -256,8 +257,8 @@ final class GroupRun: Sendable {
         let ok = await write(KafkaProducerRecord(topic: group.deadLetterTopic, key: message.key, value: message.value, headers: headers, partition: 0))
         if ok {
             logger.warning("event dead-lettered", metadata: [
-                "fanout.kind": "\(kind.rawValue)", "kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)",
-                "kafka.offset": "\(message.offset)", "fanout.attempts": "\(attempts)", "error": "\(reason)",
+                LogKey.kind: "\(kind.rawValue)", LogKey.topic: "\(message.topic)", LogKey.partition: "\(message.partition)",
+                LogKey.offset: "\(message.offset)", LogKey.attempts: "\(attempts)", LogKey.error: "\(reason)",
             ])
         }
         return ok
@@ -277,7 +278,7 @@ final class GroupRun: Sendable {
                 return true
             } catch {
                 if isStopping { return false }
-                logger.warning("could not write to the dead-letter topic; retrying", metadata: ["kafka.topic": "\(record.topic)", "error": "\(error)"])
+                logger.warning("could not write to the dead-letter topic; retrying", metadata: [LogKey.topic: "\(record.topic)", LogKey.error: "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
             }
         }
@@ -304,7 +305,7 @@ final class GroupRun: Sendable {
             do {
                 try await catchUp()
             } catch {
-                logger.debug("could not read the dead-letter topic", metadata: ["error": "\(error)"])
+                logger.debug("could not read the dead-letter topic", metadata: [LogKey.error: "\(error)"])
             }
         }
     }
@@ -354,7 +355,7 @@ final class GroupRun: Sendable {
     /// Runs the key's unresolved entries again, in order; a marker records the outcome.
     private func retry(_ key: String) async {
         let entries = state.withLock { $0.ledger.unresolved[key] ?? [] }
-        logger.info("retrying dead letters", metadata: ["fanout.key": "\(key)", "fanout.entries": "\(entries.count)"])
+        logger.info("retrying dead letters", metadata: [LogKey.key: "\(key)", LogKey.entries: "\(entries.count)"])
         var resolved: [Int64] = []
         for entry in entries {
             let message = entry.originalMessage
@@ -372,12 +373,12 @@ final class GroupRun: Sendable {
                 return
             case .failed(let error, _):
                 _ = await writeMarker(key: key, kind: .retryFailed, resolves: resolved, reason: error)
-                logger.warning("retry of dead letters failed again", metadata: ["fanout.key": "\(key)", "error": "\(error)"])
+                logger.warning("retry of dead letters failed again", metadata: [LogKey.key: "\(key)", LogKey.error: "\(error)"])
                 return
             }
         }
         _ = await writeMarker(key: key, kind: .resolved, resolves: resolved, reason: "handled on retry")
-        logger.info("dead letters resolved", metadata: ["fanout.key": "\(key)", "fanout.entries": "\(resolved.count)"])
+        logger.info("dead letters resolved", metadata: [LogKey.key: "\(key)", LogKey.entries: "\(resolved.count)"])
     }
 
     private func writeMarker(key: String, kind: DeadLetterKind, resolves: [Int64], reason: String) async -> Bool {
@@ -426,7 +427,7 @@ final class GroupRun: Sendable {
                 group.onCommit?(offset)
             } catch {
                 failed = true
-                logger.debug("commit failed; retried on the next round", metadata: ["kafka.topic": "\(offset.topic)", "error": "\(error)"])
+                logger.debug("commit failed; retried on the next round", metadata: [LogKey.topic: "\(offset.topic)", LogKey.error: "\(error)"])
             }
         }
         state.withLock { $0.isCommitting = false }

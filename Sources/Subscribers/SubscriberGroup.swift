@@ -1,4 +1,5 @@
 import CQRSCore
+import Contracts
 import Foundation
 import Kafka
 import Logging
@@ -118,7 +119,7 @@ public final class SubscriberGroup: Sendable {
         self.retryBackoff = retryBackoff
         self.onCommit = onCommit
         var logger = logger
-        logger[metadataKey: "fanout.group"] = "\(name)"
+        logger[metadataKey: LogKey.groupName] = "\(name)"
         self.logger = logger
     }
 

@@ -35,16 +35,8 @@ struct DeadLetters: AsyncParsableCommand {
         func run() async throws {
             do {
                 let topic = try DeadLetters.topic(group: group, topic: topic)
-                let configuration = try kafka.resolve().kafkaConfiguration()
-                let logger = commandLogger()
-                let admin = try KafkaAdmin(configuration: configuration, logger: logger)
-                let topics = try await admin.listTopics()
-                admin.close()
-                guard topics[topic] != nil else {
-                    throw ValidationError("topic '\(topic)' does not exist (a subscriber group creates <group>.dead-letter when it starts)")
-                }
-                let entries = try await DeadLetterTopic.read(topic: topic, configuration: configuration, logger: logger)
-                for line in DeadLetterListing.lines(entries, topic: topic) { print(line) }
+                let lines = try await DeadLetterCommands.list(topic: topic, configuration: try kafka.resolve().kafkaConfiguration(), logger: commandLogger())
+                lines.forEach { print($0) }
             } catch {
                 printError("fanout: error: \(error)")
                 throw ExitCode.failure
@@ -88,47 +80,5 @@ struct DeadLetters: AsyncParsableCommand {
         case (nil, let topic?): return topic
         default: throw ValidationError("give either --group or --topic")
         }
-    }
-}
-
-/// The text of `fanout dead-letters list`.
-enum DeadLetterListing {
-    static func lines(_ entries: [DeadLetterEntry], topic: String) -> [String] {
-        var lines = ["\(topic): \(entries.count) record(s)"]
-        var unresolved: [String: [Int64]] = [:]
-        var order: [String] = []
-        for entry in entries {
-            var fields = ["\(entry.offset)", entry.kind?.rawValue ?? "unknown", "key=\(entry.key ?? "-")"]
-            if let originTopic = entry.originTopic {
-                fields.append("origin=\(originTopic)" + (entry.originPartition.map { "[\($0)]" } ?? "") + (entry.originOffset.map { "@\($0)" } ?? ""))
-            }
-            if let event = try? GenericDomainEventMessage(jsonBytes: entry.value) {
-                fields.append("event=\(event.eventName)#\(event.sequenceNumber)")
-            }
-            if let attempts = entry.attempts, attempts > 0 { fields.append("attempts=\(attempts)") }
-            if let behind = entry.parkedBehind { fields.append("parked-behind=\(behind)") }
-            if entry.kind == .resolved || entry.kind == .retryFailed { fields.append("resolves=\(entry.resolves.map(String.init).joined(separator: ","))") }
-            if let time = entry.time { fields.append("at=\(time)") }
-            if let reason = entry.reason { fields.append("reason=\(reason)") }
-            lines.append(fields.joined(separator: "  "))
-            if let key = entry.key {
-                if entry.isEvent {
-                    if unresolved[key] == nil { order.append(key) }
-                    unresolved[key, default: []].append(entry.offset)
-                } else if entry.kind == .resolved || entry.kind == .retryFailed {
-                    let done = Set(entry.resolves)
-                    unresolved[key]?.removeAll { done.contains($0) }
-                }
-            }
-        }
-        let open = order.filter { unresolved[$0]?.isEmpty == false }
-        if open.isEmpty {
-            lines.append("unresolved: none")
-        } else {
-            for key in open {
-                lines.append("unresolved: \(key): \(unresolved[key]!.map(String.init).joined(separator: ",")) (retry with: fanout dead-letters retry --group G --key \(key))")
-            }
-        }
-        return lines
     }
 }

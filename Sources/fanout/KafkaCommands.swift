@@ -1,6 +1,7 @@
 import ArgumentParser
 import CQRSCore
 import Configuration
+import Delivery
 import FanoutApp
 import Foundation
 import Kafka
@@ -68,7 +69,7 @@ struct Topics: AsyncParsableCommand {
                 }
                 let admin = try KafkaAdmin(configuration: try settings.kafkaConfiguration(), logger: commandLogger())
                 defer { admin.close() }
-                let checkpointTopic = "fanout.checkpoints.\(settings.string(.application) ?? "fanout")"
+                let checkpointTopic = try settings.checkpointTopic()
                 return try await TopicsEnsure.run(
                     TopicsEnsure.specifications(routes: file, checkpointTopic: checkpointTopic),
                     admin: admin, fix: fix, dryRun: dryRun
@@ -112,77 +113,11 @@ struct Tail: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            guard let format = RecordFormatter.Format(rawValue: format.lowercased()) else {
-                throw SettingsError("--format: \"\(format)\" is not text or json")
-            }
-            if let count, count < 1 { throw SettingsError("--count: \(count) is not a positive number") }
-            var timestamp: Date?
-            var reset = "latest"
-            switch from.lowercased() {
-            case "end", "latest": reset = "latest"
-            case "beginning", "earliest": reset = "earliest"
-            default:
-                guard let date = GenericDomainEventMessage.parseTimestamp(from) else {
-                    throw SettingsError("--from: \"\(from)\" is not beginning, end or an ISO-8601 time such as 2026-11-01T00:00:00Z")
-                }
-                timestamp = date
-                reset = "earliest"
-            }
-            let settings = try kafka.resolve()
-            var configuration = try settings.kafkaConfiguration()
-            configuration["group.id"] = "fanout-tail-\(UUID().uuidString)"
-            configuration["auto.offset.reset"] = reset
-            configuration["enable.auto.commit"] = "false"
-            configuration["allow.auto.create.topics"] = "false"
-            let logger = commandLogger()
-            let admin = try KafkaAdmin(configuration: try settings.kafkaConfiguration(), logger: logger)
-            let topics = try await admin.listTopics()
-            admin.close()
-            guard topics[topic] != nil else { throw SettingsError("topic \"\(topic)\" does not exist") }
-            let consumer = try KafkaConsumer(configuration: configuration, topics: [topic], logger: logger)
-            let idleLimit = idle.map { Duration.milliseconds(Int64($0 * 1000)) }
-            let start = timestamp
-            let limit = count
-            let lastRecord = LastActivity()
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    var printed = 0
-                    var sought = start == nil
-                    for try await message in consumer.messages {
-                        lastRecord.touch()
-                        if !sought, let start {
-                            sought = true
-                            // The first record proves the partitions are assigned; move them all to the time.
-                            try await consumer.seek(toTimestamp: start)
-                            continue
-                        }
-                        printNow(RecordFormatter.format(message, as: format))
-                        printed += 1
-                        if let limit, printed >= limit { break }
-                    }
-                }
-                if let idleLimit {
-                    group.addTask {
-                        while true {
-                            let waited = ContinuousClock.now - lastRecord.instant
-                            if waited >= idleLimit { return }
-                            try await Task.sleep(for: min(idleLimit - waited, .milliseconds(200)))
-                        }
-                    }
-                }
-                _ = try await group.next()
-                await consumer.close()
-                group.cancelAll()
-            }
+            try await TailCommand.run(
+                topic: topic, from: from, count: count, idle: idle, format: format, settings: try kafka.resolve(), logger: commandLogger()
+            )
         }
     }
-}
-
-/// When the last record arrived, shared by the reading task and the idle watchdog.
-final class LastActivity: Sendable {
-    private let value = Mutex(ContinuousClock.now)
-    var instant: ContinuousClock.Instant { value.withLock { $0 } }
-    func touch() { value.withLock { $0 = .now } }
 }
 
 struct Checkpoints: AsyncParsableCommand {
@@ -192,18 +127,9 @@ struct Checkpoints: AsyncParsableCommand {
         defaultSubcommand: List.self
     )
 
-    static func read(_ settings: ResolvedSettings) async throws -> (topic: String, entries: [CheckpointListing.Entry], problems: [String]) {
-        let topic = "fanout.checkpoints.\(settings.string(.application) ?? "fanout")"
-        var configuration = try settings.kafkaConfiguration()
-        configuration["isolation.level"] = "read_committed"
-        let messages = try await KafkaTopicReader.readToEnd(topic: topic, configuration: configuration, logger: commandLogger())
-        let (entries, problems) = CheckpointListing.decode(messages)
-        return (topic, entries, problems)
-    }
-
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List the latest checkpoint of every shard: stream, shard, sequence number, open or finished, epoch, when written."
+            abstract: "List the checkpoint every shard resumes from (the rule `fanout run` uses): stream, shard, sequence number, open or finished, epoch, when written."
         )
 
         @OptionGroup var kafka: KafkaOptions
@@ -212,13 +138,9 @@ struct Checkpoints: AsyncParsableCommand {
         func run() async throws {
             try await reportingErrors {
                 let settings = try kafka.resolve(adding: application.flags, settings: [.application])
-                let (topic, entries, problems) = try await Checkpoints.read(settings)
-                problems.forEach { printError("fanout: warning: \(topic): \($0)") }
-                if entries.isEmpty {
-                    print("no checkpoints in \(topic)")
-                } else {
-                    CheckpointListing.lines(entries).forEach { print($0) }
-                }
+                let (lines, warnings) = try await CheckpointCommands.list(settings, logger: commandLogger())
+                warnings.forEach { printError("fanout: warning: \($0)") }
+                lines.forEach { print($0) }
             }
         }
     }
@@ -251,19 +173,13 @@ struct Checkpoints: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                if let to, to.isEmpty || !to.allSatisfy(\.isNumber) {
+                if let to, to.isEmpty || !to.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
                     throw SettingsError("--to: \"\(to)\" is not a sequence number (decimal digits)")
                 }
                 let settings = try kafka.resolve(adding: application.flags, settings: [.application])
-                let (topic, entries, _) = try await Checkpoints.read(settings)
-                let matching = entries.filter { $0.shardID == shard && (streamARN == nil || $0.streamARN == streamARN) }
-                guard !matching.isEmpty else {
-                    throw SettingsError("\(topic) has no checkpoint for shard \"\(shard)\"\(streamARN.map { " of \($0)" } ?? ""); `fanout checkpoints list` shows them")
-                }
-                guard matching.count == 1, let entry = matching.first else {
-                    throw SettingsError("shard \"\(shard)\" is in several streams (\(matching.map(\.streamARN).joined(separator: ", "))): add --stream-arn")
-                }
-                print("shard \(entry.shardID) of \(entry.streamARN): now \(entry.sequenceNumber ?? "no position")\(entry.isFinished ? ", finished" : ""); reset to \(to ?? "the start position")")
+                let (topic, resolution) = try await CheckpointCommands.read(settings, logger: commandLogger())
+                let entry = try CheckpointCommands.entry(resolution, topic: topic, shard: shard, streamARN: streamARN)
+                print("shard \(entry.shardID) of \(entry.streamARN): now \(entry.checkpoint.sequenceNumber ?? "no position")\(entry.checkpoint.isFinished ? ", finished" : ""); reset to \(to ?? "the start position")")
                 if !yes {
                     guard isatty(STDIN_FILENO) == 1 else {
                         throw SettingsError("refusing to reset without --yes: standard input is not a terminal")
@@ -273,11 +189,7 @@ struct Checkpoints: AsyncParsableCommand {
                         throw SettingsError("not confirmed; nothing changed")
                     }
                 }
-                let configuration = try settings.kafkaConfiguration()
-                let producer = try KafkaProducer(configuration: configuration, logger: commandLogger())
-                let store = KafkaCheckpointStore(topic: topic, configuration: configuration, producer: producer, logger: commandLogger())
-                try await store.save(streamARN: entry.streamARN, shardID: entry.shardID, checkpoint: Checkpoint(sequenceNumber: to, isFinished: false, epoch: entry.epoch))
-                try await producer.flush(timeout: .seconds(10))
+                try await CheckpointCommands.reset(entry, to: to, topic: topic, settings: settings, logger: commandLogger())
                 print("reset shard \(entry.shardID) of \(entry.streamARN)")
             }
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Contracts
 import FanoutApp
 import Foundation
 import Kafka

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Configuration
+import Contracts
 import FanoutApp
 import Foundation
 import Logging
@@ -128,7 +129,7 @@ struct Run: AsyncParsableCommand {
             }
         }
         let logger = Logger(label: "fanout")
-        logger.info("settings", metadata: ["fanout.version": "\(Fanout.version)", "fanout.settings": "\(settings.redactedSummary)"])
+        logger.info("settings", metadata: [LogKey.version: "\(Fanout.version)", LogKey.settings: "\(settings.redactedSummary)"])
         let metrics = bootstrapMetrics()
         do {
             let sidecar = try await Sidecar.make(configuration: configuration, logger: logger)

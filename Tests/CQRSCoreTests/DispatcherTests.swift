@@ -1,5 +1,6 @@
 import CQRSCore
 import ExampleDomain
+import JSON
 import Synchronization
 import Testing
 

@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import CQRSCore
 import ExampleDomain
 import Foundation
+import JSON
 import Logging
 import TestSupport
 import Testing

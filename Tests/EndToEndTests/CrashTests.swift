@@ -1,7 +1,9 @@
 import AWS
 import AsyncHTTPClient
 import CQRSCore
+import Contracts
 import Foundation
+import JSON
 import Kafka
 import Logging
 import TestSupport

@@ -1,6 +1,7 @@
 import AWS
 import AsyncHTTPClient
 import CQRSCore
+import Contracts
 import Foundation
 import Kafka
 import Logging

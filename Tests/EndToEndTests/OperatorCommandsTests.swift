@@ -1,3 +1,5 @@
+import Contracts
+import Delivery
 import FanoutApp
 import Foundation
 import Kafka
@@ -290,6 +292,50 @@ import Testing
         let to = try await CommandLineTests.run(["checkpoints", "reset", "--shard", "shardId-2", "--to", "280", "--yes", "--application", application, "--brokers", brokers])
         #expect(to.status == 0, "\(to.standardError)")
         #expect(try await store.load(streamARN: arn)["shardId-2"] == Checkpoint(sequenceNumber: "280"))
+    }
+}
+
+extension OperatorCommandsTests {
+    /// `fanout checkpoints list` resolves the topic by the sidecar's own rule (`CheckpointRecords`): a later record of an
+    /// older lease epoch (a fenced zombie's) does not win, a tombstone removes its shard, an unreadable record is named.
+    @Test func checkpointsListShowsTheCheckpointTheSidecarResumesFrom() async throws {
+        let brokers = try TestServices.kafkaBrokers()
+        let application = TestServices.uniqueName("cps-rule")
+        let topic = CheckpointRecords.topic(application: application)
+        let configuration = KafkaConfiguration(bootstrapServers: brokers)
+        let admin = try KafkaAdmin(configuration: configuration, logger: Logger(label: "t"))
+        defer { admin.close() }
+        let producer = try KafkaProducer(configuration: configuration, logger: Logger(label: "t"))
+        let store = KafkaCheckpointStore(topic: topic, configuration: configuration, producer: producer, logger: Logger(label: "t"))
+        try await store.ensureTopic(admin: admin)
+        let arn = "arn:aws:dynamodb:us-east-1:000000000000:table/\(application)/stream/2026-01-01T00:00:00.000"
+        func record(_ shard: String, _ checkpoint: Checkpoint) -> KafkaProducerRecord {
+            CheckpointRecords.record(topic: topic, streamARN: arn, shardID: shard, checkpoint: checkpoint)
+        }
+        _ = try await producer.send([
+            record("shardId-A", Checkpoint(sequenceNumber: "500", epoch: 3)),
+            // Written after, by a zombie of epoch 2: the latest record, but not the checkpoint.
+            record("shardId-A", Checkpoint(sequenceNumber: "900", epoch: 2)),
+            record("shardId-B", Checkpoint(sequenceNumber: "120", epoch: 1)),
+            KafkaProducerRecord(topic: topic, key: Array("\(arn)|shardId-B".utf8), value: []),
+            record("shardId-C", Checkpoint(sequenceNumber: "70", epoch: 1)),
+            KafkaProducerRecord(topic: topic, key: Array("\(arn)|shardId-C".utf8), value: Array(#"{"shardId": "shardId-C", "finished": "no"}"#.utf8)),
+        ])
+        try await producer.flush(timeout: .seconds(10))
+        await producer.shutdown()
+
+        let resumed = try await store.load(streamARN: arn)
+        #expect(resumed == ["shardId-A": Checkpoint(sequenceNumber: "500", epoch: 3), "shardId-C": Checkpoint(sequenceNumber: "70", epoch: 1)])
+        let list = try await CommandLineTests.run(["checkpoints", "list", "--application", application, "--brokers", brokers])
+        #expect(list.status == 0, "\(list.standardError)")
+        let rows = list.standardOutput.split(separator: "\n").dropFirst().map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+        let listed = Dictionary(uniqueKeysWithValues: rows.map { row in
+            (row[1], Checkpoint(sequenceNumber: row[2] == "-" ? nil : row[2], isFinished: row[3] == "finished", epoch: Int64(row[4])))
+        })
+        #expect(listed == resumed, "listed: \(listed)")
+        #expect(rows.allSatisfy { $0[0] == arn })
+        #expect(list.standardError.contains("shardId-A epoch 2 is older than epoch 3"), "\(list.standardError)")
+        #expect(list.standardError.contains("finished is missing"), "\(list.standardError)")
     }
 }
 

@@ -1,9 +1,12 @@
 import AWS
 import AsyncHTTPClient
 import CQRSCore
+import Contracts
+import Delivery
 import ExampleDomain
 import FanoutApp
 import Foundation
+import JSON
 import Kafka
 import Logging
 import Router

@@ -1,8 +1,11 @@
 import AWS
 import AsyncHTTPClient
 import CQRSCore
+import Contracts
+import Delivery
 import FanoutApp
 import Foundation
+import JSON
 import Kafka
 import Logging
 import Router

@@ -2,6 +2,7 @@ import AWS
 import AsyncHTTPClient
 import CQRSCore
 import Foundation
+import JSON
 import Logging
 import NIOCore
 import NIOHTTP1

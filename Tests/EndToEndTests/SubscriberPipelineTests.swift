@@ -4,6 +4,7 @@ import CQRSCore
 import ExampleDomain
 import FanoutApp
 import Foundation
+import JSON
 import Kafka
 import Logging
 import Subscribers

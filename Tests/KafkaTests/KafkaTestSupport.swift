@@ -1,3 +1,4 @@
+import Contracts
 import Kafka
 import Logging
 import TestSupport

@@ -1,3 +1,4 @@
+import Contracts
 import Kafka
 import Testing
 import TestSupport

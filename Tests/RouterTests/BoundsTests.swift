@@ -1,7 +1,8 @@
 import AWS
 import CQRSCore
+import Contracts
 import Foundation
-import Kafka
+import JSON
 import Logging
 import Router
 import StreamReader
@@ -217,23 +218,5 @@ import Testing
         } catch {
             #expect(error.description.contains("nesting deeper than 128 levels"), "\(error)")
         }
-    }
-
-    // MARK: - Unrouted event names
-
-    @Test(.timeLimit(.minutes(1))) func unroutedEventNamesAreCountedUnderABoundedNumberOfLabels() async throws {
-        let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: try TestServices.kafkaBrokers()), logger: Logger(label: "bounds"))
-        let pipeline = FanOutPipeline(routes: LiveRoutes(Self.routes, path: "bounds.json"), producer: producer, logger: Logger(label: "bounds"))
-        let limit = FanOutPipeline.maximumUnroutedNames
-        let records = (0..<(limit + 500)).map { index in
-            StreamRecord(eventID: "e", eventName: "INSERT", keys: [:], newImage: Self.event(name: "Unknown\(index)").item, sequenceNumber: "\(index)")
-        }
-        try await pipeline.process(ShardRecords(streamARN: "arn:s", shardID: "shard-1", records: records))
-        let counts = pipeline.currentCounts
-        #expect(counts.unroutedByEventName.count == limit + 1)
-        #expect(counts.unroutedByEventName["Unknown0"] == 1)
-        #expect(counts.unroutedByEventName[FanOutPipeline.otherEventNames] == 500)
-        #expect(counts.unroutedByEventName.values.reduce(0, +) == limit + 500)
-        await producer.shutdown()
     }
 }

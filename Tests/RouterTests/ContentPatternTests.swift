@@ -1,4 +1,5 @@
 import CQRSCore
+import JSON
 import Router
 import Testing
 

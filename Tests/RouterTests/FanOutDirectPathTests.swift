@@ -1,7 +1,7 @@
 import AWS
 import CQRSCore
+import Contracts
 import Foundation
-import Kafka
 import Router
 import TestSupport
 import Testing

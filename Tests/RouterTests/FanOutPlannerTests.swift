@@ -1,6 +1,7 @@
 import AWS
 import CQRSCore
-import Kafka
+import Contracts
+import JSON
 import Router
 import Testing
 

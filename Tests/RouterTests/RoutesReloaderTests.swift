@@ -1,5 +1,6 @@
 import CQRSCore
 import Foundation
+import JSON
 import Logging
 import Metrics
 import MetricsTestKit
@@ -32,7 +33,7 @@ import Testing
             path = directory.appendingPathComponent("routes.json").path
             try text.write(toFile: path, atomically: true, encoding: .utf8)
             live = LiveRoutes(CompiledRoutes(try RoutesFile.load(path: path)), path: path)
-            reloader = RoutesReloader(path: path, live: live, admin: nil, pollInterval: .milliseconds(20), logger: Logger(label: "reload-test"))
+            reloader = RoutesReloader(path: path, live: live, pollInterval: .milliseconds(20), logger: Logger(label: "reload-test"))
         }
 
         func write(_ text: String) throws {
@@ -109,7 +110,7 @@ import Testing
         try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: "..data/routes.json")
 
         let live = LiveRoutes(CompiledRoutes(try RoutesFile.load(path: path)), path: path)
-        let reloader = RoutesReloader(path: path, live: live, admin: nil, pollInterval: .milliseconds(20), logger: Logger(label: "t"))
+        let reloader = RoutesReloader(path: path, live: live, pollInterval: .milliseconds(20), logger: Logger(label: "t"))
         let watching = Task { await reloader.run() }
         #expect(Self.topics(live, "A") == ["t"])
 

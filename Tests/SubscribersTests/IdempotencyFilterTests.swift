@@ -1,4 +1,5 @@
 import CQRSCore
+import JSON
 import Subscribers
 import Synchronization
 import Testing

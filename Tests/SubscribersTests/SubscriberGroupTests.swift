@@ -1,5 +1,7 @@
 import CQRSCore
+import Contracts
 import Foundation
+import JSON
 import Kafka
 import Logging
 import Subscribers

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Contracts
 import Foundation
 import Logging
 import Metrics
@@ -27,7 +28,7 @@ public final class AWSJSONClient: Sendable {
         self.endpoint = configuration.endpoint(for: service)
         self.httpClient = httpClient
         var logger = logger
-        logger[metadataKey: "aws.service"] = .string(service.displayName)
+        logger[metadataKey: LogKey.awsService] = .string(service.displayName)
         self.logger = logger
     }
 
@@ -81,8 +82,8 @@ public final class AWSJSONClient: Sendable {
                 logger.debug(
                     "retrying AWS call",
                     metadata: [
-                        "aws.operation": .string(operation), "aws.attempt": .stringConvertible(attempt),
-                        "aws.error": .string(error.type), "aws.delay": .string("\(delay)"),
+                        LogKey.awsOperation: .string(operation), LogKey.awsAttempt: .stringConvertible(attempt),
+                        LogKey.awsError: .string(error.type), LogKey.awsDelay: .string("\(delay)"),
                     ]
                 )
                 try await Task.sleep(for: delay)
@@ -159,7 +160,7 @@ public final class AWSJSONClient: Sendable {
             if error.isAuthenticationFailure { error.accessKeyID = credentials.accessKeyID }
             logger.debug(
                 "AWS call failed",
-                metadata: ["aws.operation": .string(operation), "aws.error": .string(error.type)]
+                metadata: [LogKey.awsOperation: .string(operation), LogKey.awsError: .string(error.type)]
             )
             throw error
         }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Contracts
 import Foundation
 import Logging
 
@@ -98,9 +99,9 @@ public actor DefaultCredentialProvider: AWSCredentialProvider {
                     logger.debug(
                         "AWS credentials resolved",
                         metadata: [
-                            "aws.credentials.source": .string(result.source.rawValue),
+                            LogKey.credentialsSource: .string(result.source.rawValue),
                             "aws.access_key_id": .string(result.value.credentials.accessKeyID),
-                            "aws.credentials.expiration": .string(result.value.expiration.map { "\($0)" } ?? "none"),
+                            LogKey.credentialsExpiration: .string(result.value.expiration.map { "\($0)" } ?? "none"),
                         ]
                     )
                 }
@@ -116,9 +117,9 @@ public actor DefaultCredentialProvider: AWSCredentialProvider {
                     logger.warning(
                         "cannot refresh AWS credentials; using the current ones until they expire",
                         metadata: [
-                            "aws.credentials.source": .string(cached.source.rawValue),
+                            LogKey.credentialsSource: .string(cached.source.rawValue),
                             "aws.access_key_id": .string(cached.value.credentials.accessKeyID),
-                            "aws.error": .string("\(error)"),
+                            LogKey.awsError: .string("\(error)"),
                         ]
                     )
                 }

@@ -1,4 +1,6 @@
+import Contracts
 import Foundation
+import JSON
 
 /// DynamoDB typed JSON read straight from bytes with `JSONScanner`: the hot path
 /// of every GetRecords page (Foundation's `JSONDecoder` managed ~6,000 records/s).
@@ -158,7 +160,7 @@ extension StreamRecord {
                 switch name {
                 case "eventID": eventID = try scanner.readString()
                 case "eventName": eventName = try scanner.readString()
-                case "awsRegion": if try !scanner.consumeNull() { awsRegion = try scanner.readString() }
+                case LogKey.awsRegion: if try !scanner.consumeNull() { awsRegion = try scanner.readString() }
                 case "dynamodb":
                     sawChange = true
                     try scanner.beginObject()

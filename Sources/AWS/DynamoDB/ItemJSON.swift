@@ -1,3 +1,4 @@
+import JSON
 /// An item as it came in a response: its DynamoDB typed JSON, not yet built into `AttributeValue`s.
 ///
 /// A GetRecords page keeps each record's NewImage this way (`StreamRecord.newImageJSON`): the router

@@ -1,3 +1,4 @@
+import JSON
 /// An event-sourced aggregate: its state is the fold of its events.
 public protocol Aggregate: Sendable {
     /// The `aggregateType` of its events, e.g. `Order`.

@@ -1,4 +1,5 @@
 import AWS
+import JSON
 
 /// Snapshots of event-sourced aggregates in a DynamoDB table: one item per aggregate
 /// (`id` S partition key, `aggregateType`, `version` N: the sequence number of the last

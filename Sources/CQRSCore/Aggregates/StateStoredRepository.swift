@@ -1,5 +1,6 @@
 import AWS
 import Foundation
+import JSON
 
 /// A state-stored aggregate: its current state is kept as one item, versioned.
 public protocol StateStoredAggregate: Codable, Sendable {

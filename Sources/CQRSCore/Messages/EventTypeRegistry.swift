@@ -1,3 +1,4 @@
+import JSON
 /// Maps event names to their payload types, so a handler receives typed events.
 public struct EventTypeRegistry: Sendable {
     private var decoders: [String: @Sendable (JSONValue) throws -> any EventPayload] = [:]

@@ -1,5 +1,6 @@
 import AWS
 import Foundation
+import JSON
 
 extension JSONValue {
     /// The plain-JSON form of a DynamoDB typed value: S → string, N → number

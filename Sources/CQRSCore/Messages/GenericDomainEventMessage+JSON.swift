@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Why a stored or published event could not be read back as a `GenericDomainEventMessage`.
 public struct EventDecodingError: Error, Sendable, Hashable, CustomStringConvertible {

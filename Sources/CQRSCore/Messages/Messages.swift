@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 
 /// Metadata carried by every message: correlation, causation and tracing.
 ///

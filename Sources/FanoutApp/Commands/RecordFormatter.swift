@@ -1,5 +1,7 @@
 import CQRSCore
+import Contracts
 import Foundation
+import JSON
 import Kafka
 
 /// How `fanout tail` shows a Kafka record: decoded as a Fanout record where it is one.
@@ -12,7 +14,7 @@ public enum RecordFormatter {
     }
 
     /// Headers shown in text mode, in this order, without their `fanout-` prefix.
-    static let textHeaders = ["fanout-route", "fanout-source", "fanout-error", "fanout-reason"]
+    static let textHeaders = [FanoutHeader.route, FanoutHeader.source, FanoutHeader.error]
 
     public static func format(_ message: KafkaConsumerMessage, as format: Format) -> String {
         let parsed = try? JSONParser.parse(message.value, maximumDepth: 64)
@@ -34,8 +36,8 @@ public enum RecordFormatter {
         case .text:
             func header(_ name: String) -> String? { message.headers.first { $0.key == name }?.stringValue }
             var fields = ["\(message.topic)/\(message.partition)@\(message.offset)"]
-            if let name = header("fanout-event-name") ?? parsed?["eventName"]?.stringValue { fields.append(name) }
-            if let aggregate = header("fanout-aggregate-id") ?? parsed?["aggregateId"]?.stringValue {
+            if let name = header(FanoutHeader.eventName) ?? parsed?["eventName"]?.stringValue { fields.append(name) }
+            if let aggregate = header(FanoutHeader.aggregateID) ?? parsed?["aggregateId"]?.stringValue {
                 fields.append("aggregate=\(aggregate)")
             } else if let key = message.key {
                 fields.append("key=\(String(decoding: key, as: UTF8.self))")
@@ -45,69 +47,6 @@ public enum RecordFormatter {
             }
             fields.append(parsed.map(JSONWriter.string) ?? "(not JSON, \(message.value.count) bytes) \(String(decoding: message.value.prefix(200), as: UTF8.self))")
             return fields.joined(separator: " ")
-        }
-    }
-}
-
-/// `fanout checkpoints`: the checkpoint topic of one application, decoded.
-public enum CheckpointListing {
-    public struct Entry: Sendable, Hashable {
-        public var streamARN: String
-        public var shardID: String
-        public var sequenceNumber: String?
-        public var isFinished: Bool
-        public var epoch: Int64?
-        public var writtenAt: String?
-        public var offset: Int64
-    }
-
-    /// The latest checkpoint of every shard, in the order of their first record; unreadable records
-    /// are returned as problems (offset and reason), never skipped in silence.
-    public static func decode(_ messages: [KafkaConsumerMessage]) -> (entries: [Entry], problems: [String]) {
-        var order: [String] = []
-        var latest: [String: Entry] = [:]
-        var problems: [String] = []
-        for message in messages {
-            guard let key = message.key.map({ String(decoding: $0, as: UTF8.self) }), let bar = key.lastIndex(of: "|") else {
-                problems.append("offset \(message.offset): the key is not <stream ARN>|<shard id>")
-                continue
-            }
-            if message.value.isEmpty {
-                latest[key] = nil
-                continue
-            }
-            guard let value = try? JSONParser.parse(message.value, maximumDepth: 8) else {
-                problems.append("offset \(message.offset): the value is not JSON")
-                continue
-            }
-            let stream = value["streamArn"]?.stringValue ?? String(key[..<bar])
-            let shard = value["shardId"]?.stringValue ?? String(key[key.index(after: bar)...])
-            var epoch: Int64?
-            if case .number(let text)? = value["epoch"] { epoch = Int64(text) }
-            if latest[key] == nil, !order.contains(key) { order.append(key) }
-            latest[key] = Entry(
-                streamARN: stream, shardID: shard, sequenceNumber: value["sequenceNumber"]?.stringValue,
-                isFinished: value["finished"]?.boolValue ?? false, epoch: epoch,
-                writtenAt: value["writtenAt"]?.stringValue, offset: message.offset
-            )
-        }
-        return (order.compactMap { latest[$0] }, problems)
-    }
-
-    /// A table: one line per shard.
-    public static func lines(_ entries: [Entry]) -> [String] {
-        let rows = entries.map { entry in
-            [
-                entry.streamARN, entry.shardID, entry.sequenceNumber ?? "-", entry.isFinished ? "finished" : "open",
-                entry.epoch.map(String.init) ?? "-", entry.writtenAt ?? "-",
-            ]
-        }
-        let header = ["STREAM", "SHARD", "SEQUENCE", "STATE", "EPOCH", "WRITTEN"]
-        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-        return ([header] + rows).map { row in
-            row.indices.map { column in
-                column == row.count - 1 ? row[column] : row[column].padding(toLength: widths[column], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ")
         }
     }
 }

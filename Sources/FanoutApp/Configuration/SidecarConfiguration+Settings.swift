@@ -1,4 +1,5 @@
 import AWS
+import Delivery
 import Foundation
 import Kafka
 import Logging
@@ -126,10 +127,7 @@ extension ResolvedSettings {
         guard shardPollSeconds >= 0.01, shardPollSeconds <= 60 else {
             throw SettingsError("\(source(.pollInterval)): \(shardPollSeconds) is not a number of seconds between 0.01 and 60")
         }
-        let application = string(.application) ?? "fanout"
-        guard !application.isEmpty, application.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else {
-            throw SettingsError("\(source(.application)): \"\(application)\" must be letters, digits, '.', '_' or '-' (it names Kafka topics)")
-        }
+        let application = try application()
         let leases = try leaseConfiguration()
         let aws: AWSConfiguration
         do {
@@ -153,6 +151,20 @@ extension ResolvedSettings {
             aws: aws,
             leases: leases
         )
+    }
+
+    /// The application (default `fanout`), checked: it names Kafka topics and transactional ids.
+    public func application() throws -> String {
+        let application = string(.application) ?? SidecarConfiguration.defaultApplication
+        guard !application.isEmpty, application.allSatisfy({ $0.isLetter || $0.isNumber || "._-".contains($0) }) else {
+            throw SettingsError("\(source(.application)): \"\(application)\" must be letters, digits, '.', '_' or '-' (it names Kafka topics)")
+        }
+        return application
+    }
+
+    /// The application's checkpoint topic: the one the sidecar resumes from.
+    public func checkpointTopic() throws -> String {
+        CheckpointRecords.topic(application: try application())
     }
 
     /// `--leases on` with its lease duration and worker id; nil for `off`.

@@ -31,6 +31,4 @@ public struct Readiness: Sendable, Encodable, Hashable {
         self.init(isReady: checks.allSatisfy(\.ok), checks: checks)
     }
 
-    /// The checks that did not pass.
-    public var failingChecks: [Check] { checks.filter { !$0.ok } }
 }

@@ -1,4 +1,5 @@
 import CQRSCore
+import JSON
 
 /// A problem in a `where` pattern, at a JSON path.
 struct PatternIssue: Sendable, Hashable {

@@ -1,5 +1,6 @@
 import CQRSCore
 import Foundation
+import JSON
 
 /// A content filter with EventBridge event-pattern semantics, compiled from a
 /// route's `where`, and matched against the event as its JSON form

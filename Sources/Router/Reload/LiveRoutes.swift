@@ -56,7 +56,7 @@ public final class LiveRoutes: Sendable {
     }
 
     /// Swaps in routes as a reload does; for the benchmarks.
-    public func replaceForBenchmark(with routes: CompiledRoutes) {
+    package func replaceForBenchmark(with routes: CompiledRoutes) {
         replace(with: routes)
     }
 

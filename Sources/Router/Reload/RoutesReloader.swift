@@ -1,5 +1,5 @@
+import Contracts
 import Foundation
-import Kafka
 import Logging
 import Metrics
 import Synchronization
@@ -17,7 +17,7 @@ public final class RoutesReloader: Sendable {
     public let path: String
     public let live: LiveRoutes
     public let pollInterval: Duration
-    private let admin: KafkaAdmin?
+    private let prepare: (@Sendable (RoutesFile) async throws -> Void)?
     private let logger: Logger
     private let state: Mutex<State>
     private let reloads = Counter(label: "fanout_routes_reloads_total")
@@ -31,11 +31,15 @@ public final class RoutesReloader: Sendable {
     }
 
     /// - Parameters:
-    ///   - admin: creates the topics a new file declares before it goes live; nil skips that (tests, `routes check`).
-    public init(path: String, live: LiveRoutes, admin: KafkaAdmin?, pollInterval: Duration = .seconds(2), logger: Logger) {
+    ///   - prepare: runs on a new valid file before it goes live (the sidecar creates the topics it declares:
+    ///     Delivery's `TopicProvisioner`); when it throws, the file is refused. nil skips that (tests, `routes check`).
+    public init(
+        path: String, live: LiveRoutes, pollInterval: Duration = .seconds(2), logger: Logger,
+        prepare: (@Sendable (RoutesFile) async throws -> Void)? = nil
+    ) {
         self.path = path
         self.live = live
-        self.admin = admin
+        self.prepare = prepare
         self.pollInterval = pollInterval
         self.logger = logger
         self.state = Mutex(State(fingerprint: FileFingerprint(path: path)))
@@ -87,9 +91,9 @@ public final class RoutesReloader: Sendable {
             return true
         }
         let compiled = CompiledRoutes(file)
-        if let admin {
+        if let prepare {
             do {
-                try await TopicProvisioner.ensureTopics(of: file, admin: admin, logger: logger)
+                try await prepare(file)
             } catch {
                 return refuse("\(path): cannot create its topics: \(error)", content: file.contentHash)
             }
@@ -100,8 +104,8 @@ public final class RoutesReloader: Sendable {
         let status = live.status
         publishInfo(status)
         logger.info("routes reloaded", metadata: [
-            "fanout.routes.file": "\(path)", "fanout.routes.hash": "\(status.hash)", "fanout.routes.version": "\(status.version)",
-            "fanout.routes.count": "\(status.routeCount)",
+            LogKey.routesFile: "\(path)", LogKey.routesHash: "\(status.hash)", LogKey.routesVersion: "\(status.version)",
+            LogKey.routesCount: "\(status.routeCount)",
         ])
         return true
     }
@@ -116,7 +120,7 @@ public final class RoutesReloader: Sendable {
             failures.increment()
             failing.record(1)
             logger.error("routes file refused; the previous routes stay live", metadata: [
-                "error": "\(message)", "fanout.routes.live.hash": "\(live.status.hash)",
+                LogKey.error: "\(message)", LogKey.routesLiveHash: "\(live.status.hash)",
             ])
         }
         return false

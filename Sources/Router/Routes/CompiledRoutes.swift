@@ -1,4 +1,5 @@
 import CQRSCore
+import JSON
 import Synchronization
 
 /// One destination of a routed event: a topic, the routes that chose it, and the key to use.

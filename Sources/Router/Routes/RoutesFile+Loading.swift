@@ -1,6 +1,7 @@
 import CQRSCore
 import Crypto
 import Foundation
+import JSON
 
 /// One problem in a routes file, with where it is.
 public struct RoutesFileIssue: Error, Sendable, Hashable, CustomStringConvertible {

@@ -1,4 +1,5 @@
 import AWS
+import Contracts
 import Foundation
 import Logging
 import Metrics
@@ -99,7 +100,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
         self.source = source
         self.configuration = configuration
         var logger = logger
-        logger[metadataKey: "fanout.worker"] = "\(configuration.workerID)"
+        logger[metadataKey: LogKey.worker] = "\(configuration.workerID)"
         self.logger = logger
     }
 
@@ -117,11 +118,11 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
     public func shardFinished(_ shardID: String, epoch: Int64) async {
         do {
             if try await table.finish(shardID: shardID, me: workerID, epoch: epoch) == .lost {
-                logger.warning("could not mark a finished shard's lease: it was lost first", metadata: ["fanout.shard": "\(shardID)"])
+                logger.warning("could not mark a finished shard's lease: it was lost first", metadata: [LogKey.shard: "\(shardID)"])
             }
         } catch {
             // The next owner finds the finished checkpoint and marks it.
-            logger.error("marking a finished shard's lease failed", metadata: ["fanout.shard": "\(shardID)", "error": "\(error)"])
+            logger.error("marking a finished shard's lease failed", metadata: [LogKey.shard: "\(shardID)", LogKey.error: "\(error)"])
         }
         state.withLock { state in
             if state.held[shardID]?.epoch == epoch { state.held[shardID] = nil }
@@ -139,7 +140,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
         guard dropped else { return }
         lostCounter.increment()
         logger.warning("the shard's transactional producer was fenced by a newer owner: lease given up", metadata: [
-            "fanout.shard": "\(shardID)", "fanout.epoch": "\(epoch)",
+            LogKey.shard: "\(shardID)", LogKey.epoch: "\(epoch)",
         ])
         updateGauge()
     }
@@ -155,7 +156,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
     /// Runs rounds until `requestStop()`, then releases every lease held (after `reader` stopped them).
     public func run(reader: ShardedStreamReader) async {
         logger.info("lease coordinator started", metadata: [
-            "fanout.leases.table": "\(table.tableName)", "fanout.leases.duration": "\(configuration.leaseDuration)",
+            LogKey.leasesTable: "\(table.tableName)", LogKey.leasesDuration: "\(configuration.leaseDuration)",
         ])
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.fenceWatchdog(reader: reader) }
@@ -164,7 +165,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
                 do {
                     try await round(reader: reader)
                 } catch {
-                    logger.warning("lease round failed; trying again next round", metadata: ["error": "\(error)"])
+                    logger.warning("lease round failed; trying again next round", metadata: [LogKey.error: "\(error)"])
                 }
                 let next = started + configuration.renewalInterval
                 while !isStopping, ContinuousClock.now < next {
@@ -188,7 +189,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             }
             for id in fenced {
                 lostCounter.increment()
-                logger.warning("lease not renewed in time: stopped reading the shard (self-fencing)", metadata: ["fanout.shard": "\(id)"])
+                logger.warning("lease not renewed in time: stopped reading the shard (self-fencing)", metadata: [LogKey.shard: "\(id)"])
                 await reader.stopShard(id)
             }
             if !fenced.isEmpty { updateGauge() }
@@ -264,7 +265,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             if try await table.renew(shardID: lease.shardID, me: me, epoch: lease.epoch) == .done {
                 state.withLock { $0.held[lease.shardID] = Held(epoch: lease.epoch, renewedAt: sent) }
                 takenCounter.increment()
-                logger.info("lease taken", metadata: ["fanout.shard": "\(lease.shardID)", "fanout.epoch": "\(lease.epoch)"])
+                logger.info("lease taken", metadata: [LogKey.shard: "\(lease.shardID)", LogKey.epoch: "\(lease.epoch)"])
             }
         }
         let actions = LeaseBalancer.plan(
@@ -293,7 +294,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             }
             if dropped {
                 lostCounter.increment()
-                logger.warning("lease lost to another worker: stopped reading the shard", metadata: ["fanout.shard": "\(id)"])
+                logger.warning("lease lost to another worker: stopped reading the shard", metadata: [LogKey.shard: "\(id)"])
                 await reader.stopShard(id)
             }
         case nil:
@@ -310,21 +311,21 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             state.withLock { $0.held[id] = Held(epoch: epoch, renewedAt: sent) }
             takenCounter.increment()
             logger.info("lease taken", metadata: [
-                "fanout.shard": "\(id)", "fanout.epoch": "\(epoch)", "fanout.previousOwner": "\(expectedOwner ?? "none")",
+                LogKey.shard: "\(id)", LogKey.epoch: "\(epoch)", LogKey.previousOwner: "\(expectedOwner ?? "none")",
             ])
         case .requestHandover(let id, let owner):
             if try await table.requestHandover(shardID: id, me: me, owner: owner) == .done {
-                logger.info("asked for a lease", metadata: ["fanout.shard": "\(id)", "fanout.owner": "\(owner)"])
+                logger.info("asked for a lease", metadata: [LogKey.shard: "\(id)", LogKey.owner: "\(owner)"])
             }
         case .handOver(let id, let worker):
             // Stop and checkpoint first; the lease stays mine until the write, so a failed write keeps it.
             guard let epoch = epoch(of: id) else { return }
             leave(id, reader: reader) { [self] in
                 if try await table.handOver(shardID: id, me: me, to: worker) == .done {
-                    logger.info("lease handed over", metadata: ["fanout.shard": "\(id)", "fanout.to": "\(worker)"])
+                    logger.info("lease handed over", metadata: [LogKey.shard: "\(id)", LogKey.to: "\(worker)"])
                 } else {
                     lostCounter.increment()
-                    logger.warning("handing a lease over failed: it was changed first", metadata: ["fanout.shard": "\(id)", "fanout.epoch": "\(epoch)"])
+                    logger.warning("handing a lease over failed: it was changed first", metadata: [LogKey.shard: "\(id)", LogKey.epoch: "\(epoch)"])
                 }
             }
         case .refuseHandover(let id):
@@ -333,7 +334,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             guard epoch(of: id) != nil else { return }
             leave(id, reader: reader) { [self] in
                 _ = try await table.release(shardID: id, me: me)
-                logger.info("lease released", metadata: ["fanout.shard": "\(id)"])
+                logger.info("lease released", metadata: [LogKey.shard: "\(id)"])
             }
         }
     }
@@ -351,7 +352,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
                     try await write()
                 } catch {
                     // The table still names this worker: a later round adopts the lease again.
-                    logger.warning("handing over or releasing a lease failed", metadata: ["fanout.shard": "\(id)", "error": "\(error)"])
+                    logger.warning("handing over or releasing a lease failed", metadata: [LogKey.shard: "\(id)", LogKey.error: "\(error)"])
                 }
                 _ = self.state.withLock { $0.leaving.removeValue(forKey: id) }
             }
@@ -375,15 +376,15 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             do {
                 _ = try await table.release(shardID: id, me: workerID)
             } catch {
-                logger.error("releasing a lease failed; it expires after the lease duration", metadata: ["fanout.shard": "\(id)", "error": "\(error)"])
+                logger.error("releasing a lease failed; it expires after the lease duration", metadata: [LogKey.shard: "\(id)", LogKey.error: "\(error)"])
             }
         }
         do {
             try await table.removeWorker(me: workerID)
         } catch {
-            logger.error("removing the worker's heartbeat failed", metadata: ["error": "\(error)"])
+            logger.error("removing the worker's heartbeat failed", metadata: [LogKey.error: "\(error)"])
         }
         updateGauge()
-        logger.info("leases released", metadata: ["fanout.leases": "\(held.count)"])
+        logger.info("leases released", metadata: [LogKey.leases: "\(held.count)"])
     }
 }

@@ -1,3 +1,4 @@
+import Contracts
 import Kafka
 import Logging
 import StreamReader
@@ -74,7 +75,7 @@ public final class ExactlyOnceTransactions: ShardLifecycle, Sendable {
         }
         open.withLock { $0[shardID] = Open(epoch: epoch, producer: producer, lock: TransactionLock()) }
         logger.info("transactional producer of the shard ready", metadata: [
-            "fanout.shard": "\(shardID)", "fanout.epoch": "\(epoch)", "kafka.transactionalID": "\(id)",
+            LogKey.shard: "\(shardID)", LogKey.epoch: "\(epoch)", LogKey.transactionalID: "\(id)",
         ])
     }
 

@@ -78,7 +78,7 @@ public struct JSONObject: Sendable, Hashable, Sequence {
     }
 
     /// The dictionary's members in the order of their names (one sort, no rehashing).
-    init(sortingKeysOf dictionary: [String: JSONValue]) {
+    package init(sortingKeysOf dictionary: [String: JSONValue]) {
         keys = dictionary.keys.sorted()
         values = dictionary
     }

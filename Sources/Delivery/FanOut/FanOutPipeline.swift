@@ -1,9 +1,12 @@
 import AWS
+import Contracts
 import Foundation
 import CQRSCore
+import JSON
 import Kafka
 import Logging
 import Metrics
+import Router
 import StreamReader
 import Synchronization
 
@@ -68,7 +71,7 @@ public final class FanOutPipeline: Sendable {
             let outcome = planner.plan(record, streamARN: page.streamARN, shardID: page.shardID, into: &records)
             if case .deadLettered(let reason) = outcome {
                 logger.warning("record sent to the dead-letter topic", metadata: [
-                    "fanout.shard": "\(page.shardID)", "fanout.sequence": "\(record.sequenceNumber)", "error": "\(reason)",
+                    LogKey.shard: "\(page.shardID)", LogKey.sequence: "\(record.sequenceNumber)", LogKey.error: "\(reason)",
                 ])
             }
             outcomes.append(outcome)
@@ -164,7 +167,7 @@ public final class FanOutPipeline: Sendable {
             } catch let error as KafkaError where error.isTransactionAftermath && aftermathRetries < Self.transactionAftermathRetries {
                 aftermathRetries += 1
                 logger.warning("the page's transaction failed in the aftermath of an earlier one; running it again", metadata: [
-                    "fanout.shard": "\(page.shardID)", "fanout.attempt": "\(aftermathRetries)", "error": "\(error)",
+                    LogKey.shard: "\(page.shardID)", LogKey.attempt: "\(aftermathRetries)", LogKey.error: "\(error)",
                 ])
                 try await Task.sleep(for: .milliseconds(100 * aftermathRetries))
             }
@@ -220,7 +223,7 @@ public final class FanOutPipeline: Sendable {
                 + [KafkaHeader(key: FanoutHeader.error, string: String(reason.prefix(FanOutPlanner.maximumHeaderValueBytes / 2)))]
         )
         logger.warning("record refused by its topic, sent to the dead-letter topic", metadata: [
-            "kafka.topic": "\(record.topic)", "error": "\(error)",
+            LogKey.topic: "\(record.topic)", LogKey.error: "\(error)",
         ])
         return (dead, reason)
     }
@@ -313,27 +316,5 @@ public final class FanOutPipeline: Sendable {
             metrics[key] = counter
             return counter
         }
-    }
-}
-
-/// Creates the topics a routes file names, with their partitions and configs. Existing topics are left as they are,
-/// and when every topic exists no CreateTopics request is made (so a principal without that permission, or a
-/// cluster without a controller such as librdkafka's mock cluster, works with topics provisioned beforehand).
-public enum TopicProvisioner {
-    public static func ensureTopics(of routes: RoutesFile, admin: KafkaAdmin, logger: Logger) async throws {
-        let existing = try await admin.listTopics()
-        let specifications = routes.allTopics.filter { existing[$0.name] == nil }.map { topic in
-            KafkaTopicSpecification(
-                name: topic.name,
-                partitions: topic.settings.partitions,
-                replicationFactor: topic.settings.replicationFactor,
-                configs: topic.settings.configs
-            )
-        }
-        try await admin.createTopics(specifications)
-        logger.info("topics ready", metadata: [
-            "kafka.topics": "\(routes.allTopics.map(\.name).joined(separator: ","))",
-            "kafka.topics.created": "\(specifications.map(\.name).joined(separator: ","))",
-        ])
     }
 }

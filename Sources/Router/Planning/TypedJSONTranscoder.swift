@@ -1,4 +1,5 @@
 import AWS
+import JSON
 
 /// Writes DynamoDB typed JSON as plain JSON straight from its bytes, in one pass: byte for byte what
 /// `JSONWriter.write(_: AttributeValue, to:)` writes for the value built from them (an M's members in the

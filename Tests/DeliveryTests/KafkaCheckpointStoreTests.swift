@@ -1,3 +1,4 @@
+import Delivery
 import Kafka
 import Logging
 import Router
@@ -14,7 +15,7 @@ import Testing
         let producer = try KafkaProducer(configuration: configuration, logger: Self.logger)
         let admin = try KafkaAdmin(configuration: configuration, logger: Self.logger)
         let store = KafkaCheckpointStore(
-            topic: KafkaCheckpointStore.topicName(application: TestServices.uniqueName("app")),
+            topic: CheckpointRecords.topic(application: TestServices.uniqueName("app")),
             configuration: configuration, producer: producer, logger: Self.logger
         )
         try await store.ensureTopic(admin: admin)
@@ -43,7 +44,7 @@ import Testing
         let producer = try KafkaProducer(configuration: configuration, logger: Self.logger)
         let admin = try KafkaAdmin(configuration: configuration, logger: Self.logger)
         let store = KafkaCheckpointStore(
-            topic: KafkaCheckpointStore.topicName(application: TestServices.uniqueName("epochs")),
+            topic: CheckpointRecords.topic(application: TestServices.uniqueName("epochs")),
             configuration: configuration, producer: producer, logger: Self.logger
         )
         try await store.ensureTopic(admin: admin)
@@ -78,9 +79,9 @@ import Testing
         (#"{"shardId": "s", "sequenceNumber": "12", "finished": true, "epoch": 1.5}"#, "epoch 1.5 is not an integer"),
     ])
     func aBadCheckpointRecordIsRefusedWithTheReason(value: String, reason: String) {
-        #expect(throws: KafkaCheckpointStore.DecodingError.self) { try KafkaCheckpointStore.decode(Array(value.utf8)) }
+        #expect(throws: CheckpointRecords.DecodingError.self) { try CheckpointRecords.decode(Array(value.utf8)) }
         do {
-            _ = try KafkaCheckpointStore.decode(Array(value.utf8))
+            _ = try CheckpointRecords.decode(Array(value.utf8))
         } catch {
             #expect("\(error)".contains(reason), "\(error)")
         }

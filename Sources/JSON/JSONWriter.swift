@@ -21,7 +21,7 @@ public enum JSONWriter {
 
     /// `[`, the elements written by `element` with commas between them, `]`.
     @inline(__always)
-    static func writeArray<Element>(_ elements: [Element], to output: inout [UInt8], _ element: (Element, inout [UInt8]) -> Void) {
+    package static func writeArray<Element>(_ elements: [Element], to output: inout [UInt8], _ element: (Element, inout [UInt8]) -> Void) {
         output.append(UInt8(ascii: "["))
         for (offset, value) in elements.enumerated() {
             if offset > 0 { output.append(UInt8(ascii: ",")) }

@@ -87,7 +87,7 @@ public struct JSONScanner {
     }
 
     /// Moves on to `offset`, having passed `lines` newlines, the last one ending at `lineStart` (-1: none).
-    mutating func skip(to offset: Int, lines: Int, lineStart: Int) {
+    package mutating func skip(to offset: Int, lines: Int, lineStart: Int) {
         index = offset
         line += lines
         if lineStart >= 0 { self.lineStart = lineStart }

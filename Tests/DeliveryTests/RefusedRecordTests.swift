@@ -1,5 +1,8 @@
 import AWS
 import CQRSCore
+import Contracts
+import Delivery
+import JSON
 import Kafka
 import Logging
 import Router

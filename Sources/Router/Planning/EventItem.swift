@@ -1,5 +1,7 @@
 import AWS
+import CQRSCore
 import Foundation
+import JSON
 
 /// An events-table item read only as far as routing needs: the header fields, and the Kafka
 /// record value written straight from the item's attribute values.

@@ -1,4 +1,3 @@
-import AWS
 
 /// A position in a text file, 1-based.
 public struct TextPosition: Sendable, Hashable, CustomStringConvertible {

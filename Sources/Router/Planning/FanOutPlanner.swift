@@ -1,21 +1,8 @@
 import AWS
 import CQRSCore
-import Kafka
+import JSON
+import Contracts
 import StreamReader
-
-/// Header names of every record Fanout writes (DESIGN.md's Kafka record contract).
-public enum FanoutHeader {
-    public static let contentType = "content-type"
-    public static let eventName = "fanout-event-name"
-    public static let messageID = "fanout-message-id"
-    public static let aggregateID = "fanout-aggregate-id"
-    public static let route = "fanout-route"
-    /// `<stream ARN>/<shard id>/<sequence number>`: split from the right.
-    public static let source = "fanout-source"
-    public static let traceparent = "traceparent"
-    /// Why a record went to the dead-letter topic.
-    public static let error = "fanout-error"
-}
 
 /// What became of one stream record.
 public enum RecordOutcome: Sendable, Hashable {

@@ -1,5 +1,6 @@
 import CQRSCore
 import Foundation
+import JSON
 import Testing
 
 @Suite struct JSONParserTests {

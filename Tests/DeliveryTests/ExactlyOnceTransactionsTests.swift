@@ -1,5 +1,8 @@
 import AWS
 import CQRSCore
+import Contracts
+import Delivery
+import JSON
 import Kafka
 import Logging
 import Router
@@ -79,7 +82,7 @@ import Testing
 
         // The pipeline of a fenced shard throws ShardFencedError (the reader stops that shard only).
         let checkpoints = KafkaCheckpointStore(
-            topic: KafkaCheckpointStore.topicName(application: application), configuration: configuration,
+            topic: CheckpointRecords.topic(application: application), configuration: configuration,
             producer: try KafkaProducer(configuration: configuration, logger: Self.logger), transactions: zombie, logger: Self.logger
         )
         try await checkpoints.ensureTopic(admin: admin)
@@ -125,7 +128,7 @@ import Testing
             epoch = nil
         }
         let checkpoints = KafkaCheckpointStore(
-            topic: KafkaCheckpointStore.topicName(application: application), configuration: configuration, producer: producer,
+            topic: CheckpointRecords.topic(application: application), configuration: configuration, producer: producer,
             transactions: transactions, logger: Self.logger
         )
         try await checkpoints.ensureTopic(admin: admin)
@@ -165,7 +168,7 @@ import Testing
     ) {
         let cluster = try KafkaMockCluster(brokers: 1, logger: Self.logger)
         let application = TestServices.uniqueName(name)
-        let topic = "orders", deadLetterTopic = "dlq", checkpointTopic = KafkaCheckpointStore.topicName(application: application)
+        let topic = "orders", deadLetterTopic = "dlq", checkpointTopic = CheckpointRecords.topic(application: application)
         for name in [topic, deadLetterTopic, checkpointTopic] { try cluster.createTopic(name: name, partitions: 1, replicationFactor: 1) }
         let configuration = KafkaConfiguration(bootstrapServers: cluster.bootstrapServers, properties: ["retry.backoff.ms": "20"])
         var transactional = configuration

@@ -1,0 +1,26 @@
+import Contracts
+import Kafka
+import Logging
+import Router
+
+/// Creates the topics a routes file names, with their partitions and configs. Existing topics are left as they are,
+/// and when every topic exists no CreateTopics request is made (so a principal without that permission, or a
+/// cluster without a controller such as librdkafka's mock cluster, works with topics provisioned beforehand).
+public enum TopicProvisioner {
+    public static func ensureTopics(of routes: RoutesFile, admin: KafkaAdmin, logger: Logger) async throws {
+        let existing = try await admin.listTopics()
+        let specifications = routes.allTopics.filter { existing[$0.name] == nil }.map { topic in
+            KafkaTopicSpecification(
+                name: topic.name,
+                partitions: topic.settings.partitions,
+                replicationFactor: topic.settings.replicationFactor,
+                configs: topic.settings.configs
+            )
+        }
+        try await admin.createTopics(specifications)
+        logger.info("topics ready", metadata: [
+            LogKey.topics: "\(routes.allTopics.map(\.name).joined(separator: ","))",
+            LogKey.topicsCreated: "\(specifications.map(\.name).joined(separator: ","))",
+        ])
+    }
+}

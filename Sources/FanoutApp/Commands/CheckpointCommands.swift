@@ -1,0 +1,72 @@
+import Delivery
+import Foundation
+import Kafka
+import Logging
+import StreamReader
+
+/// `fanout checkpoints list|reset`: the application's checkpoint topic, resolved by the rule the sidecar
+/// resumes by (`CheckpointRecords.resolve`), so the list shows exactly the checkpoint a start would use.
+public enum CheckpointCommands {
+    /// The checkpoint topic and what it resolves to.
+    public static func read(_ settings: ResolvedSettings, logger: Logger) async throws -> (topic: String, resolution: CheckpointRecords.Resolution) {
+        let topic = try settings.checkpointTopic()
+        return (topic, try await CheckpointRecords.read(topic: topic, configuration: try settings.kafkaConfiguration(), logger: logger))
+    }
+
+    /// `list`: a table, one line per shard; unreadable and stale-epoch records as warnings.
+    public static func list(_ settings: ResolvedSettings, logger: Logger) async throws -> (lines: [String], warnings: [String]) {
+        let (topic, resolution) = try await read(settings, logger: logger)
+        let warnings = resolution.unreadable.map { "\(topic): \($0) (ignored)" }
+            + resolution.staleEpochs.map { "\(topic): \($0) (ignored: a fenced writer's)" }
+        return (resolution.entries.isEmpty ? ["no checkpoints in \(topic)"] : lines(resolution.entries), warnings)
+    }
+
+    /// A table: one line per shard.
+    public static func lines(_ entries: [CheckpointRecords.Entry]) -> [String] {
+        let rows = entries.map { entry in
+            [
+                entry.streamARN, entry.shardID, entry.checkpoint.sequenceNumber ?? "-", entry.checkpoint.isFinished ? "finished" : "open",
+                entry.checkpoint.epoch.map(String.init) ?? "-", entry.writtenAt ?? "-",
+            ]
+        }
+        let header = ["STREAM", "SHARD", "SEQUENCE", "STATE", "EPOCH", "WRITTEN"]
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        return ([header] + rows).map { row in
+            row.indices.map { column in
+                column == row.count - 1 ? row[column] : row[column].padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+    }
+
+    /// The one shard `reset` acts on: by id, and by stream when the topic holds more than one.
+    public static func entry(
+        _ resolution: CheckpointRecords.Resolution, topic: String, shard: String, streamARN: String?
+    ) throws -> CheckpointRecords.Entry {
+        let matching = resolution.entries.filter { $0.shardID == shard && (streamARN == nil || $0.streamARN == streamARN) }
+        guard !matching.isEmpty else {
+            throw SettingsError("\(topic) has no checkpoint for shard \"\(shard)\"\(streamARN.map { " of \($0)" } ?? ""); `fanout checkpoints list` shows them")
+        }
+        guard matching.count == 1, let entry = matching.first else {
+            throw SettingsError("shard \"\(shard)\" is in several streams (\(matching.map(\.streamARN).joined(separator: ", "))): add --stream-arn")
+        }
+        return entry
+    }
+
+    /// `reset`: a new checkpoint record for the shard, of its epoch (so that it wins), at `to` or at no position.
+    public static func reset(_ entry: CheckpointRecords.Entry, to: String?, topic: String, settings: ResolvedSettings, logger: Logger) async throws {
+        let configuration = try settings.kafkaConfiguration()
+        let producer = try KafkaProducer(configuration: configuration, logger: logger)
+        let store = KafkaCheckpointStore(topic: topic, configuration: configuration, producer: producer, logger: logger)
+        do {
+            try await store.save(
+                streamARN: entry.streamARN, shardID: entry.shardID,
+                checkpoint: Checkpoint(sequenceNumber: to, isFinished: false, epoch: entry.checkpoint.epoch)
+            )
+            try await producer.flush(timeout: .seconds(10))
+        } catch {
+            await producer.shutdown()
+            throw error
+        }
+        await producer.shutdown()
+    }
+}
