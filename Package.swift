@@ -89,6 +89,8 @@ let package = Package(
             dependencies: [
                 "JSON", "AWS", "CQRSCore", "StreamReader", "Contracts",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -190,7 +192,15 @@ let package = Package(
         .testTarget(name: "AWSTests", dependencies: ["AWS", "JSON", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "CQRSCoreTests", dependencies: ["CQRSCore", "JSON", "ExampleDomain", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "StreamReaderTests", dependencies: ["StreamReader", "TestSupport"], swiftSettings: upcoming),
-        .testTarget(name: "RouterTests", dependencies: ["Router", "JSON", "Contracts", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics")], swiftSettings: upcoming),
+        .testTarget(
+            name: "RouterTests",
+            dependencies: [
+                "Router", "JSON", "Contracts", "TestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: upcoming
+        ),
         .testTarget(
             name: "DeliveryTests",
             dependencies: ["Delivery", "Router", "JSON", "Contracts", "Kafka", "TestSupport", .product(name: "MetricsTestKit", package: "swift-metrics")],

@@ -63,7 +63,11 @@ public final class Sidecar: Sendable {
     /// Builds the sidecar and checks everything it depends on; fails fast with one clear error.
     /// - Parameter checkpoints: where checkpoints go; nil (the default) keeps them in the application's compacted
     ///   Kafka topic. Exactly-once mode always uses that topic.
-    public static func make(configuration: SidecarConfiguration, checkpoints: (any CheckpointStore)? = nil, logger: Logger) async throws -> Sidecar {
+    /// - Parameter reloadOnHangup: SIGHUP reloads the routes file at once (the reloader service owns the signal);
+    ///   `fanout run` sets it, tests that share one process do not.
+    public static func make(
+        configuration: SidecarConfiguration, checkpoints: (any CheckpointStore)? = nil, reloadOnHangup: Bool = false, logger: Logger
+    ) async throws -> Sidecar {
         logger.info("starting fanout", metadata: [LogKey.librdkafkaVersion: "\(Librdkafka.version)"])
         let routesFile: RoutesFile
         do {
@@ -91,7 +95,8 @@ public final class Sidecar: Sendable {
             throw StartupError("cannot create the topics of \(configuration.routesPath): \(error)")
         }
         let reloader = RoutesReloader(
-            path: configuration.routesPath, live: routes, pollInterval: configuration.routesPollInterval, logger: logger
+            path: configuration.routesPath, live: routes, pollInterval: configuration.routesPollInterval, reloadsOnHangup: reloadOnHangup,
+            logger: logger
         ) { [admin, logger] file in
             try await TopicProvisioner.ensureTopics(of: file, admin: admin, logger: logger)
         }
@@ -244,8 +249,8 @@ public final class Sidecar: Sendable {
     }
 
     /// Reads and routes until `requestStop()`, reloading the routes file when it changes
-    /// (and on SIGHUP when `reloadOnHangup`); then flushes the producer and releases everything.
-    public func run(reloadOnHangup: Bool = false) async throws {
+    /// (and on SIGHUP when made with `reloadOnHangup`); then flushes the producer and releases everything.
+    public func run() async throws {
         logger.info("routing", metadata: [LogKey.stream: "\(streamARN)"])
         let reloader = self.reloader
         let result = await withTaskGroup(of: Void.self) { group -> Result<Void, any Error> in
@@ -253,13 +258,6 @@ public final class Sidecar: Sendable {
             group.addTask { await self.recordKafkaStatistics() }
             group.addTask { await self.checkKafkaPeriodically() }
             group.addTask { await self.recordShardMetrics() }
-            if reloadOnHangup {
-                group.addTask {
-                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
-                        await reloader.reloadNow()
-                    }
-                }
-            }
             // Not a child of the group: cancelling the group must not cut a lease write in half.
             let leaseTask = leases.map { leases in Task { [reader] in await leases.run(reader: reader) } }
             let result: Result<Void, any Error>
@@ -307,7 +305,8 @@ public final class Sidecar: Sendable {
     var kafkaHealth: (ok: Bool, detail: String) { kafkaCheck.withLock { $0 } }
 
     /// Per-shard lag as gauges, from the reader's status, every 5 s: the age of the newest record read,
-    /// the age of the last checkpoint, and whether the shard is stalled; plus trimmed gaps in total.
+    /// the age of the last checkpoint, and whether the shard is stalled; plus trimmed gaps in total. A shard's
+    /// series exist while it is read or waits for its parent, and are removed once it is finished or not held.
     private func recordShardMetrics() async {
         var gauges: [String: (age: Metrics.Gauge, checkpointAge: Metrics.Gauge, stalled: Metrics.Gauge)] = [:]
         let gaps = Metrics.Gauge(label: "fanout_stream_trimmed_gaps")
@@ -315,7 +314,17 @@ public final class Sidecar: Sendable {
         while !Task.isCancelled {
             let status = reader.status
             let now = Date()
-            for shard in status.shards {
+            // A finished shard, or one whose lease this worker does not hold, has no series here (its owner has
+            // them): the series of one that was read is removed, so dead shards do not pile up in /metrics.
+            let live = status.shards.filter { $0.state == .reading || $0.state == .waitingForParent }
+            let liveIDs = Set(live.map(\.shardID))
+            for (shardID, retired) in gauges where !liveIDs.contains(shardID) {
+                retired.age.destroy()
+                retired.checkpointAge.destroy()
+                retired.stalled.destroy()
+                gauges[shardID] = nil
+            }
+            for shard in live {
                 let shardGauges = gauges[shard.shardID] ?? (
                     Metrics.Gauge(label: "fanout_shard_newest_record_age_seconds", dimensions: [("shard", shard.shardID)]),
                     Metrics.Gauge(label: "fanout_shard_checkpoint_age_seconds", dimensions: [("shard", shard.shardID)]),
@@ -411,7 +420,7 @@ struct SidecarService: Service {
 
     func run() async throws {
         try await withGracefulShutdownHandler {
-            try await sidecar.run(reloadOnHangup: true)
+            try await sidecar.run()
         } onGracefulShutdown: {
             sidecar.requestStop()
         }

@@ -132,7 +132,7 @@ struct Run: AsyncParsableCommand {
         logger.info("settings", metadata: [LogKey.version: "\(Fanout.version)", LogKey.settings: "\(settings.redactedSummary)"])
         let metrics = bootstrapMetrics()
         do {
-            let sidecar = try await Sidecar.make(configuration: configuration, logger: logger)
+            let sidecar = try await Sidecar.make(configuration: configuration, reloadOnHangup: true, logger: logger)
             try await sidecar.runUntilSignalled(statusPort: port, metrics: metrics)
         } catch {
             printError("fanout: error: \(error)")

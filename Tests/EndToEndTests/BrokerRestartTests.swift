@@ -207,10 +207,11 @@ import Testing
         // (So an event missing from the topic below was acknowledged by the broker, then dropped by it.)
         #expect((status["counts"] as? [String: Any])?["recordsRead"] as? Int == total, "status: \(status)")
         if crash {
-            // The case the producer's replacement exists for: the broker's lost second broke the sequence (a fatal
-            // error); the producer was replaced and routing went on. Only what the broker dropped is missing.
-            #expect(replaced >= 1, "the producer never hit a fatal error; log: \(text.suffix(3_000))")
-            #expect((producer?["rebuilds"] as? Int ?? 0) >= 1, "status: \(status)")
+            // The case the producer's replacement exists for: when the broker's lost second broke the sequence (a
+            // fatal error: most runs, not all, since a kill between two batches loses nothing of the producer's), the
+            // producer was replaced and routing went on; either way only what the broker dropped is missing. The
+            // replacement itself is asserted deterministically by KafkaProducerRecoveryTests (fatal-error injection).
+            #expect((producer?["rebuilds"] as? Int ?? -1) == replaced, "status: \(status); log: \(text.suffix(3_000))")
             #expect(missing.allSatisfy { Int($0.dropFirst())! < writtenAtKill }, "missing after the kill: \(missing.sorted())")
             // At most what the broker acknowledged in its last unsaved second: about 40 events.
             #expect(missing.count <= 80, "missing: \(missing.sorted())")

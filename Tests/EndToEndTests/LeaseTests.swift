@@ -224,7 +224,22 @@ import Testing
 
         // An added instance asks for its share; the owners hand one lease each over.
         instances.append(try Instance(worker: "x3", arguments: arguments))
-        _ = try await Self.waitForBalance(instances, counts: [2, 2, 2])
+        let rebalanced = try await Self.waitForBalance(instances, counts: [2, 2, 2])
+        // Per-shard series only for the shards an instance holds: the ones handed over leave its /metrics (the
+        // gauges are refreshed every 5 s; 20 s is a hang guard).
+        for (instance, held) in zip(instances, rebalanced) {
+            func shardSeries() async throws -> Set<String> {
+                let lines = try await instance.get("/metrics").split(separator: "\n").filter { $0.hasPrefix("fanout_shard_stalled{") }
+                return Set(lines.compactMap { line in line.split(separator: "\"").dropFirst().first.map(String.init) })
+            }
+            let deadline = ContinuousClock.now + .seconds(20)
+            var series = try await shardSeries()
+            while series != Set(held.keys), ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(500))
+                series = try await shardSeries()
+            }
+            #expect(series == Set(held.keys), "\(instance.worker): series for \(series.sorted()), leases \(held.keys.sorted())")
+        }
         let second = try await setup.put(40, batch: "b")
         let counts = try await setup.waitForAll(second, in: topic)
         #expect((first + second).filter { counts[$0] == nil }.isEmpty, "lost")

@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import MetricsTestKit
 @testable import Router
+import ServiceLifecycleTestKit
 import TestSupport
 import Testing
 
@@ -125,6 +126,25 @@ import Testing
         watching.cancel()
         #expect(Self.topics(live, "B") == ["t"])
         #expect(Self.topics(live, "A").isEmpty)
+    }
+
+    /// The reloader is a lifecycle service: it reloads while it runs, and a graceful shutdown ends its run (no
+    /// cancellation needed), as the sidecar's ServiceGroup relies on.
+    @Test(.timeLimit(.minutes(1))) func theReloaderServiceEndsOnGracefulShutdown() async throws {
+        let fixture = try Fixture(Self.routes("A"))
+        let reloader = RoutesReloader(path: fixture.path, live: fixture.live, pollInterval: .milliseconds(20), logger: Logger(label: "t"))
+        try await testGracefulShutdown { trigger in
+            let running = Task { await reloader.run() }
+            try fixture.write(Self.routes("B"))
+            let deadline = ContinuousClock.now + .seconds(20)
+            while Self.topics(fixture.live, "B").isEmpty, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(Self.topics(fixture.live, "B") == ["t"], "the running service did not reload the changed file")
+            trigger.triggerGracefulShutdown()
+            await running.value
+            #expect(!running.isCancelled)
+        }
     }
 
     @Test func anUnchangedFileIsNotReloaded() async throws {

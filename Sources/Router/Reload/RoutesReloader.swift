@@ -2,19 +2,23 @@ import Contracts
 import Foundation
 import Logging
 import Metrics
+import ServiceLifecycle
 import Synchronization
+import UnixSignals
 
 /// Watches the routes file and swaps in each new valid version.
 ///
 /// The file is polled (modification time, size, inode and the resolved target
 /// of any symlink, so a Kubernetes ConfigMap swap through `..data` is seen), and
-/// `reloadNow()` checks at once (the sidecar calls it on SIGHUP). A new file is
+/// `reloadNow()` checks at once (so does SIGHUP, with `reloadsOnHangup`). A new file is
 /// parsed and validated here, off the routing path; its topics are created; only
 /// then is the compiled table swapped in. A file that fails is logged once per
 /// content, shown in `LiveRoutes.status` and counted, and the last good routes
 /// stay in force until a good file arrives.
-public final class RoutesReloader: Sendable {
+public final class RoutesReloader: Service, Sendable {
     public let path: String
+    /// SIGHUP reloads at once (the sidecar's reloader; not the tests', which share one process).
+    public let reloadsOnHangup: Bool
     public let live: LiveRoutes
     public let pollInterval: Duration
     private let prepare: (@Sendable (RoutesFile) async throws -> Void)?
@@ -34,10 +38,11 @@ public final class RoutesReloader: Sendable {
     ///   - prepare: runs on a new valid file before it goes live (the sidecar creates the topics it declares:
     ///     Delivery's `TopicProvisioner`); when it throws, the file is refused. nil skips that (tests, `routes check`).
     public init(
-        path: String, live: LiveRoutes, pollInterval: Duration = .seconds(2), logger: Logger,
+        path: String, live: LiveRoutes, pollInterval: Duration = .seconds(2), reloadsOnHangup: Bool = false, logger: Logger,
         prepare: (@Sendable (RoutesFile) async throws -> Void)? = nil
     ) {
         self.path = path
+        self.reloadsOnHangup = reloadsOnHangup
         self.live = live
         self.prepare = prepare
         self.pollInterval = pollInterval
@@ -46,15 +51,31 @@ public final class RoutesReloader: Sendable {
         publishInfo(live.status)
     }
 
-    /// Polls until the task is cancelled.
+    /// The reloader as a lifecycle service: polls the file every `pollInterval` and, when `reloadsOnHangup`,
+    /// reloads at once on SIGHUP (it owns that signal), until graceful shutdown or cancellation.
     public func run() async {
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: pollInterval)
-            } catch {
-                return
+        await cancelWhenGracefulShutdown { [self] in
+            await withTaskGroup(of: Void.self) { group in
+                if reloadsOnHangup {
+                    group.addTask {
+                        for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                            await self.reloadNow()
+                        }
+                    }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        do {
+                            try await Task.sleep(for: self.pollInterval)
+                        } catch {
+                            return
+                        }
+                        await self.checkForChanges()
+                    }
+                }
+                await group.next()
+                group.cancelAll()
             }
-            await checkForChanges()
         }
     }
 
