@@ -146,6 +146,14 @@ public final class ShardedStreamReader: Sendable {
         var listed: [String: Shard] = [:]
         /// Shards asked to stop (a handover or release of their lease).
         var stoppingShards: Set<String> = []
+        /// Callers of `stopShard` waiting for the shard's reader to end, by shard id.
+        var shardEndWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+        /// The shard's reader ended (or the shard is finished): returns who waited for it, to be resumed.
+        mutating func shardEnded(_ shardID: String) -> [CheckedContinuation<Void, Never>] {
+            running.remove(shardID)
+            return shardEndWaiters.removeValue(forKey: shardID) ?? []
+        }
         /// The parent cycles of the last listing, already reported.
         var reportedCycles: Set<String> = []
     }
@@ -186,8 +194,14 @@ public final class ShardedStreamReader: Sendable {
             return true
         }
         guard running else { return }
-        while state.withLock({ $0.running.contains(shardID) }) {
-            try? await Task.sleep(for: .milliseconds(20))
+        // Woken when the shard's reader ends (`State.shardEnded`), not by polling.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ended = state.withLock { state in
+                guard state.running.contains(shardID) else { return true }
+                state.shardEndWaiters[shardID, default: []].append(continuation)
+                return false
+            }
+            if ended { continuation.resume() }
         }
     }
 
@@ -383,7 +397,7 @@ public final class ShardedStreamReader: Sendable {
         }
         for (shard, epoch) in starting {
             group.addTask {
-                defer { self.state.withLock { _ = $0.running.remove(shard.shardID) } }
+                defer { for waiter in self.state.withLock({ $0.shardEnded(shard.shardID) }) { waiter.resume() } }
                 // Before the checkpoint is read: the previous owner's uncommitted work is settled (fenced) first.
                 guard await self.startShard(shard.shardID, epoch: epoch) else { return }
                 await self.readHeldShard(shard, epoch: epoch, ownership: ownership, process: process)
@@ -677,14 +691,15 @@ public final class ShardedStreamReader: Sendable {
         let last = Checkpoint(sequenceNumber: lastSequence, isFinished: true, epoch: epoch)
         guard try await saveCheckpoint(last, shardID: id, logger: logger) else { return }
         logger.info("shard finished")
-        state.withLock { state in
+        let waiters = state.withLock { state in
             state.finished.insert(id)
-            state.running.remove(id)
             state.rediscover = true
             state.shards[id]?.status.state = .finished
             state.shards[id]?.status.isStalled = false
             state.shards[id]?.isBehind = false
+            return state.shardEnded(id)
         }
+        for waiter in waiters { waiter.resume() }
         if let ownership, let epoch { await ownership.shardFinished(id, epoch: epoch) }
     }
 

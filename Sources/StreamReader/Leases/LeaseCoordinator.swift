@@ -71,6 +71,8 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
     private let source: any StreamSource
     private let logger: Logger
     private let state = Mutex(State())
+    /// Wakes the wait between rounds when `requestStop()` is called.
+    private let stopSignal = StopSignal()
     private let heldGauge = Gauge(label: "fanout_leases_held")
     private let takenCounter = Counter(label: "fanout_leases_taken_total")
     private let lostCounter = Counter(label: "fanout_leases_lost_total")
@@ -149,6 +151,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
     /// Call it once the reader has stopped (every shard checkpointed).
     public func requestStop() {
         state.withLock { $0.stopRequested = true }
+        stopSignal.trigger()
     }
 
     private var isStopping: Bool { state.withLock { $0.stopRequested } }
@@ -167,10 +170,8 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
                 } catch {
                     logger.warning("lease round failed; trying again next round", metadata: [LogKey.error: "\(error)"])
                 }
-                let next = started + configuration.renewalInterval
-                while !isStopping, ContinuousClock.now < next {
-                    try? await Task.sleep(for: .milliseconds(50))
-                }
+                // Until the next round, or at once when asked to stop.
+                await stopSignal.wait(until: started + configuration.renewalInterval)
             }
             group.cancelAll()
         }
