@@ -253,17 +253,26 @@ import Testing
 
     // MARK: checkpoints
 
-    @Test func checkpointsListsEveryShardAndResetsOneWithConfirmation() async throws {
+    /// A new application's checkpoint topic (created, as `fanout.checkpoints.<application>`), a producer and the store
+    /// on it, and a stream ARN for its records.
+    static func checkpointTopic(
+        _ prefix: String
+    ) async throws -> (brokers: String, application: String, arn: String, producer: KafkaProducer, store: KafkaCheckpointStore) {
         let brokers = try TestServices.kafkaBrokers()
-        let application = TestServices.uniqueName("cps")
-        let topic = "fanout.checkpoints.\(application)"
+        let application = TestServices.uniqueName(prefix)
         let configuration = KafkaConfiguration(bootstrapServers: brokers)
         let admin = try KafkaAdmin(configuration: configuration, logger: Logger(label: "t"))
         defer { admin.close() }
         let producer = try KafkaProducer(configuration: configuration, logger: Logger(label: "t"))
-        let store = KafkaCheckpointStore(topic: topic, configuration: configuration, producer: producer, logger: Logger(label: "t"))
+        let store = KafkaCheckpointStore(
+            topic: "fanout.checkpoints.\(application)", configuration: configuration, producer: producer, logger: Logger(label: "t")
+        )
         try await store.ensureTopic(admin: admin)
-        let arn = "arn:aws:dynamodb:us-east-1:000000000000:table/\(application)/stream/2026-01-01T00:00:00.000"
+        return (brokers, application, "arn:aws:dynamodb:us-east-1:000000000000:table/\(application)/stream/2026-01-01T00:00:00.000", producer, store)
+    }
+
+    @Test func checkpointsListsEveryShardAndResetsOneWithConfirmation() async throws {
+        let (brokers, application, arn, producer, store) = try await Self.checkpointTopic("cps")
         try await store.save(streamARN: arn, shardID: "shardId-1", checkpoint: Checkpoint(sequenceNumber: "100"))
         try await store.save(streamARN: arn, shardID: "shardId-1", checkpoint: Checkpoint(sequenceNumber: "250", isFinished: true))
         try await store.save(streamARN: arn, shardID: "shardId-2", checkpoint: Checkpoint(sequenceNumber: "300"))
@@ -299,16 +308,8 @@ extension OperatorCommandsTests {
     /// `fanout checkpoints list` resolves the topic by the sidecar's own rule (`CheckpointRecords`): a later record of an
     /// older lease epoch (a fenced zombie's) does not win, a tombstone removes its shard, an unreadable record is named.
     @Test func checkpointsListShowsTheCheckpointTheSidecarResumesFrom() async throws {
-        let brokers = try TestServices.kafkaBrokers()
-        let application = TestServices.uniqueName("cps-rule")
-        let topic = CheckpointRecords.topic(application: application)
-        let configuration = KafkaConfiguration(bootstrapServers: brokers)
-        let admin = try KafkaAdmin(configuration: configuration, logger: Logger(label: "t"))
-        defer { admin.close() }
-        let producer = try KafkaProducer(configuration: configuration, logger: Logger(label: "t"))
-        let store = KafkaCheckpointStore(topic: topic, configuration: configuration, producer: producer, logger: Logger(label: "t"))
-        try await store.ensureTopic(admin: admin)
-        let arn = "arn:aws:dynamodb:us-east-1:000000000000:table/\(application)/stream/2026-01-01T00:00:00.000"
+        let (brokers, application, arn, producer, store) = try await Self.checkpointTopic("cps-rule")
+        let topic = store.topic
         func record(_ shard: String, _ checkpoint: Checkpoint) -> KafkaProducerRecord {
             CheckpointRecords.record(topic: topic, streamARN: arn, shardID: shard, checkpoint: checkpoint)
         }
