@@ -62,7 +62,7 @@ public final class KafkaCheckpointStore: CheckpointStore {
             _ = try await producer.send([record])
             return
         }
-        let key = "\(streamARN)|\(shardID)"
+        let key = CheckpointRecords.key(streamARN: streamARN, shardID: shardID)
         if committed.withLock({ $0[key] }) == checkpoint { return }
         try await transactions.withTransaction(shardID: shardID, epoch: checkpoint.epoch) { producer in
             _ = try await producer.send([record])
@@ -72,7 +72,7 @@ public final class KafkaCheckpointStore: CheckpointStore {
 
     /// Notes that a committed transaction carried this checkpoint.
     func committedInTransaction(streamARN: String, shardID: String, checkpoint: Checkpoint) {
-        committed.withLock { $0["\(streamARN)|\(shardID)"] = checkpoint }
+        committed.withLock { $0[CheckpointRecords.key(streamARN: streamARN, shardID: shardID)] = checkpoint }
     }
 
     /// The Kafka record of a checkpoint.
