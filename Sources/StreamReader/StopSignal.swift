@@ -1,13 +1,18 @@
 import Synchronization
 
 /// A one-way stop flag that sleepers wait on: `wait(until:)` returns at the deadline or as soon as the
-/// signal is triggered, whichever comes first (no polling).
+/// signal is triggered, whichever comes first (no polling). `wake()` ends the waits once without
+/// triggering: a supervisor sleeping until its next deadline is woken when something it watches changed.
 public final class StopSignal: Sendable {
     private struct State {
         var isTriggered = false
+        /// A wake with no one waiting: the next wait returns at once (and clears it).
+        var wakePending = false
         var nextID = 0
         var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
-        /// Waits already over (their deadline came) whose continuation may not be registered yet.
+        /// Waits under way, registered or not yet.
+        var active: Set<Int> = []
+        /// Waits already over (their deadline came, or a wake) whose continuation may not be registered yet.
         var abandoned: Set<Int> = []
     }
 
@@ -27,12 +32,31 @@ public final class StopSignal: Sendable {
         for waiter in waiters { waiter.resume() }
     }
 
-    /// Returns at `deadline`, or at once when the signal is (or becomes) triggered, or when the task is cancelled.
+    /// Ends every wait under way, once; with none under way, the next wait returns at once.
+    public func wake() {
+        let waiters = state.withLock { state in
+            if state.active.isEmpty { state.wakePending = true }
+            // A wait not yet registered returns as soon as it registers.
+            state.abandoned.formUnion(state.active.subtracting(state.waiters.keys))
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns at `deadline`, or at once when the signal is (or becomes) triggered or woken, or when the task
+    /// is cancelled.
     public func wait(until deadline: ContinuousClock.Instant) async {
-        let id = state.withLock { state in
+        let id: Int? = state.withLock { state in
+            if state.wakePending || state.isTriggered {
+                state.wakePending = false
+                return nil
+            }
             defer { state.nextID += 1 }
+            state.active.insert(state.nextID)
             return state.nextID
         }
+        guard let id else { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
             group.addTask { await self.waitForTrigger(id) }
@@ -46,7 +70,10 @@ public final class StopSignal: Sendable {
             }
             waiter?.resume()
         }
-        state.withLock { _ = $0.abandoned.remove(id) }
+        state.withLock { state in
+            state.abandoned.remove(id)
+            state.active.remove(id)
+        }
     }
 
     private func waitForTrigger(_ id: Int) async {

@@ -28,4 +28,26 @@ import Testing
             signal.trigger()
         }
     }
+
+    @Test func aWakeEndsTheWaitsUnderWayOnceWithoutTriggering() async {
+        let signal = StopSignal()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<10 { group.addTask { await signal.wait(until: .now + .seconds(3600)) } }
+            // Woken, registered or not yet: the waits end (an hour-long one would hit the time limit).
+            try? await Task.sleep(for: .milliseconds(20))
+            signal.wake()
+        }
+        #expect(!signal.isTriggered)
+        // The wake was spent: a later wait lasts to its deadline.
+        let started = ContinuousClock.now
+        await signal.wait(until: started + .milliseconds(200))
+        #expect(ContinuousClock.now - started >= .milliseconds(200))
+    }
+
+    @Test func aWakeWithNoOneWaitingEndsTheNextWaitAtOnce() async {
+        let signal = StopSignal()
+        signal.wake()
+        await signal.wait(until: .now + .seconds(3600))
+        #expect(!signal.isTriggered)
+    }
 }

@@ -5,24 +5,6 @@ import Logging
 import Metrics
 import Synchronization
 
-/// Which shards this worker may read: the ``ShardedStreamReader`` consults it when it starts a shard
-/// and before every page and checkpoint.
-public protocol ShardOwnership: Sendable {
-    /// The epoch of this worker's lease on the shard; nil when it does not hold it (or fenced itself).
-    func epoch(of shardID: String) -> Int64?
-    /// Every shard held now, with its epoch.
-    var heldShards: [String: Int64] { get }
-    /// The shard was read to its end and its last checkpoint saved: mark its lease finished.
-    func shardFinished(_ shardID: String, epoch: Int64) async
-    /// The shard's writer was fenced by a newer owner (exactly-once mode): the lease counts as lost and
-    /// the shard is not started again unless the table gives it back.
-    func shardFenced(_ shardID: String, epoch: Int64)
-}
-
-extension ShardOwnership {
-    public func shardFenced(_ shardID: String, epoch: Int64) {}
-}
-
 public struct LeaseCoordinatorConfiguration: Sendable {
     /// This worker's id in the lease table (unique per process).
     public var workerID: String
@@ -73,6 +55,8 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
     private let state = Mutex(State())
     /// Wakes the wait between rounds when `requestStop()` is called.
     private let stopSignal = StopSignal()
+    /// Wakes the fence watchdog when a lease is taken (its deadline may come before the one it sleeps to).
+    private let leaseTaken = StopSignal()
     private let heldGauge = Gauge(label: "fanout_leases_held")
     private let takenCounter = Counter(label: "fanout_leases_taken_total")
     private let lostCounter = Counter(label: "fanout_leases_lost_total")
@@ -178,15 +162,17 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
         await releaseAll(reader: reader)
     }
 
-    /// Drops, at once, every lease not renewed for 2/3 of the lease duration.
+    /// Drops, at once, every lease not renewed for 2/3 of the lease duration. It sleeps until the earliest
+    /// held lease's limit, or until a lease is taken, then looks again.
     private func fenceWatchdog(reader: ShardedStreamReader) async {
         while !Task.isCancelled {
             let limit = configuration.selfFenceAfter
             let now = ContinuousClock.now
-            let fenced: [String] = state.withLock { state in
+            let (fenced, next): ([String], ContinuousClock.Instant) = state.withLock { state in
                 let stale = state.held.filter { now - $0.value.renewedAt >= limit }.map(\.key)
                 for id in stale { state.held[id] = nil }
-                return stale
+                let next = state.held.values.map { $0.renewedAt + limit }.min() ?? now + limit
+                return (stale, next)
             }
             for id in fenced {
                 lostCounter.increment()
@@ -194,7 +180,7 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
                 await reader.stopShard(id)
             }
             if !fenced.isEmpty { updateGauge() }
-            try? await Task.sleep(for: .milliseconds(100))
+            await leaseTaken.wait(until: next)
         }
     }
 
@@ -267,6 +253,8 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
                 state.withLock { $0.held[lease.shardID] = Held(epoch: lease.epoch, renewedAt: sent) }
                 takenCounter.increment()
                 logger.info("lease taken", metadata: [LogKey.shard: "\(lease.shardID)", LogKey.epoch: "\(lease.epoch)"])
+                leaseTaken.wake()
+                reader.heldShardsChanged()
             }
         }
         let actions = LeaseBalancer.plan(
@@ -310,6 +298,8 @@ public final class LeaseCoordinator: ShardOwnership, Sendable {
             let sent = ContinuousClock.now
             guard let epoch = try await table.take(shardID: id, me: me, expectedOwner: expectedOwner, expectedCounter: expectedCounter) else { return }
             state.withLock { $0.held[id] = Held(epoch: epoch, renewedAt: sent) }
+            leaseTaken.wake()
+            reader.heldShardsChanged()
             takenCounter.increment()
             logger.info("lease taken", metadata: [
                 LogKey.shard: "\(id)", LogKey.epoch: "\(epoch)", LogKey.previousOwner: "\(expectedOwner ?? "none")",
