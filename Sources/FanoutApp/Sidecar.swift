@@ -30,16 +30,16 @@ public final class Sidecar: Sendable {
     public let reloader: RoutesReloader
     public let streamARN: String
     public let pipeline: FanOutPipeline
-    private let reader: ShardedStreamReader
+    let reader: ShardedStreamReader
     /// With `--leases on`: this instance's leases.
     public let leases: LeaseCoordinator?
-    private let kafkaCheck = Mutex<(ok: Bool, detail: String)>((true, "reachable at start-up"))
+    let kafkaCheck = Mutex<(ok: Bool, detail: String)>((true, "reachable at start-up"))
     /// Exactly-once mode: the transactional producers (per leased shard with leases).
     let transactions: ExactlyOnceTransactions?
     let producer: KafkaProducer
-    private let admin: KafkaAdmin
-    private let httpClient: HTTPClient
-    private let logger: Logger
+    let admin: KafkaAdmin
+    let httpClient: HTTPClient
+    let logger: Logger
 
     private init(
         configuration: SidecarConfiguration, routes: LiveRoutes, reloader: RoutesReloader, streamARN: String, pipeline: FanOutPipeline,
@@ -248,181 +248,9 @@ public final class Sidecar: Sendable {
         return arn
     }
 
-    /// Reads and routes until `requestStop()`, reloading the routes file when it changes
-    /// (and on SIGHUP when made with `reloadOnHangup`); then flushes the producer and releases everything.
-    public func run() async throws {
-        logger.info("routing", metadata: [LogKey.stream: "\(streamARN)"])
-        let reloader = self.reloader
-        let result = await withTaskGroup(of: Void.self) { group -> Result<Void, any Error> in
-            group.addTask { await reloader.run() }
-            group.addTask { await self.recordKafkaStatistics() }
-            group.addTask { await self.checkKafkaPeriodically() }
-            group.addTask { await self.recordShardMetrics() }
-            // Not a child of the group: cancelling the group must not cut a lease write in half.
-            let leaseTask = leases.map { leases in Task { [reader] in await leases.run(reader: reader) } }
-            let result: Result<Void, any Error>
-            do {
-                try await reader.run(process: pipeline.process)
-                result = .success(())
-            } catch {
-                result = .failure(error)
-            }
-            // Every shard is checkpointed: release the leases so the other instances take them at once.
-            leases?.requestStop()
-            await leaseTask?.value
-            group.cancelAll()
-            return result
-        }
-        await shutdown()
-        try result.get()
-        logger.info("stopped", metadata: [LogKey.records: "\(pipeline.currentCounts.recordsRead)"])
-    }
-
-    /// librdkafka's statistics (every `statistics.interval.ms`, 10 s by default) as gauges.
-    private func recordKafkaStatistics() async {
-        let queuedMessages = Metrics.Gauge(label: "fanout_kafka_producer_queue_messages")
-        let queuedBytes = Metrics.Gauge(label: "fanout_kafka_producer_queue_bytes")
-        let sent = Metrics.Gauge(label: "fanout_kafka_producer_sent_messages")
-        let retries = Metrics.Gauge(label: "fanout_kafka_producer_retries")
-        var roundTrips: [String: Metrics.Gauge] = [:]
-        for await statistics in producer.statistics {
-            queuedMessages.record(statistics.queuedMessages)
-            queuedBytes.record(statistics.queuedBytes)
-            sent.record(statistics.sentMessages)
-            retries.record(statistics.retries)
-            for (name, broker) in statistics.brokers where broker.nodeID >= 0 {
-                let gauge = roundTrips[name] ?? Metrics.Gauge(label: "fanout_kafka_broker_rtt_seconds", dimensions: [("broker", name)])
-                roundTrips[name] = gauge
-                gauge.record(Double(broker.averageRoundTripMicroseconds) / 1_000_000)
-            }
-        }
-    }
-
     /// The stream reader's shard states.
     public var streamStatus: StreamReaderStatus { reader.status }
 
     /// The last background check of Kafka.
     var kafkaHealth: (ok: Bool, detail: String) { kafkaCheck.withLock { $0 } }
-
-    /// Per-shard lag as gauges, from the reader's status, every 5 s: the age of the newest record read,
-    /// the age of the last checkpoint, and whether the shard is stalled; plus trimmed gaps in total. A shard's
-    /// series exist while it is read or waits for its parent, and are removed once it is finished or not held.
-    private func recordShardMetrics() async {
-        var gauges: [String: (age: Metrics.Gauge, checkpointAge: Metrics.Gauge, stalled: Metrics.Gauge)] = [:]
-        let gaps = Metrics.Gauge(label: "fanout_stream_trimmed_gaps")
-        let stalledShards = Metrics.Gauge(label: "fanout_stream_stalled_shards")
-        while !Task.isCancelled {
-            let status = reader.status
-            let now = Date()
-            // A finished shard, or one whose lease this worker does not hold, has no series here (its owner has
-            // them): the series of one that was read is removed, so dead shards do not pile up in /metrics.
-            let live = status.shards.filter { $0.state == .reading || $0.state == .waitingForParent }
-            let liveIDs = Set(live.map(\.shardID))
-            for (shardID, retired) in gauges where !liveIDs.contains(shardID) {
-                retired.age.destroy()
-                retired.checkpointAge.destroy()
-                retired.stalled.destroy()
-                gauges[shardID] = nil
-            }
-            for shard in live {
-                let shardGauges = gauges[shard.shardID] ?? (
-                    Metrics.Gauge(label: "fanout_shard_newest_record_age_seconds", dimensions: [("shard", shard.shardID)]),
-                    Metrics.Gauge(label: "fanout_shard_checkpoint_age_seconds", dimensions: [("shard", shard.shardID)]),
-                    Metrics.Gauge(label: "fanout_shard_stalled", dimensions: [("shard", shard.shardID)])
-                )
-                gauges[shard.shardID] = shardGauges
-                if let age = shard.newestRecordAge {
-                    shardGauges.age.record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
-                }
-                if let checkpoint = shard.lastCheckpoint {
-                    shardGauges.checkpointAge.record(now.timeIntervalSince(checkpoint))
-                }
-                shardGauges.stalled.record(shard.isStalled ? 1 : 0)
-            }
-            gaps.record(status.trimmedGaps)
-            stalledShards.record(status.stalledShardIDs.count)
-            do {
-                try await Task.sleep(for: .seconds(5))
-            } catch {
-                return
-            }
-        }
-    }
-
-    /// Asks Kafka for its metadata every 10 s, for readiness.
-    private func checkKafkaPeriodically() async {
-        while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: .seconds(10))
-                let topics = try await admin.listTopics(timeout: .seconds(5))
-                kafkaCheck.withLock { $0 = (true, "\(topics.count) topics visible at \(configuration.brokers)") }
-            } catch is CancellationError {
-                return
-            } catch {
-                kafkaCheck.withLock { $0 = (false, "\(configuration.brokers): \(error)") }
-            }
-        }
-    }
-
-    /// Stops reading: each shard finishes and checkpoints its current page, then `run()` returns.
-    public func requestStop() {
-        reader.requestStop()
-        leases?.requestStop()
-    }
-
-    private func shutdown() async {
-        await transactions?.shutdown()
-        await producer.shutdown()
-        admin.close()
-        try? await httpClient.shutdown()
-    }
-
-    /// Runs until SIGTERM or SIGINT, then stops gracefully. With `statusPort`, serves `/healthz`, `/readyz`,
-    /// `/status` and `/metrics` there until the sidecar has drained (services stop in reverse order).
-    public func runUntilSignalled(statusPort: Int? = nil, metrics: PrometheusCollectorRegistry? = nil) async throws {
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if let statusPort {
-            let application = makeStatusApplication(
-                port: statusPort,
-                status: { [self] in self.status },
-                readiness: { [self] in self.readiness() },
-                metrics: metrics ?? PrometheusCollectorRegistry(),
-                logger: logger,
-                onServerRunning: { [logger] port in logger.info("status endpoint listening", metadata: [LogKey.httpPort: "\(port)"]) }
-            )
-            services.append(.init(service: application))
-        }
-        services.append(.init(service: SidecarService(sidecar: self)))
-        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        // Draining is bounded: after 30 s the shutdown escalates to cancellation (what was checkpointed stays checkpointed).
-        configuration.maximumGracefulShutdownDuration = .seconds(30)
-        let secondSignal = Task { [logger] in
-            // The first SIGTERM/SIGINT starts the graceful shutdown (the service group traps it too);
-            // a second one means "now": exit at once. Checkpoints already written stay written; records
-            // not yet acknowledged were never checkpointed, so the next start reads them again.
-            var received = 0
-            for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
-                received += 1
-                guard received >= 2 else { continue }
-                logger.warning("second signal: exiting at once without draining", metadata: [LogKey.signal: "\(signal)"])
-                // _exit: no atexit handlers, which could run while librdkafka's threads still work.
-                _exit(128 + signal.rawValue)
-            }
-        }
-        defer { secondSignal.cancel() }
-        try await ServiceGroup(configuration: configuration).run()
-    }
-}
-
-/// The sidecar as a lifecycle service: graceful shutdown asks it to stop reading and drain.
-struct SidecarService: Service {
-    let sidecar: Sidecar
-
-    func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await sidecar.run()
-        } onGracefulShutdown: {
-            sidecar.requestStop()
-        }
-    }
 }
