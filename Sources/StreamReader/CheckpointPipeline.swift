@@ -6,7 +6,8 @@ import Synchronization
 /// One shard's checkpoints, written in page order while the next page is routed: a page's checkpoint is
 /// started once the page was processed, and awaited before the next page's is started (and before the
 /// shard stops). A checkpoint is never written for a lease this worker lost; a failed write is retried
-/// with backoff until it is written or the shard must stop.
+/// with backoff until it is written or the shard must stop. When the store commits page checkpoints with
+/// the pages (exactly-once mode), only the shard's final checkpoint is written here.
 struct CheckpointPipeline {
     let reader: ShardedStreamReader
     let shardID: String
@@ -24,6 +25,11 @@ struct CheckpointPipeline {
     /// the previous one could not be saved because the shard must stop.
     mutating func enqueue(_ checkpoint: Checkpoint) async throws -> Bool {
         guard try await drain() else { return false }
+        if reader.checkpoints.pageCheckpointsCommitWithPages {
+            // Committed with the page's records, by `process`.
+            reader.update(shardID) { $0.status.lastCheckpoint = Date() }
+            return true
+        }
         pending = Task { [self] in try await save(checkpoint) }
         return true
     }

@@ -22,6 +22,14 @@ public protocol CheckpointStore: Sendable {
     /// Every checkpoint of the stream, by shard id.
     func load(streamARN: String) async throws -> [String: Checkpoint]
     func save(streamARN: String, shardID: String, checkpoint: Checkpoint) async throws
+    /// True when `process` itself commits each page's checkpoint, atomically with the page's records
+    /// (exactly-once mode: both in one Kafka transaction). The reader then saves only what no page carries,
+    /// a shard's final checkpoint, so that every checkpoint has one writer.
+    var pageCheckpointsCommitWithPages: Bool { get }
+}
+
+extension CheckpointStore {
+    public var pageCheckpointsCommitWithPages: Bool { false }
 }
 
 /// Checkpoints kept in memory: for tests and for runs that always start from the stream's start position.

@@ -148,6 +148,30 @@ import Testing
         await harness.shutdown()
     }
 
+    /// A store whose page checkpoints are committed by `process` with the pages (exactly-once mode's Kafka store):
+    /// every save the reader makes is recorded.
+    final class PagesCarryCheckpoints: CheckpointStore {
+        let saves = Mutex<[Checkpoint]>([])
+        func load(streamARN: String) async throws -> [String: Checkpoint] { [:] }
+        func save(streamARN: String, shardID: String, checkpoint: Checkpoint) async throws { saves.withLock { $0.append(checkpoint) } }
+        var pageCheckpointsCommitWithPages: Bool { true }
+    }
+
+    @Test func whenPagesCarryTheirCheckpointsTheReaderWritesOnlyTheShardsFinalOne() async throws {
+        // Each checkpoint has one writer: the page's (exactly-once) transaction, or for a shard's end the reader.
+        let harness = try await Harness.start(StreamScenario(shards: [
+            .init(id: "shard-closed", closed: true, records: StreamScenario.events("a", 1...5)),
+        ]))
+        let store = PagesCarryCheckpoints()
+        let reader = harness.makeReader(checkpoints: store) { $0.pageLimit = 2 }
+        let collector = Collector()
+        try await Self.run(reader, process: { collector.add($0) }, until: { reader.status.shard("shard-closed")?.state == .finished })
+        #expect(collector.pages.withLock { $0.count } == 3)
+        #expect(store.saves.withLock { $0 } == [Checkpoint(sequenceNumber: collector.records.last?.sequenceNumber, isFinished: true)])
+        #expect(reader.status.shard("shard-closed")?.lastCheckpoint != nil)
+        await harness.shutdown()
+    }
+
     @Test func independentShardsAreReadConcurrently() async throws {
         let harness = try await Harness.start(StreamScenario(shards: [
             .init(id: "shard-x", records: StreamScenario.events("x", 1...2)),

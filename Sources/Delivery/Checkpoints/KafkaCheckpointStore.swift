@@ -9,17 +9,15 @@ import Synchronization
 /// records and how they resolve). The topic is read to its end at start (and, with leases, whenever a shard's
 /// lease is taken).
 ///
-/// In exactly-once mode the pipeline writes each page's checkpoint in the same
-/// transaction as the page's records (`record(streamARN:shardID:checkpoint:)`),
-/// and `save` only writes what that did not cover (a shard's end).
+/// In exactly-once mode each page's checkpoint record (`record(streamARN:shardID:checkpoint:)`) is committed
+/// in the page's transaction by the pipeline (``pageCheckpointsCommitWithPages``), and `save` writes, in a
+/// transaction of its own, only what no page carries: a shard's final checkpoint. Each checkpoint has one writer.
 public final class KafkaCheckpointStore: CheckpointStore {
     public let topic: String
     private let configuration: KafkaConfiguration
     private let producer: KafkaProducer
     private let transactions: ExactlyOnceTransactions?
     private let logger: Logger
-    /// In exactly-once mode: the checkpoint each shard's last committed transaction carried.
-    private let committed = Mutex<[String: Checkpoint]>([:])
 
     /// - Parameters:
     ///   - producer: an idempotent producer (unused in exactly-once mode, where `transactions` writes).
@@ -62,18 +60,13 @@ public final class KafkaCheckpointStore: CheckpointStore {
             _ = try await producer.send([record])
             return
         }
-        let key = CheckpointRecords.key(streamARN: streamARN, shardID: shardID)
-        if committed.withLock({ $0[key] }) == checkpoint { return }
         try await transactions.withTransaction(shardID: shardID, epoch: checkpoint.epoch) { producer in
             _ = try await producer.send([record])
         }
-        committedInTransaction(streamARN: streamARN, shardID: shardID, checkpoint: checkpoint)
     }
 
-    /// Notes that a committed transaction carried this checkpoint.
-    func committedInTransaction(streamARN: String, shardID: String, checkpoint: Checkpoint) {
-        committed.withLock { $0[CheckpointRecords.key(streamARN: streamARN, shardID: shardID)] = checkpoint }
-    }
+    /// In exactly-once mode the pipeline commits each page's checkpoint with the page.
+    public var pageCheckpointsCommitWithPages: Bool { transactions != nil }
 
     /// The Kafka record of a checkpoint.
     public func record(streamARN: String, shardID: String, checkpoint: Checkpoint) -> KafkaProducerRecord {

@@ -84,7 +84,6 @@ public final class FanOutPipeline: Sendable {
                 records, checkpoint: checkpointRecord, page: page, transactions: exactlyOnce.transactions,
                 deadLetterTopic: planner.routes.file.deadLetterTopic, outcomes: &outcomes
             )
-            exactlyOnce.checkpoints.committedInTransaction(streamARN: page.streamARN, shardID: page.shardID, checkpoint: checkpoint)
         } else if !records.isEmpty {
             records = try await send(records, deadLetterTopic: planner.routes.file.deadLetterTopic, outcomes: &outcomes)
         }
