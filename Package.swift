@@ -189,7 +189,7 @@ let package = Package(
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"], swiftSettings: upcoming),
         .testTarget(name: "JSONTests", dependencies: ["JSON", "AWS", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "KafkaTests", dependencies: ["Kafka", "Contracts", "TestSupport"], swiftSettings: upcoming),
-        .testTarget(name: "AWSTests", dependencies: ["AWS", "JSON", "TestSupport"], swiftSettings: upcoming),
+        .testTarget(name: "AWSTests", dependencies: ["AWS", "JSON", "TestSupport", .product(name: "Metrics", package: "swift-metrics")], swiftSettings: upcoming),
         .testTarget(name: "CQRSCoreTests", dependencies: ["CQRSCore", "JSON", "ExampleDomain", "TestSupport"], swiftSettings: upcoming),
         .testTarget(name: "StreamReaderTests", dependencies: ["StreamReader", "TestSupport"], swiftSettings: upcoming),
         .testTarget(

@@ -18,6 +18,7 @@ public final class AWSJSONClient: Sendable {
     public let endpoint: URL
     let httpClient: HTTPClient
     let logger: Logger
+    let metrics = AWSCallMetrics()
 
     /// The largest response body accepted (GetRecords and Query answer at most 1 MB of data).
     static let maxResponseBytes = 32 * 1024 * 1024
@@ -60,21 +61,17 @@ public final class AWSJSONClient: Sendable {
         let started = ContinuousClock.now
         var attempt = 1
         let label = name(operation)
+        let metrics = self.metrics.operation(label)
         while true {
-            Counter(label: "fanout_aws_requests_total", dimensions: [("operation", label)]).increment()
+            metrics.requests.increment()
             let attemptStarted = ContinuousClock.now
             // One observation per attempt, failed ones too: a slow endpoint shows whether it answers or not.
-            defer {
-                Metrics.Timer(label: Self.requestDurationLabel, dimensions: [("operation", label)])
-                    .recordNanoseconds(Self.nanoseconds(ContinuousClock.now - attemptStarted))
-            }
+            defer { metrics.duration.recordNanoseconds(Self.nanoseconds(ContinuousClock.now - attemptStarted)) }
             do {
                 return try await attemptCall(operation, body: jsonBody)
             } catch var error as AWSError {
-                Counter(label: "fanout_aws_errors_total", dimensions: [("operation", label), ("code", error.type)]).increment()
-                if error.isThrottling {
-                    Counter(label: "fanout_aws_throttles_total", dimensions: [("operation", label)]).increment()
-                }
+                self.metrics.errors(label, code: error.type).increment()
+                if error.isThrottling { metrics.throttles.increment() }
                 error.attempts = attempt
                 guard error.isRetriable, attempt < policy.maxAttempts else { throw error }
                 let delay = policy.delay(beforeRetry: attempt, throttled: error.isThrottling)

@@ -152,14 +152,15 @@ public final class RoutesReloader: Service, Sendable {
         failing.record(0)
     }
 
-    /// `fanout_routes_info{hash, version} 1` for the live file; the previous file's series goes to 0.
+    /// `fanout_routes_info{hash, version} 1` for the live file; the previous file's series is removed, so the
+    /// metric has one series however often the file is reloaded.
     private func publishInfo(_ status: RoutesStatus) {
         let gauge = Gauge(label: "fanout_routes_info", dimensions: [("hash", String(status.hash.prefix(12))), ("version", String(status.version))])
         let previous = state.withLock { state in
             defer { state.infoGauge = gauge }
             return state.infoGauge
         }
-        previous?.record(0)
+        if let previous, previous !== gauge { previous.destroy() }
         gauge.record(1)
     }
 }
