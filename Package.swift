@@ -136,7 +136,7 @@ let package = Package(
         .executableTarget(
             name: "fanout",
             dependencies: [
-                "FanoutApp", "JSON", "Contracts", "AWS", "Kafka", "StreamReader", "Router", "Delivery", "Subscribers", "CQRSCore",
+                "FanoutApp", "Kafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),

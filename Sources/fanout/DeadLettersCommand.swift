@@ -1,10 +1,5 @@
 import ArgumentParser
-import CQRSCore
 import FanoutApp
-import Foundation
-import Kafka
-import Logging
-import Subscribers
 
 /// `fanout dead-letters list|retry`.
 struct DeadLetters: AsyncParsableCommand {
@@ -33,13 +28,9 @@ struct DeadLetters: AsyncParsableCommand {
         var topic: String?
 
         func run() async throws {
-            do {
-                let topic = try DeadLetters.topic(group: group, topic: topic)
-                let lines = try await DeadLetterCommands.list(topic: topic, configuration: try kafka.resolve().kafkaConfiguration(), logger: commandLogger())
+            try await reportingErrors {
+                let lines = try await DeadLetterCommands.list(group: group, topic: topic, settings: try kafka.resolve(), logger: commandLogger())
                 lines.forEach { print($0) }
-            } catch {
-                printError("fanout: error: \(error)")
-                throw ExitCode.failure
             }
         }
     }
@@ -64,21 +55,9 @@ struct DeadLetters: AsyncParsableCommand {
         var key: String
 
         func run() async throws {
-            do {
-                let offset = try await DeadLetterTopic.requestRetry(group: group, key: key, configuration: try kafka.resolve().kafkaConfiguration(), logger: commandLogger())
-                print("retry of \(key) requested at \(DeadLetterTopic.name(forGroup: group))@\(offset)")
-            } catch {
-                printError("fanout: error: \(error)")
-                throw ExitCode.failure
+            try await reportingErrors {
+                print(try await DeadLetterCommands.requestRetry(group: group, key: key, settings: try kafka.resolve(), logger: commandLogger()))
             }
-        }
-    }
-
-    static func topic(group: String?, topic: String?) throws -> String {
-        switch (group, topic) {
-        case (let group?, nil): return DeadLetterTopic.name(forGroup: group)
-        case (nil, let topic?): return topic
-        default: throw ValidationError("give either --group or --topic")
         }
     }
 }

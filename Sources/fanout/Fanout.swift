@@ -1,10 +1,7 @@
-import AWS
 import ArgumentParser
 import FanoutApp
 import Foundation
 import Kafka
-import Logging
-import StreamReader
 
 @main
 struct Fanout: AsyncParsableCommand {

@@ -1,25 +1,14 @@
 import ArgumentParser
-import CQRSCore
 import Configuration
-import Delivery
 import FanoutApp
 import Foundation
-import Kafka
 import Logging
-import Router
-import StreamReader
-import Synchronization
 
 /// A logger for the short-lived commands: warnings and errors only, to standard error.
 func commandLogger() -> Logger {
     var logger = Logger(label: "fanout") { label in StreamLogHandler.standardError(label: label) }
     logger.logLevel = .warning
     return logger
-}
-
-/// Writes to standard output at once (unbuffered), for output read while the command runs.
-func printNow(_ text: String, terminator: String = "\n") {
-    StandardStreams.writeOutput(text + terminator)
 }
 
 struct Topics: AsyncParsableCommand {
@@ -60,20 +49,7 @@ struct Topics: AsyncParsableCommand {
                 var flags = application.flags
                 flags[.routes] = routes.map(ConfigContent.string)
                 let settings = try kafka.resolve(adding: flags, settings: [.routes, .application])
-                let path = settings.string(.routes) ?? "routes.json"
-                let file: RoutesFile
-                do {
-                    file = try RoutesFile.load(path: path)
-                } catch let error as RoutesFileError {
-                    throw SettingsError(error.issues.map(\.description).joined(separator: "\n"))
-                }
-                let admin = try KafkaAdmin(configuration: try settings.kafkaConfiguration(), logger: commandLogger())
-                defer { admin.close() }
-                let checkpointTopic = try settings.checkpointTopic()
-                return try await TopicsEnsure.run(
-                    TopicsEnsure.specifications(routes: file, checkpointTopic: checkpointTopic),
-                    admin: admin, fix: fix, dryRun: dryRun
-                )
+                return try await TopicsEnsure.run(settings: settings, fix: fix, dryRun: dryRun, logger: commandLogger())
             }
             report.lines.forEach { print($0) }
             if report.driftCount > 0 { throw ExitCode(2) }
@@ -173,24 +149,10 @@ struct Checkpoints: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingErrors {
-                if let to, to.isEmpty || !to.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
-                    throw SettingsError("--to: \"\(to)\" is not a sequence number (decimal digits)")
-                }
-                let settings = try kafka.resolve(adding: application.flags, settings: [.application])
-                let (topic, resolution) = try await CheckpointCommands.read(settings, logger: commandLogger())
-                let entry = try CheckpointCommands.entry(resolution, topic: topic, shard: shard, streamARN: streamARN)
-                print("shard \(entry.shardID) of \(entry.streamARN): now \(entry.checkpoint.sequenceNumber ?? "no position")\(entry.checkpoint.isFinished ? ", finished" : ""); reset to \(to ?? "the start position")")
-                if !yes {
-                    guard isatty(STDIN_FILENO) == 1 else {
-                        throw SettingsError("refusing to reset without --yes: standard input is not a terminal")
-                    }
-                    printNow("Type the shard id to confirm: ", terminator: "")
-                    guard readLine()?.trimmingCharacters(in: .whitespaces) == entry.shardID else {
-                        throw SettingsError("not confirmed; nothing changed")
-                    }
-                }
-                try await CheckpointCommands.reset(entry, to: to, topic: topic, settings: settings, logger: commandLogger())
-                print("reset shard \(entry.shardID) of \(entry.streamARN)")
+                try await CheckpointCommands.reset(
+                    settings: try kafka.resolve(adding: application.flags, settings: [.application]),
+                    shard: shard, streamARN: streamARN, to: to, yes: yes, logger: commandLogger(), output: { print($0) }
+                )
             }
         }
     }

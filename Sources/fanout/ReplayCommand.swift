@@ -1,9 +1,5 @@
 import ArgumentParser
-import Contracts
 import FanoutApp
-import Foundation
-import Kafka
-import Logging
 
 /// `fanout replay`: moves one consumer group's committed offsets.
 struct Replay: AsyncParsableCommand {
@@ -29,28 +25,9 @@ struct Replay: AsyncParsableCommand {
     var from: String
 
     func run() async throws {
-        do {
-            let position = try Self.position(from)
-            let offsets = try await KafkaGroupOffsets.reset(
-                group: group, topic: topic, to: position, configuration: try kafka.resolve().kafkaConfiguration(), logger: commandLogger()
-            )
-            for offset in offsets.sorted(by: { $0.partition < $1.partition }) {
-                print("\(group) \(topic)[\(offset.partition)] -> \(offset.offset)")
-            }
-        } catch {
-            printError("fanout: error: \(error)")
-            throw ExitCode.failure
-        }
-    }
-
-    static func position(_ text: String) throws -> KafkaGroupOffsets.Position {
-        switch text.lowercased() {
-        case "earliest", "beginning": return .earliest
-        case "latest", "end": return .latest
-        default:
-            if let offset = Int64(text), offset >= 0 { return .offset(offset) }
-            if let date = try? Date(text, strategy: .iso8601) { return .timestamp(date) }
-            throw ValidationError("--from: \"\(text)\" is not earliest, latest, an offset or an ISO-8601 time (2026-11-01T00:00:00Z)")
+        try await reportingErrors {
+            let lines = try await ReplayCommand.run(group: group, topic: topic, from: from, settings: try kafka.resolve(), logger: commandLogger())
+            lines.forEach { print($0) }
         }
     }
 }

@@ -1,9 +1,7 @@
 import ArgumentParser
 import Configuration
-import Contracts
 import FanoutApp
 import Foundation
-import Logging
 
 /// The settings of `fanout run` beyond Kafka's.
 struct RunOptions: ParsableArguments {
@@ -102,41 +100,9 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: RunOptions
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        let settings: ResolvedSettings
-        let configuration: SidecarConfiguration
-        let port: Int
-        let level: Logger.Level
-        let format: String
-        do {
-            settings = try kafka.resolve(adding: try options.flags(), settings: RunOptions.settings)
-            level = try settings.logLevel()
-            format = try settings.logFormat()
-            port = try settings.httpPort()
-            configuration = try settings.sidecarConfiguration(environment: environment)
-        } catch {
-            printError("fanout: error: \(error)")
-            throw ExitCode.failure
-        }
-        switch format {
-        case "json":
-            LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
-        default:
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
-        }
-        let logger = Logger(label: "fanout")
-        logger.info("settings", metadata: [LogKey.version: "\(Fanout.version)", LogKey.settings: "\(settings.redactedSummary)"])
-        let metrics = bootstrapMetrics()
-        do {
-            let sidecar = try await Sidecar.make(configuration: configuration, reloadOnHangup: true, logger: logger)
-            try await sidecar.runUntilSignalled(statusPort: port, metrics: metrics)
-        } catch {
-            printError("fanout: error: \(error)")
-            throw ExitCode.failure
+        try await reportingErrors {
+            let settings = try kafka.resolve(adding: try options.flags(), settings: RunOptions.settings)
+            try await RunCommand.run(settings: settings, environment: ProcessInfo.processInfo.environment, version: Fanout.version)
         }
     }
 }
@@ -154,11 +120,7 @@ struct ConfigCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let settings = try kafka.resolve(adding: try options.flags(), settings: RunOptions.settings)
-            _ = try settings.logLevel()
-            _ = try settings.logFormat()
-            _ = try settings.httpPort()
-            _ = try settings.sidecarConfiguration(environment: ProcessInfo.processInfo.environment)
-            settings.describe().forEach { print($0) }
+            try RunCommand.describe(settings: settings, environment: ProcessInfo.processInfo.environment).forEach { print($0) }
         }
     }
 }

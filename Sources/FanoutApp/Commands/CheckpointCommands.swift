@@ -69,4 +69,29 @@ public enum CheckpointCommands {
         }
         await producer.shutdown()
     }
+
+    /// `fanout checkpoints reset`: checks `--to`, finds the shard's checkpoint, prints it and what it becomes, asks
+    /// for the shard id to be typed back unless `yes` (refusing when standard input is not a terminal), then
+    /// writes the reset. `output` prints one line.
+    public static func reset(
+        settings: ResolvedSettings, shard: String, streamARN: String?, to: String?, yes: Bool, logger: Logger, output: (String) -> Void
+    ) async throws {
+        if let to, to.isEmpty || !to.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
+            throw SettingsError("--to: \"\(to)\" is not a sequence number (decimal digits)")
+        }
+        let (topic, resolution) = try await read(settings, logger: logger)
+        let entry = try entry(resolution, topic: topic, shard: shard, streamARN: streamARN)
+        output("shard \(entry.shardID) of \(entry.streamARN): now \(entry.checkpoint.sequenceNumber ?? "no position")\(entry.checkpoint.isFinished ? ", finished" : ""); reset to \(to ?? "the start position")")
+        if !yes {
+            guard isatty(STDIN_FILENO) == 1 else {
+                throw SettingsError("refusing to reset without --yes: standard input is not a terminal")
+            }
+            StandardStreams.writeOutput("Type the shard id to confirm: ")
+            guard readLine()?.trimmingCharacters(in: .whitespaces) == entry.shardID else {
+                throw SettingsError("not confirmed; nothing changed")
+            }
+        }
+        try await reset(entry, to: to, topic: topic, settings: settings, logger: logger)
+        output("reset shard \(entry.shardID) of \(entry.streamARN)")
+    }
 }

@@ -55,4 +55,21 @@ public enum DeadLetterCommands {
         }
         return lines
     }
+
+    /// `fanout dead-letters list`: the topic is the group's dead-letter topic (`--group`) or the one named (`--topic`).
+    public static func list(group: String?, topic: String?, settings: ResolvedSettings, logger: Logger) async throws -> [String] {
+        let name: String
+        switch (group, topic) {
+        case (let group?, nil): name = DeadLetterTopic.name(forGroup: group)
+        case (nil, let topic?): name = topic
+        default: throw SettingsError("give either --group or --topic")
+        }
+        return try await list(topic: name, configuration: try settings.kafkaConfiguration(), logger: logger)
+    }
+
+    /// `fanout dead-letters retry`: writes the retry request for the aggregate `key`; the line to print.
+    public static func requestRetry(group: String, key: String, settings: ResolvedSettings, logger: Logger) async throws -> String {
+        let offset = try await DeadLetterTopic.requestRetry(group: group, key: key, configuration: try settings.kafkaConfiguration(), logger: logger)
+        return "retry of \(key) requested at \(DeadLetterTopic.name(forGroup: group))@\(offset)"
+    }
 }

@@ -1,5 +1,6 @@
 import Contracts
 import Kafka
+import Logging
 import Router
 
 /// `fanout topics ensure`: creates the topics a routes file (and Fanout itself) needs, and reports
@@ -26,6 +27,22 @@ public enum TopicsEnsure {
             )
         }
         return specifications
+    }
+
+    /// `fanout topics ensure`: the topics of the routes file the settings name (`routes`, default routes.json) and
+    /// the application's checkpoint topic, checked and created through one admin client.
+    public static func run(settings: ResolvedSettings, fix: Bool, dryRun: Bool, logger: Logger) async throws -> Report {
+        let path = settings.string(.routes) ?? "routes.json"
+        let file: RoutesFile
+        do {
+            file = try RoutesFile.load(path: path)
+        } catch {
+            // A typed throw: every error here is a RoutesFileError.
+            throw SettingsError(error.issues.map(\.description).joined(separator: "\n"))
+        }
+        let admin = try KafkaAdmin(configuration: try settings.kafkaConfiguration(), logger: logger)
+        defer { admin.close() }
+        return try await run(specifications(routes: file, checkpointTopic: try settings.checkpointTopic()), admin: admin, fix: fix, dryRun: dryRun)
     }
 
     /// - Parameters:
