@@ -118,10 +118,21 @@ let package = Package(
             dependencies: ["CQRSCore"],
             swiftSettings: upcoming
         ),
+        // The settings of every command: flags, FANOUT_* variables, the configuration file and defaults, resolved and
+        // checked, and the sidecar's configuration made from them (the fuzz driver parses through it alone).
+        .target(
+            name: "Settings",
+            dependencies: [
+                "AWS", "Contracts", "Kafka", "StreamReader", "Delivery",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            swiftSettings: upcoming
+        ),
         .target(
             name: "FanoutApp",
             dependencies: [
-                "JSON", "Contracts", "AWS", "Kafka", "CQRSCore", "StreamReader", "Router", "Delivery", "Subscribers", "ExampleDomain",
+                "JSON", "Contracts", "AWS", "Kafka", "CQRSCore", "StreamReader", "Router", "Delivery", "Subscribers", "ExampleDomain", "Settings",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -136,7 +147,7 @@ let package = Package(
         .executableTarget(
             name: "fanout",
             dependencies: [
-                "FanoutApp", "Kafka",
+                "FanoutApp", "Settings", "Kafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Logging", package: "swift-log"),
@@ -171,7 +182,7 @@ let package = Package(
         // Fuzz targets of every parser of outside input; scripts/fuzz builds the driver with libFuzzer.
         .target(
             name: "FuzzTargets",
-            dependencies: ["JSON", "AWS", "CQRSCore", "FanoutApp", "Kafka", "Router", "Delivery", "StreamReader"],
+            dependencies: ["JSON", "AWS", "CQRSCore", "Settings", "Kafka", "Router", "Delivery", "StreamReader"],
             path: "Fuzz/Targets",
             swiftSettings: upcoming
         ),
@@ -210,7 +221,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "FanoutApp", "Delivery", "JSON", "Contracts", "ExampleDomain", "TestSupport",
+                "FanoutApp", "Settings", "Delivery", "JSON", "Contracts", "ExampleDomain", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

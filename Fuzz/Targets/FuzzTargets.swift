@@ -2,7 +2,7 @@ import AWS
 import CQRSCore
 import Contracts
 import Delivery
-import FanoutApp
+import Settings
 import Foundation
 import JSON
 import Kafka

@@ -8,6 +8,7 @@ import Metrics
 import Prometheus
 import Router
 import ServiceLifecycle
+import Settings
 import StreamReader
 import Synchronization
 import UnixSignals

@@ -2,6 +2,7 @@ import Delivery
 import Foundation
 import Kafka
 import Router
+import Settings
 import StreamReader
 
 /// What `GET /status` shows: the mode, the source stream, the routes in force and

@@ -8,6 +8,7 @@ import Kafka
 import Logging
 import Metrics
 import Prometheus
+import Settings
 import Synchronization
 import Router
 import ServiceLifecycle

@@ -3,6 +3,7 @@ import Configuration
 import FanoutApp
 import Foundation
 import Logging
+import Settings
 
 /// A logger for the short-lived commands: warnings and errors only, to standard error.
 func commandLogger() -> Logger {

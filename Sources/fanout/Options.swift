@@ -2,6 +2,7 @@ import ArgumentParser
 import Configuration
 import FanoutApp
 import Foundation
+import Settings
 
 extension ArgumentHelp {
     /// A setting's help: its meaning, its environment variable and its default, as docs/configuration.md lists them.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Configuration
 import FanoutApp
 import Foundation
+import Settings
 
 /// The settings of `fanout run` beyond Kafka's.
 struct RunOptions: ParsableArguments {

@@ -6,6 +6,7 @@ import FanoutApp
 import Foundation
 import Kafka
 import Logging
+import Settings
 import Subscribers
 import Synchronization
 import TestSupport

@@ -14,6 +14,7 @@ import NIOHTTP1
 import Prometheus
 import Router
 import ServiceLifecycle
+import Settings
 import TestSupport
 import Testing
 

@@ -9,6 +9,7 @@ import JSON
 import Kafka
 import Logging
 import Router
+import Settings
 import StreamReader
 import Subscribers
 import TestSupport

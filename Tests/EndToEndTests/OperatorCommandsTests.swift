@@ -5,6 +5,7 @@ import Foundation
 import Kafka
 import Logging
 import Router
+import Settings
 import StreamReader
 import TestSupport
 import Testing

@@ -10,6 +10,7 @@ import JSON
 import Kafka
 import Logging
 import Router
+import Settings
 import Subscribers
 import Synchronization
 import TestSupport

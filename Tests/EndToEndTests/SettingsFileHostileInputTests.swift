@@ -1,5 +1,6 @@
 import FanoutApp
 import Foundation
+import Settings
 import TestSupport
 import Testing
 

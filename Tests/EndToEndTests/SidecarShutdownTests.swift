@@ -9,6 +9,7 @@ import Foundation
 import Kafka
 import Logging
 import ServiceLifecycleTestKit
+import Settings
 import StreamReader
 import Synchronization
 import TestSupport

@@ -7,6 +7,7 @@ import Foundation
 import JSON
 import Kafka
 import Logging
+import Settings
 import Subscribers
 import Synchronization
 import TestSupport

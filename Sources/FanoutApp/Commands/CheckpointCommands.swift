@@ -2,6 +2,7 @@ import Delivery
 import Foundation
 import Kafka
 import Logging
+import Settings
 import StreamReader
 
 /// `fanout checkpoints list|reset`: the application's checkpoint topic, resolved by the rule the sidecar

@@ -1,6 +1,7 @@
 import CQRSCore
 import Kafka
 import Logging
+import Settings
 import Subscribers
 
 /// `fanout dead-letters`: the bodies of its subcommands.

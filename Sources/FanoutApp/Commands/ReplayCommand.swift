@@ -2,6 +2,7 @@ import Contracts
 import Foundation
 import Kafka
 import Logging
+import Settings
 
 /// `fanout replay`: moves one consumer group's committed offsets on one topic.
 public enum ReplayCommand {

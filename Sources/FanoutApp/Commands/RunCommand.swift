@@ -1,6 +1,7 @@
 import Contracts
 import Foundation
 import Logging
+import Settings
 
 /// `fanout run`: the sidecar, with the settings resolved from flags, environment, configuration file and defaults.
 public enum RunCommand {

@@ -3,6 +3,7 @@ import Contracts
 import Foundation
 import Kafka
 import Logging
+import Settings
 import Synchronization
 
 /// `fanout tail`: a topic's records, decoded, on standard output as they come.

@@ -2,6 +2,7 @@ import Contracts
 import Kafka
 import Logging
 import Router
+import Settings
 
 /// `fanout topics ensure`: creates the topics a routes file (and Fanout itself) needs, and reports
 /// every existing one that differs from what the file asks for.

@@ -6,9 +6,8 @@ import Logging
 import Metrics
 import NIOCore
 import Prometheus
+import Settings
 
-/// The port the status endpoint listens on unless told otherwise.
-public let defaultStatusPort = 9400
 
 /// Creates the Prometheus registry and makes it the process's metrics backend.
 ///

@@ -135,3 +135,6 @@ extension Setting {
         "ssl.key.pem", "sasl.oauthbearer.config",
     ]
 }
+
+/// The port the status endpoint listens on unless told otherwise.
+public let defaultStatusPort = 9400
