@@ -149,10 +149,4 @@ struct DeadLetterLedger: Sendable {
             break
         }
     }
-
-    mutating func takePendingRetry(_ key: String) -> Bool {
-        pendingRetries.remove(key) != nil
-    }
-
-    func isParked(_ key: String) -> Bool { unresolved[key] != nil }
 }
