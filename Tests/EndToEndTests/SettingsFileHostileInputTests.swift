@@ -21,4 +21,20 @@ import Testing
             #expect(text.contains(#""\r\nbrokers" is not a Fanout setting"#), "\(text)")
         }
     }
+
+    /// The config fuzz target skips empty input (Foundation leaks a buffer reading an empty file, which libFuzzer's
+    /// leak check would report against us), so an empty file is checked here instead.
+    @Test func anEmptyConfigurationFileIsRefusedInOneLineNamingTheFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(TestServices.uniqueName("config")).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(FileManager.default.createFile(atPath: path, contents: Data()))
+        do {
+            _ = try SettingsLoader.load(flags: [:], environment: [:], configFile: path)
+            Issue.record("the empty file was accepted")
+        } catch {
+            let text = "\(error)"
+            #expect(!text.contains { $0.isNewline }, "\(text.debugDescription)")
+            #expect(text.contains(path), "\(text)")
+        }
+    }
 }

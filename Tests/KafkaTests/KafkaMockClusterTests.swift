@@ -19,8 +19,12 @@ struct KafkaMockClusterTests {
     }
 
     /// Reads the topic back and checks that every record arrived exactly once and, per key, in order.
+    /// - Parameter acks: the acknowledgements of `sent` (same order), when known: a record missing from the
+    ///   read-back is then reported with the partition and offset it was acknowledged at, and what the topic
+    ///   holds there (another record, or a gap in the offsets read).
     static func expectNoLossNoReorder(
         _ sent: [KafkaProducerRecord],
+        acks: [KafkaAcknowledgement]? = nil,
         topic: String,
         cluster: KafkaMockCluster
     ) async throws {
@@ -31,6 +35,9 @@ struct KafkaMockClusterTests {
             logger: KafkaTest.logger
         )
         #expect(read.count == sent.count, "records read back: \(read.count) of \(sent.count)")
+        if read.count != sent.count, let acks {
+            Self.reportMissing(sent, acks: acks, read: read)
+        }
         var byKey: [[UInt8]: [[UInt8]]] = [:]
         for message in read { byKey[message.key ?? [], default: []].append(message.value) }
         var sentByKey: [[UInt8]: [[UInt8]]] = [:]
@@ -38,6 +45,31 @@ struct KafkaMockClusterTests {
         for (key, values) in sentByKey {
             let received = byKey[key] ?? []
             #expect(received == values, "key \(String(decoding: key, as: UTF8.self)): \(received.count) of \(values.count), in order: \(received == values)")
+        }
+    }
+
+    /// Where each record that was sent but not read back was acknowledged, and what the read-back holds there.
+    static func reportMissing(_ sent: [KafkaProducerRecord], acks: [KafkaAcknowledgement], read: [KafkaConsumerMessage]) {
+        var readValues: [[UInt8]: Int] = [:]
+        for message in read { readValues[message.value, default: 0] += 1 }
+        var byPosition: [Int32: [Int64: KafkaConsumerMessage]] = [:]
+        for message in read { byPosition[message.partition, default: [:]][message.offset] = message }
+        for (partition, messages) in byPosition.sorted(by: { $0.key < $1.key }) {
+            let offsets = messages.keys.sorted()
+            var gaps: [String] = []
+            var expected = offsets.first ?? 0
+            for offset in offsets {
+                if offset != expected { gaps.append("\(expected)..<\(offset)") }
+                expected = offset + 1
+            }
+            Issue.record("partition \(partition): offsets \(offsets.first ?? -1)...\(offsets.last ?? -1), \(offsets.count) read, gaps: \(gaps)")
+        }
+        for (record, ack) in zip(sent, acks) where readValues[record.value, default: 0] == 0 {
+            let there = byPosition[ack.partition]?[ack.offset].map { String(decoding: $0.value, as: UTF8.self) } ?? "nothing (a gap in what was read)"
+            Issue.record("""
+                missing \(String(decoding: record.value, as: UTF8.self)) (key \(String(decoding: record.key ?? [], as: UTF8.self))): \
+                acknowledged at partition \(ack.partition) offset \(ack.offset), where the read-back has \(there)
+                """)
         }
     }
 
@@ -61,9 +93,17 @@ struct KafkaMockClusterTests {
     func retriableProduceErrors() async throws {
         let topic = "faults-retriable"
         let cluster = try Self.makeCluster(topic: topic)
-        let producer = try Self.makeProducer(cluster, ["statistics.interval.ms": "100"])
+        // One request in flight: librdkafka 2.0.2's mock cluster checks sequence numbers only for transactional
+        // producers (rd_kafka_mock_validate_records returns at once without a TransactionalId), so with several
+        // requests in flight it appends an idempotent producer's later batch after a failed one, where a broker
+        // refuses it as out of order; librdkafka, seeing a later sequence acknowledged, then takes the failed batch
+        // as written (acknowledged at offset -1001) though it never was (11 of 243 runs here lost the test's first
+        // record so, with 5 in flight). A broker's side of that protocol is exercised by BrokerRestartTests (noida-db
+        // killed under load, 5 in flight, every record read back).
+        let producer = try Self.makeProducer(cluster, ["statistics.interval.ms": "100", "max.in.flight.requests.per.connection": "1"])
         // Warm up (metadata, producer id) so the errors hit the batches of the test.
-        _ = try await producer.send([KafkaProducerRecord(topic: topic, key: nil, value: Array("warm-up".utf8))])
+        let warmUp = [KafkaProducerRecord(topic: topic, key: Array("warm-up".utf8), value: Array("warm-up".utf8))]
+        let warmUpAcks = try await producer.send(warmUp)
         let pattern: [KafkaError.Code] = [
             KafkaError.Code(rawValue: 6),  // NOT_LEADER_FOR_PARTITION
             KafkaError.Code(rawValue: 7),  // REQUEST_TIMED_OUT
@@ -74,6 +114,9 @@ struct KafkaMockClusterTests {
         let records = Self.records(topic: topic)
         let acks = try await producer.send(records)
         #expect(acks.count == records.count)
+        // Every record acknowledged where it was written (an offset of -1001 is librdkafka inferring persistence).
+        let unknownOffsets = acks.filter { $0.offset < 0 }
+        #expect(unknownOffsets.isEmpty, "acknowledged without an offset: \(unknownOffsets.prefix(5))")
         // The injected errors did hit: librdkafka sent some records more than once.
         let watchdog = Task {
             try await Task.sleep(for: .seconds(5))
@@ -87,8 +130,7 @@ struct KafkaMockClusterTests {
         watchdog.cancel()
         #expect(sentMessages > Int64(records.count + 1))
         await producer.shutdown()
-        let warmUp = KafkaProducerRecord(topic: topic, key: nil, value: Array("warm-up".utf8))
-        try await Self.expectNoLossNoReorder([warmUp] + records, topic: topic, cluster: cluster)
+        try await Self.expectNoLossNoReorder(warmUp + records, acks: warmUpAcks + acks, topic: topic, cluster: cluster)
         await cluster.close()
     }
 
