@@ -11,7 +11,6 @@ import Logging
 import ServiceLifecycleTestKit
 import Settings
 import StreamReader
-import Synchronization
 import TestSupport
 import Testing
 
@@ -20,31 +19,6 @@ import Testing
 /// released, then the producer is flushed and closed. Run on real servers (moto, the Kafka broker), with the
 /// shutdown triggered the way a parent service group triggers it (ServiceLifecycleTestKit).
 @Suite(.serialized, .timeLimit(.minutes(2))) struct SidecarShutdownTests {
-    /// Keeps every log message, in order.
-    final class LogLines: Sendable {
-        let lines = Mutex<[String]>([])
-
-        func index(of message: String) -> Int? { lines.withLock { $0.firstIndex(of: message) } }
-        var all: [String] { lines.withLock { $0 } }
-    }
-
-    struct RecordingHandler: LogHandler {
-        let sink: LogLines
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .info
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(
-            level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt
-        ) {
-            sink.lines.withLock { $0.append(message.description) }
-        }
-    }
-
     @Test func aGracefulShutdownStopsTheReaderThenReleasesTheLeasesThenClosesTheProducer() async throws {
         let brokers = try TestServices.kafkaBrokers()
         let aws = try PipelineTests.awsConfiguration()
@@ -57,8 +31,7 @@ import Testing
         let store = DynamoDBEventStore(dynamoDB: dynamoDB, tableName: table)
         try await store.createTableIfMissing()
 
-        let sink = LogLines()
-        let logger = Logger(label: "shutdown-test") { _ in RecordingHandler(sink: sink) }
+        let (logger, sink) = LogRecorder.makeLogger(label: "shutdown-test", level: .info)
         let sidecar = try await Sidecar.make(
             configuration: SidecarConfiguration(
                 brokers: brokers, routesPath: routesPath, tableName: table, application: application, aws: aws,
@@ -93,7 +66,7 @@ import Testing
             "stream reader stopped: every shard checkpointed", "leases released", "producer flushed and closed", "stopped",
         ]
         let positions = steps.map { sink.index(of: $0) }
-        #expect(!positions.contains(nil), "missing shutdown steps: \(zip(steps, positions).filter { $0.1 == nil }.map(\.0)); the log: \(sink.all)")
+        #expect(!positions.contains(nil), "missing shutdown steps: \(zip(steps, positions).filter { $0.1 == nil }.map(\.0)); the log: \(sink.all.map(\.message))")
         let found = positions.compactMap { $0 }
         #expect(found == found.sorted(), "shutdown steps out of order: \(zip(steps, positions).map { "\($0.0) at \($0.1 ?? -1)" })")
 

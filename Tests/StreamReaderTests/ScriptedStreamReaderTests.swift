@@ -16,7 +16,7 @@ import Testing
         let httpClient: HTTPClient
         let streams: DynamoDBStreams
         let logger: Logger
-        let logs: RecordingLogHandler.Store
+        let logs: LogRecorder.Store
 
         /// Two attempts with short pauses, so errors reach the reader quickly.
         static let fastRetries = AWSRetryPolicy(
@@ -32,7 +32,7 @@ import Testing
                 endpoint: server.endpoint,
                 retryPolicy: fastRetries
             )
-            let (logger, logs) = RecordingLogHandler.makeLogger()
+            let (logger, logs) = LogRecorder.makeLogger(label: "stream-reader-test")
             let httpClient = HTTPClient.forTests
             return Harness(
                 server: server, httpClient: httpClient,
