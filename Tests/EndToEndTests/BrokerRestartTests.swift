@@ -171,7 +171,9 @@ import Testing
             }
         } catch {
             let interesting = fanoutLog().split(separator: "\n").filter { !$0.contains("_TRANSPORT") && !$0.contains("Connect to") && !$0.contains("brokers are down") }
-            Issue.record("\(seen.value) of \(expected.count) events routed; fanout's log: \(interesting.suffix(20).joined(separator: "\n"))")
+            // Where it stands: the shard's state and position, the producer, the counts.
+            let status = (try? await Self.statusJSON(log: fanoutLog())).map { "\($0)" } ?? "no /status"
+            Issue.record("\(seen.value) of \(expected.count) events routed; /status: \(status); fanout's log: \(interesting.suffix(40).joined(separator: "\n"))")
             throw error
         }
         // What the status endpoint says of the producers (read before the sidecar stops).
