@@ -82,9 +82,13 @@ import Testing
             environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"]
         )
         #expect(result.status == 1)
-        #expect(result.seconds < 15)
         let lastLine = result.standardError.split(separator: "\n").last.map(String.init) ?? ""
         #expect(lastLine.hasPrefix("fanout: error: Kafka is not reachable at 127.0.0.1:1"), "\(result.standardError)")
+        // The start-up check's 5 s ended the wait (README: "Kafka (within 5 s)"); the error says so. The elapsed bound
+        // only guards against a hang: process start, those 5 s and librdkafka's clients closing took 5.3 s on an idle
+        // machine and 15.1 s with both cores busy (a loop run of scripts/test).
+        #expect(lastLine.contains("could not read cluster metadata within 5.0 seconds"), "\(lastLine)")
+        #expect(result.seconds < 45)
     }
 
     @Test func runFailsFastWhenDynamoDBIsNotThere() async throws {
