@@ -186,12 +186,13 @@ public final class ShardedStreamReader: Sendable {
             var nextDiscovery = ContinuousClock.now
             var lastDiscovery: ContinuousClock.Instant?
             var discoveryFailures = 0
+            /// When the next listing is due: on its schedule, or, when one was asked for, once the gap since the last has passed.
+            func discoveryDue() -> ContinuousClock.Instant {
+                guard state.withLock({ $0.rediscover }), let lastDiscovery else { return nextDiscovery }
+                return min(nextDiscovery, lastDiscovery + Self.minimumRediscoveryGap)
+            }
             while !isStopping, !Task.isCancelled {
-                let asked = state.withLock { $0.rediscover }
-                if asked, let lastDiscovery {
-                    nextDiscovery = min(nextDiscovery, lastDiscovery + Self.minimumRediscoveryGap)
-                }
-                if ContinuousClock.now >= nextDiscovery {
+                if ContinuousClock.now >= discoveryDue() {
                     state.withLock { $0.rediscover = false }
                     lastDiscovery = .now
                     do {
@@ -217,13 +218,8 @@ public final class ShardedStreamReader: Sendable {
                     }
                 }
                 if let ownership { startHeldShards(ownership, group: &group, process: process) }
-                let nextStallCheck = watchForStalls()
-                // Asked-for discoveries wait out the gap; anything else that matters wakes the supervisor.
-                var deadline = min(nextDiscovery, nextStallCheck)
-                if state.withLock({ $0.rediscover }), let lastDiscovery {
-                    deadline = min(deadline, max(.now, lastDiscovery + Self.minimumRediscoveryGap))
-                }
-                await supervisor.wait(until: deadline)
+                // Until the next listing or the next moment a shard could stall; anything else that matters wakes it.
+                await supervisor.wait(until: min(discoveryDue(), watchForStalls()))
             }
             if Task.isCancelled { requestStop() }
             await group.waitForAll()
