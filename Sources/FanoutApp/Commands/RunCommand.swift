@@ -8,10 +8,7 @@ public enum RunCommand {
     /// Validates the settings, bootstraps logging and metrics, and runs the sidecar until SIGTERM or SIGINT.
     /// Throws a one-line error for invalid settings (before anything is started) and for a failed start-up.
     public static func run(settings: ResolvedSettings, environment: [String: String], version: String) async throws {
-        let level = try settings.logLevel()
-        let format = try settings.logFormat()
-        let port = try settings.httpPort()
-        let configuration = try settings.sidecarConfiguration(environment: environment)
+        let (level, format, port, configuration) = try checked(settings, environment: environment)
         switch format {
         case "json":
             LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
@@ -32,10 +29,14 @@ public enum RunCommand {
     /// `fanout config`: every setting `run` would use and where it came from (secrets redacted), after the checks
     /// `run` makes; throws the first invalid setting as one line.
     public static func describe(settings: ResolvedSettings, environment: [String: String]) throws -> [String] {
-        _ = try settings.logLevel()
-        _ = try settings.logFormat()
-        _ = try settings.httpPort()
-        _ = try settings.sidecarConfiguration(environment: environment)
+        _ = try checked(settings, environment: environment)
         return settings.describe()
+    }
+
+    /// Every setting `run` reads, checked: the first invalid one throws as one line.
+    private static func checked(
+        _ settings: ResolvedSettings, environment: [String: String]
+    ) throws -> (level: Logger.Level, format: String, port: Int, configuration: SidecarConfiguration) {
+        (try settings.logLevel(), try settings.logFormat(), try settings.httpPort(), try settings.sidecarConfiguration(environment: environment))
     }
 }
