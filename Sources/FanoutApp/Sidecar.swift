@@ -3,16 +3,11 @@ import Contracts
 import Delivery
 import Foundation
 import AsyncHTTPClient
-import CQRSCore
 import Kafka
 import Logging
-import Metrics
-import Prometheus
 import Settings
 import Synchronization
 import Router
-import ServiceLifecycle
-import UnixSignals
 import StreamReader
 
 /// A start-up failure, said in one line.
