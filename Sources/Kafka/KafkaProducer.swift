@@ -35,6 +35,7 @@ public final class KafkaProducer: Sendable {
         var health = KafkaProducerHealth()
         var lastRebuild: ContinuousClock.Instant?
         var isShutDown = false
+        var connectionLosses: UInt64 = 0
     }
 
     private let configuration: KafkaConfiguration
@@ -80,6 +81,11 @@ public final class KafkaProducer: Sendable {
 
     /// Whether the producer can produce now, and how often its handle was replaced.
     public var health: KafkaProducerHealth { state.withLock { $0.health } }
+
+    /// How many times librdkafka reported a broker connection lost or refused (`_TRANSPORT`, `_ALL_BROKERS_DOWN`
+    /// error events), across replacements of the handle. A transaction during which this changed may have met a
+    /// broker restart: see ``TransactionLock``.
+    public var connectionLosses: UInt64 { state.withLock { $0.connectionLosses } }
 
     /// Produces the records in the given order and returns when every one has been
     /// acknowledged, acknowledgements in input order.
@@ -295,6 +301,10 @@ public final class KafkaProducer: Sendable {
         }
     }
 
+    private func connectionLost() {
+        state.withLock { $0.connectionLosses &+= 1 }
+    }
+
     private static func makeCore(
         configuration: KafkaConfiguration, logger: Logger, generation: Int, owner: WeakProducer,
         statistics: AsyncStream<KafkaStatistics>.Continuation
@@ -302,7 +312,8 @@ public final class KafkaProducer: Sendable {
         try RDKafkaProducer(
             configuration: configuration, logger: logger,
             onStatistics: { statistics.yield($0) },
-            onFatalError: { error in owner.producer.withLock { $0.value }?.fatalErrorRaised(error, generation: generation) }
+            onFatalError: { error in owner.producer.withLock { $0.value }?.fatalErrorRaised(error, generation: generation) },
+            onConnectionLost: { owner.producer.withLock { $0.value }?.connectionLost() }
         )
     }
 }

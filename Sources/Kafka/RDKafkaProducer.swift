@@ -48,12 +48,16 @@ final class RDKafkaProducer: Sendable {
     private let onStatistics: @Sendable (KafkaStatistics) -> Void
     /// Called on the poll thread when librdkafka raises a fatal error (the handle can no longer produce).
     private let onFatalError: @Sendable (KafkaError) -> Void
+    /// Called on the poll thread when librdkafka reports a broker connection lost or refused (`_TRANSPORT`,
+    /// `_ALL_BROKERS_DOWN`).
+    private let onConnectionLost: @Sendable () -> Void
     private let state = Mutex(State())
 
     init(
         configuration: KafkaConfiguration, logger: Logger,
         onStatistics: @escaping @Sendable (KafkaStatistics) -> Void = { _ in },
-        onFatalError: @escaping @Sendable (KafkaError) -> Void = { _ in }
+        onFatalError: @escaping @Sendable (KafkaError) -> Void = { _ in },
+        onConnectionLost: @escaping @Sendable () -> Void = {}
     ) throws {
         var properties = configuration.rendered(defaults: Self.defaults)
         properties["log.queue"] = "true"
@@ -67,6 +71,7 @@ final class RDKafkaProducer: Sendable {
         self.isTransactional = !(properties["transactional.id"] ?? "").isEmpty
         self.onStatistics = onStatistics
         self.onFatalError = onFatalError
+        self.onConnectionLost = onConnectionLost
         logger.debug(
             "Kafka producer created",
             metadata: [LogKey.librdkafka: "\(Librdkafka.version)", LogKey.brokers: "\(configuration.bootstrapServers)"]
@@ -400,6 +405,10 @@ final class RDKafkaProducer: Sendable {
             RDKafkaLog.forwardError(event, to: logger)
             if rd_kafka_event_error_is_fatal(event) != 0, let fatal = fatalError {
                 onFatalError(fatal)
+            }
+            let code = rd_kafka_event_error(event)
+            if code == RD_KAFKA_RESP_ERR__TRANSPORT || code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN {
+                onConnectionLost()
             }
         case RD_KAFKA_EVENT_STATS:
             if let json = rd_kafka_event_stats(event), let statistics = KafkaStatistics(json: String(cString: json)) {

@@ -173,6 +173,12 @@ import Testing
             let interesting = fanoutLog().split(separator: "\n").filter { !$0.contains("_TRANSPORT") && !$0.contains("Connect to") && !$0.contains("brokers are down") }
             // Where it stands: the shard's state and position, the producer, the counts.
             let status = (try? await Self.statusJSON(log: fanoutLog())).map { "\($0)" } ?? "no /status"
+            // Committed but hidden (a transaction left open holds the last stable offset back) or not there at all?
+            var uncommitted = KafkaConfiguration(bootstrapServers: broker.brokers)
+            uncommitted["isolation.level"] = "read_uncommitted"
+            let all = (try? await KafkaTopicReader.readToEnd(topic: topic, configuration: uncommitted, timeout: .seconds(20), logger: logger)) ?? []
+            let allTags = Set(all.compactMap { try? GenericDomainEventMessage(jsonBytes: $0.value) }.map(Self.tag))
+            Issue.record("read_uncommitted: \(all.count) records, \(allTags.intersection(expected).count) of \(expected.count) events")
             Issue.record("\(seen.value) of \(expected.count) events routed; /status: \(status); fanout's log: \(interesting.suffix(40).joined(separator: "\n"))")
             throw error
         }
