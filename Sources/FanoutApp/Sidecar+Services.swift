@@ -74,9 +74,25 @@ extension Sidecar {
             // a second one means "now": exit at once. Checkpoints already written stay written; records
             // not yet acknowledged were never checkpointed, so the next start reads them again.
             var received = 0
+            var deadline: Task<Void, Never>?
+            defer { deadline?.cancel() }
             for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
                 received += 1
-                guard received >= 2 else { continue }
+                guard received >= 2 else {
+                    logger.info(
+                        "shutting down: each shard finishes its page (Kafka has \(Sidecar.drainLimit.components.seconds) s to acknowledge it), then the leases are released and the producer closes; exit within \(Sidecar.shutdownLimit.components.seconds) s",
+                        metadata: [LogKey.signal: "\(signal)"]
+                    )
+                    // Whatever a broker or AWS is doing, the process ends within the bound: past it, exit at once.
+                    deadline = Task {
+                        guard (try? await Task.sleep(for: Sidecar.shutdownLimit)) != nil else { return }
+                        logger.warning(
+                            "the shutdown did not finish within \(Sidecar.shutdownLimit.components.seconds) s: exiting now; checkpoints written stay written, what was not acknowledged is read again at the next start"
+                        )
+                        _exit(0)
+                    }
+                    continue
+                }
                 logger.warning("second signal: exiting at once without draining", metadata: [LogKey.signal: "\(signal)"])
                 // _exit: no atexit handlers, which could run while librdkafka's threads still work.
                 _exit(128 + signal.rawValue)
@@ -94,10 +110,11 @@ struct DeliveryService: Service {
     let sidecar: Sidecar
 
     func run() async throws {
-        // Cancelled (the shutdown overran its bound) or not: close what is open.
+        // Cancelled (the shutdown overran its bound) or not: close what is open. The readers have stopped, so
+        // what is left to flush is little (their pages were acknowledged, or abandoned at the drain limit).
         try? await gracefulShutdown()
         await sidecar.transactions?.shutdown()
-        await sidecar.producer.shutdown()
+        await sidecar.producer.shutdown(flushTimeout: .seconds(5))
         sidecar.admin.close()
         try? await sidecar.httpClient.shutdown()
         sidecar.logger.info("producer flushed and closed")
@@ -121,16 +138,44 @@ struct LeaseService: Service {
 
 /// The readers (last started, first stopped): every shard read and each page routed, delivered and
 /// checkpointed; on shutdown each shard finishes its page and checkpoints it before `run` returns.
+///
+/// A page Kafka does not acknowledge within ``Sidecar/drainLimit`` of the shutdown (a broker down or frozen) is
+/// abandoned: its records are purged from the producers and it is not checkpointed, so the next start reads it
+/// again (at-least-once: consumers may see it twice; exactly-once: its transaction is aborted).
 struct ReaderService: Service {
     let sidecar: Sidecar
 
     func run() async throws {
+        let drain = Mutex<Task<Void, Never>?>(nil)
+        defer { drain.withLock { $0?.cancel() } }
         try await withGracefulShutdownHandler {
             try await sidecar.reader.run(process: sidecar.pipeline.process)
         } onGracefulShutdown: {
             sidecar.reader.requestStop()
+            drain.withLock {
+                $0 = Task { [sidecar] in
+                    guard (try? await Task.sleep(for: Sidecar.drainLimit)) != nil else { return }
+                    sidecar.abandonUndelivered()
+                }
+            }
         }
-        sidecar.logger.info("stream reader stopped: every shard checkpointed")
+        sidecar.logger.info("stream reader stopped: every shard checkpointed up to what Kafka acknowledged")
+    }
+}
+
+extension Sidecar {
+    /// How long a shutdown waits for the pages in flight to be acknowledged before abandoning them.
+    static let drainLimit: Duration = .seconds(20)
+    /// The longest a SIGTERM or SIGINT shutdown takes: past it the process exits at once (README: within 30 s).
+    static let shutdownLimit: Duration = .seconds(28)
+
+    /// Purges what the producers still hold (the readers are stopping and cannot wait any longer for Kafka).
+    func abandonUndelivered() {
+        let abandoned = producers.reduce(0) { $0 + $1.abandonOutstanding() }
+        logger.warning(
+            "Kafka did not acknowledge the pages in flight within \(Sidecar.drainLimit.components.seconds) s of the shutdown: their records are left unacknowledged, not checkpointed, and read again at the next start",
+            metadata: [LogKey.records: "\(abandoned)"]
+        )
     }
 }
 

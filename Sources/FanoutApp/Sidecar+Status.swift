@@ -111,8 +111,11 @@ public struct SidecarStatus: Sendable, Encodable, Hashable {
         /// Producers replaced after a fatal error since start.
         public var rebuilds: Int
         public var lastRebuildAt: Date?
+        /// Records (and requests) handed to Kafka and not yet acknowledged; during an outage, what waits.
+        public var outstandingRecords: Int
 
-        public init(_ healths: [KafkaProducerHealth]) {
+        public init(_ healths: [KafkaProducerHealth], outstandingRecords: Int = 0) {
+            self.outstandingRecords = outstandingRecords
             let failing = healths.first { !$0.canProduce }
             ok = failing == nil
             failure = failing?.failure
@@ -129,10 +132,11 @@ public struct SidecarStatus: Sendable, Encodable, Hashable {
             try container.encode(failedSince, forKey: .failedSince)
             try container.encode(rebuilds, forKey: .rebuilds)
             try container.encode(lastRebuildAt, forKey: .lastRebuildAt)
+            try container.encode(outstandingRecords, forKey: .outstandingRecords)
         }
 
         private enum CodingKeys: String, CodingKey {
-            case ok, failure, failedSince, rebuilds, lastRebuildAt
+            case ok, failure, failedSince, rebuilds, lastRebuildAt, outstandingRecords
         }
     }
 
@@ -241,15 +245,20 @@ extension Sidecar {
                 return entry
             }
         )
-        status.producer = SidecarStatus.Producer(producersHealth)
+        status.producer = SidecarStatus.Producer(producersHealth, outstandingRecords: producers.reduce(0) { $0 + $1.outstandingRecords })
         status.workerID = leases?.workerID
         status.leases = leases?.heldLeases
         return status
     }
 
-    /// Every Kafka producer the sidecar routes through: the main one, and the transactional ones in exactly-once mode.
+    /// Every Kafka producer the sidecar routes through: the main one (the transactional one in exactly-once mode
+    /// without leases), and the per-shard transactional ones in exactly-once mode with leases.
+    var producers: [KafkaProducer] {
+        [producer] + (transactions?.perShardProducers ?? [])
+    }
+
     var producersHealth: [KafkaProducerHealth] {
-        [producer.health] + (transactions?.producersHealth ?? [])
+        producers.map(\.health)
     }
 
     /// Whether the sidecar can do its job: routes loaded, Kafka answering (checked in the background every

@@ -175,15 +175,23 @@ public final class KafkaProducer: Sendable {
         try await checkingFatal(generation) { try await generation.core.abortTransaction(timeout: timeout) }
     }
 
-    /// Flushes (at most 10 seconds), stops the poll loop, fails what is still
+    /// Gives up on every record queued or in flight: each fails its send with a purge error (`_PURGE_QUEUE`,
+    /// `_PURGE_INFLIGHT`), and whether the broker stored it is unknown. For a shutdown that cannot wait for an
+    /// unreachable broker. Returns how many records and requests were outstanding.
+    @discardableResult
+    public func abandonOutstanding() -> Int {
+        state.withLock { $0.current.core }.purgeOutstanding()
+    }
+
+    /// Flushes (at most `flushTimeout`), stops the poll loop, fails what is still
     /// outstanding with `destroyed` and destroys the handle. Idempotent.
-    public func shutdown() async {
+    public func shutdown(flushTimeout: Duration = .seconds(10)) async {
         await rebuilding.withLock {
             let core = state.withLock { state in
                 state.isShutDown = true
                 return state.current.core
             }
-            await core.shutdown(flushTimeout: .seconds(10))
+            await core.shutdown(flushTimeout: flushTimeout)
         }
         statisticsContinuation.finish()
     }

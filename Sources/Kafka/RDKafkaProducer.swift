@@ -340,6 +340,17 @@ final class RDKafkaProducer: Sendable {
         }
     }
 
+    /// Purges every record queued or in flight (`rd_kafka_purge`): each fails its send with `_PURGE_QUEUE` or
+    /// `_PURGE_INFLIGHT` at the poll loop's next turn; an acknowledgement that comes later is ignored. Returns how
+    /// many records and requests were outstanding.
+    func purgeOutstanding() -> Int {
+        (try? handle.withHandle(what: "the Kafka producer") { rk in
+            let outstanding = Int(rd_kafka_outq_len(rk))
+            rd_kafka_purge(rk, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
+            return outstanding
+        }) ?? 0
+    }
+
     /// Asks the poll loop to purge what is left, fail the waiting batches and destroy the handle.
     func requestStop() {
         let waiters = state.withLock { state in

@@ -64,6 +64,12 @@ struct CheckpointPipeline {
                 reader.shardFenced(shardID, epoch: checkpoint.epoch, error, logger: logger)
                 return false
             } catch {
+                if reader.mustStop(shardID, epoch: checkpoint.epoch) {
+                    logger.warning("the checkpoint was not saved before the shutdown: the page is read again at the next start", metadata: [
+                        LogKey.error: "\(error)",
+                    ])
+                    return false
+                }
                 failures += 1
                 logger.error("saving the checkpoint failed; retrying", metadata: [LogKey.error: "\(error)"])
                 reader.recordError(shardID, error)

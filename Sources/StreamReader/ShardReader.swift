@@ -221,6 +221,13 @@ struct ShardReader {
                 // Retrying cannot help (a fenced transactional producer, say): stop the reader.
                 throw error
             } catch {
+                if mustStop {
+                    // Stopping (a shutdown that could not wait for Kafka any longer): the page stays unacknowledged.
+                    logger.warning("the page was left unacknowledged at the shutdown: not checkpointed, it is read again at the next start", metadata: [
+                        LogKey.error: "\(error)", LogKey.records: "\(batch.records.count)",
+                    ])
+                    return false
+                }
                 failures += 1
                 logger.error("routing a page failed; retrying it (the checkpoint stays put)", metadata: [LogKey.error: "\(error)", LogKey.records: "\(batch.records.count)"])
                 reader.recordError(id, error)

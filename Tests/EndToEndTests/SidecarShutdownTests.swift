@@ -63,7 +63,7 @@ import Testing
 
         // In reverse flow order: the reader (every shard checkpointed), the leases, the producer.
         let steps = [
-            "stream reader stopped: every shard checkpointed", "leases released", "producer flushed and closed", "stopped",
+            "stream reader stopped: every shard checkpointed up to what Kafka acknowledged", "leases released", "producer flushed and closed", "stopped",
         ]
         let positions = steps.map { sink.index(of: $0) }
         #expect(!positions.contains(nil), "missing shutdown steps: \(zip(steps, positions).filter { $0.1 == nil }.map(\.0)); the log: \(sink.all.map(\.message))")

@@ -52,6 +52,14 @@ public final class ExactlyOnceTransactions: ShardLifecycle, Sendable {
     public var openProducers: Int { open.withLock { $0.count } }
 
     /// The health of every transactional producer open now (the shared one, or each leased shard's).
+    /// The per-shard transactional producers open now (none in the shared mode, whose producer is the caller's).
+    public var perShardProducers: [KafkaProducer] {
+        switch mode {
+        case .shared: []
+        case .perShard: open.withLock { $0.values.map(\.producer) }
+        }
+    }
+
     public var producersHealth: [KafkaProducerHealth] {
         switch mode {
         case .shared(let producer, _): [producer.health]
