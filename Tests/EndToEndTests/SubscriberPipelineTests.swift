@@ -87,7 +87,7 @@ import Testing
 
         // The warehouse is back: a retry through the command line resolves o-1 in order.
         isDown.withLock { $0 = false }
-        let retry = try await Self.fanout(["dead-letters", "retry", "--brokers", brokers, "--group", groupName, "--key", "o-1"])
+        let retry = try await Self.fanout(["dead-letters", "retry", "--brokers", brokers, "--group", groupName, "--key", "o-1", "--execute"])
         #expect(retry.status == 0, "\(retry.standardError)")
         try await Self.waitUntil { handled.withLock { $0.contains("o-1#3") } }
         #expect(handled.withLock { $0 }.filter { $0.hasPrefix("o-1") } == ["o-1#1", "o-1#2", "o-1#3"])
