@@ -111,9 +111,11 @@ import Testing
         try await running.value
 
         // Replay the group from the beginning: every event of the topic again, in order per order.
-        let replay = try await Self.fanout(["replay", "--brokers", brokers, "--group", groupName, "--topic", topics.orders, "--from", "earliest"])
+        let replay = try await Self.fanout(["replay", "--brokers", brokers, "--group", groupName, "--topic", topics.orders, "--from", "earliest", "--execute"])
         #expect(replay.status == 0, "\(replay.standardError)")
-        #expect(replay.standardOutput.split(separator: "\n").count == 4)   // one line per partition
+        let replayLines = replay.standardOutput.split(separator: "\n")
+        #expect(replayLines.count == 5)   // one line per partition (before -> after), then what was done
+        #expect(replayLines.last?.hasPrefix("committed") == true)
         handled.withLock { $0 = [] }
         let again = Task { try await makeGroup().run() }
         try await Self.waitUntil { handled.withLock { $0.count } >= 5 }
