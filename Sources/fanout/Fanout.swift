@@ -46,20 +46,42 @@ struct Routes: ParsableCommand {
             abstract: "Show which routes an event matches, the topics it would go to, and for every other route the first condition that failed.",
             discussion: """
                 The event is a GenericDomainEventMessage as JSON (as in Fanout's Kafka records): at least eventName and \
-                aggregateId, with payload and metadata as plain JSON. Give it as an argument, or on standard input.
+                aggregateId, with payload and metadata as plain JSON. Give it as an argument, on standard input, or in \
+                a file (--events). Standard input and the file may also hold one event a line, each one either an \
+                event or a record as `fanout tail --format json` prints it (its value is explained), so a topic's \
+                records can be piped in; each event's lines then follow a line naming it.
 
                 Example: fanout routes explain routes.json '{"eventName": "OrderPlaced", "aggregateId": "o-1", "payload": {"total": 5}}'
+                Example: fanout tail orders.events --from beginning --idle 2 --format json | fanout routes explain routes.json
                 """
         )
 
         @Argument(help: "The routes file.")
         var file: String
 
-        @Argument(help: "The event as JSON; read from standard input when omitted.")
+        @Argument(help: "The event as JSON; read from --events or standard input when omitted.")
         var event: String?
 
+        @Option(name: .long, help: ArgumentHelp("Read the events from this file (one event a line, or one JSON document).", valueName: "file"))
+        var events: String?
+
         func run() throws {
-            let bytes = try event.map { Array($0.utf8) } ?? StandardStreams.readInput()
+            let bytes: [UInt8]
+            if let event {
+                guard events == nil else {
+                    printError("fanout: error: give the event as an argument or --events \(events!), not both")
+                    throw ExitCode.failure
+                }
+                bytes = Array(event.utf8)
+            } else if let events {
+                guard let data = FileManager.default.contents(atPath: events) else {
+                    printError("fanout: error: --events: cannot read \(events)")
+                    throw ExitCode.failure
+                }
+                bytes = Array(data)
+            } else {
+                bytes = try StandardStreams.readInput()
+            }
             do {
                 for line in try RoutesExplain.run(path: file, eventJSON: bytes) { print(line) }
             } catch {

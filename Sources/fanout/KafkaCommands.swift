@@ -76,7 +76,7 @@ struct Tail: AsyncParsableCommand {
     @Argument(help: "The topic to read.")
     var topic: String
 
-    @Option(name: .long, help: "beginning, end, or an ISO-8601 time such as 2026-11-01T00:00:00Z (default: end).")
+    @Option(name: .long, help: "beginning, end, or an ISO-8601 time such as 2026-11-01T00:00:00Z.")
     var from: String = "end"
 
     @Option(name: .long, help: "Stop after this many records.")
@@ -85,7 +85,7 @@ struct Tail: AsyncParsableCommand {
     @Option(name: .long, help: "Stop after this many seconds without a record.")
     var idle: Double?
 
-    @Option(name: .long, help: "text (one readable line a record) or json (one JSON object a line) (default: text).")
+    @Option(name: .long, help: "text (one readable line a record) or json (one JSON object a line, which `fanout routes explain` reads).")
     var format: String = "text"
 
     func run() async throws {
@@ -106,15 +106,24 @@ struct Checkpoints: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List the checkpoint every shard resumes from (the rule `fanout run` uses): stream, shard, sequence number, open or finished, epoch, when written."
+            abstract: "List the checkpoint every shard resumes from (the rule `fanout run` uses): stream, shard, sequence number, open or finished, epoch, when written.",
+            discussion: """
+                --format json prints one JSON document: {"topic", "checkpoints": [{"streamArn", "shardId", "sequenceNumber", \
+                "finished", "epoch", "writtenAt"}], "ignored": [the records the rule ignores, with why]}.
+                """
         )
 
         @OptionGroup var kafka: KafkaOptions
         @OptionGroup var application: ApplicationOption
+        @OptionGroup var format: ListFormatOption
 
         func run() async throws {
             try await reportingErrors {
                 let settings = try kafka.resolve(adding: application.flags, settings: [.application])
+                if try format.isJSON() {
+                    print(try await CheckpointCommands.json(settings, logger: commandLogger()))
+                    return
+                }
                 let (lines, warnings) = try await CheckpointCommands.list(settings, logger: commandLogger())
                 warnings.forEach { printError("fanout: warning: \($0)") }
                 lines.forEach { print($0) }
@@ -129,7 +138,9 @@ struct Checkpoints: AsyncParsableCommand {
                 Stop every `fanout run` of the application first: a running one would overwrite the checkpoint with its \
                 next page. Asks for the shard id to be typed back unless --yes is given; refuses without --yes when \
                 standard input is not a terminal. The reset is a new checkpoint record (sequenceNumber null, or --to), so \
-                the topic keeps the history until compaction.
+                the topic keeps the history until compaction. --to latest skips what the shard holds now: it reads the \
+                shard from the checkpoint to its end (AWS_REGION, AWS_ENDPOINT_URL and credentials as for `fanout run`) \
+                and resumes after the newest record.
                 """
         )
 
@@ -142,7 +153,7 @@ struct Checkpoints: AsyncParsableCommand {
         @Option(name: .customLong("stream-arn"), help: "The stream of the shard; needed only when the topic holds more than one stream.")
         var streamARN: String?
 
-        @Option(name: .long, help: "Resume after this sequence number instead of at the start position.")
+        @Option(name: .long, help: "Resume after this sequence number instead of at the start position; latest: after the shard's newest record now (reads the shard; AWS settings from the environment).")
         var to: String?
 
         @Flag(name: .long, help: "Do not ask for confirmation.")

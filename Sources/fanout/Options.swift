@@ -106,3 +106,17 @@ struct ApplicationOption: ParsableArguments {
         application.map { [.application: .string($0)] } ?? [:]
     }
 }
+
+/// `--format text|json`, for the listing commands.
+struct ListFormatOption: ParsableArguments {
+    @Option(name: .long, help: "text (lines for a person) or json (one JSON document).")
+    var format: String = "text"
+
+    func isJSON() throws -> Bool {
+        switch format.lowercased() {
+        case "text": return false
+        case "json": return true
+        default: throw SettingsError("--format: \"\(format)\" is not text or json")
+        }
+    }
+}

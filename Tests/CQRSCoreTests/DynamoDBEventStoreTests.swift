@@ -54,6 +54,21 @@ import Testing
         }
     }
 
+    /// The router dead-letters an item without a message id or aggregate type; the store refuses to write one.
+    @Test(arguments: [("messageId", "", "Order"), ("aggregateType", "m-1", "")])
+    func anEventWithAnEmptyRequiredFieldIsRefusedAndNothingIsStored(field: String, messageID: String, aggregateType: String) async throws {
+        try await Self.withStore { store in
+            let good = GenericDomainEventMessage(eventName: "OrderPlaced", aggregateID: "o-2", aggregateType: "Order", sequenceNumber: 1, payload: [:])
+            let bad = GenericDomainEventMessage(
+                eventName: "OrderShipped", aggregateID: "o-2", aggregateType: aggregateType, sequenceNumber: 2, payload: [:], messageID: messageID
+            )
+            let error = await #expect(throws: EventDecodingError.self) { try await store.append([good, bad]) }
+            #expect(error?.field == field)
+            let stored = try await store.events(aggregateID: "o-2", after: 0)
+            #expect(stored.isEmpty)
+        }
+    }
+
     @Test func aConcurrentWriterGetsAConflictAndNothingOfItsAppendIsStored() async throws {
         try await Self.withStore { store in
             let orders = Repository<Order>(store: store)

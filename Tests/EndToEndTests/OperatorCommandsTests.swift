@@ -363,7 +363,8 @@ extension OperatorCommandsTests {
         // Every GetRecords takes 25 s: the graceful drain after the first SIGTERM waits for the one in flight.
         let (server, endpoint) = try await Self.startStreamServer(scenario: """
             {"streamArn": "\(arn)", "getRecordsDelay": 25,
-             "shards": [{"id": "shardId-1", "records": [{"item": {"aggregateId": {"S": "a"}, "sequenceNumber": {"N": "1"}, "eventName": {"S": "OrderPlaced"}}}]}]}
+             "shards": [{"id": "shardId-1", "records": [{"item": {"aggregateId": {"S": "a"}, "sequenceNumber": {"N": "1"}, "eventName": {"S": "OrderPlaced"},
+               "aggregateType": {"S": "Order"}, "messageId": {"S": "m-1"}, "timestamp": {"S": "2026-01-01T00:00:00.000Z"}}}]}]}
             """)
         defer { server.terminate() }
         let application = TestServices.uniqueName("signals")

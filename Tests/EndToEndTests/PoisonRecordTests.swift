@@ -46,8 +46,11 @@ import Testing
         }
         let poison: [(item: DynamoDBItem, reason: String)] = [
             (["aggregateId": .s("not-an-event"), "sequenceNumber": .n("1"), "payload": .s("x")], "not an event: eventName: is missing"),
-            (["aggregateId": .s("undecodable"), "sequenceNumber": .n("1"), "eventName": .s("OrderPlaced"), "timestamp": .s("yesterday")],
+            (["aggregateId": .s("undecodable"), "sequenceNumber": .n("1"), "eventName": .s("OrderPlaced"), "messageId": .s("m-1"),
+              "aggregateType": .s("Order"), "timestamp": .s("yesterday")],
              "not an event: timestamp: expected an ISO-8601 time"),
+            // The event contract: no invented message id, aggregate type or 1970 timestamp.
+            (["aggregateId": .s("keys-and-name-only"), "sequenceNumber": .n("1"), "eventName": .s("OrderPlaced")], "not an event: messageId: is missing"),
             (event("long-name", name: "Order" + String(repeating: "x", count: 2000)), "the fanout-event-name header would be 2005 bytes"),
             (event("too-large", payload: ["blob": .string(String(repeating: "x", count: 50_000))]), "topic \(orders) refused the record"),
         ]

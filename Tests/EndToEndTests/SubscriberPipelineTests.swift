@@ -87,7 +87,7 @@ import Testing
 
         // The warehouse is back: a retry through the command line resolves o-1 in order.
         isDown.withLock { $0 = false }
-        let retry = try await Self.fanout(["dead-letters", "retry", "--brokers", brokers, "--group", groupName, "--key", "o-1"])
+        let retry = try await Self.fanout(["dead-letters", "retry", "--brokers", brokers, "--group", groupName, "--key", "o-1", "--execute"])
         #expect(retry.status == 0, "\(retry.standardError)")
         try await Self.waitUntil { handled.withLock { $0.contains("o-1#3") } }
         #expect(handled.withLock { $0 }.filter { $0.hasPrefix("o-1") } == ["o-1#1", "o-1#2", "o-1#3"])
@@ -111,9 +111,11 @@ import Testing
         try await running.value
 
         // Replay the group from the beginning: every event of the topic again, in order per order.
-        let replay = try await Self.fanout(["replay", "--brokers", brokers, "--group", groupName, "--topic", topics.orders, "--from", "earliest"])
+        let replay = try await Self.fanout(["replay", "--brokers", brokers, "--group", groupName, "--topic", topics.orders, "--from", "earliest", "--execute"])
         #expect(replay.status == 0, "\(replay.standardError)")
-        #expect(replay.standardOutput.split(separator: "\n").count == 4)   // one line per partition
+        let replayLines = replay.standardOutput.split(separator: "\n")
+        #expect(replayLines.count == 5)   // one line per partition (before -> after), then what was done
+        #expect(replayLines.last?.hasPrefix("committed") == true)
         handled.withLock { $0 = [] }
         let again = Task { try await makeGroup().run() }
         try await Self.waitUntil { handled.withLock { $0.count } >= 5 }

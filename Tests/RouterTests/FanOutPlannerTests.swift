@@ -94,6 +94,39 @@ import Testing
         #expect(records[0].headers.contains { $0.key == "fanout-source" && $0.value == Array("arn:stream/shard-1/100".utf8) })
     }
 
+    /// The event contract: an item without a `messageId`, `aggregateType` or `timestamp`, or with one of them empty or
+    /// of another type, is a dead letter naming the field, on either path; nothing is published with an invented value.
+    @Test(arguments: [
+        ("messageId", nil, "messageId: is missing"),
+        ("aggregateType", nil, "aggregateType: is missing"),
+        ("timestamp", nil, "timestamp: is missing"),
+        ("messageId", .s(""), "messageId: is empty"),
+        ("aggregateType", .s(""), "aggregateType: is empty"),
+        ("messageId", .n("12"), "messageId: expected S (a string), found N"),
+        ("aggregateType", .b([1, 2]), "aggregateType: expected S (a string), found B"),
+        ("timestamp", .n("1795814466"), "timestamp: expected S (a string), found N"),
+        ("timestamp", .s("yesterday"), "timestamp: expected an ISO-8601 time, found \"yesterday\""),
+    ] as [(String, AttributeValue?, String)])
+    func anItemWithoutARequiredHeaderFieldIsADeadLetterNamingTheField(field: String, value: AttributeValue?, reason: String) {
+        var image = Self.event(name: "OrderPlaced").item
+        image[field] = value
+        for path in [FanOutPlanner.Path.direct, .reference] {
+            var records: [KafkaProducerRecord] = []
+            let outcome = FanOutPlanner(routes: Self.routes, path: path).plan(Self.record(image), streamARN: "arn:stream", shardID: "shard-1", into: &records)
+            #expect(outcome.reason?.hasPrefix("not an event: \(reason)") == true, "\(path): \(outcome)")
+            #expect(records.map(\.topic) == ["dlq"], "\(path)")
+            #expect(records.first?.headers.contains { $0.key == "fanout-error" && String(decoding: $0.value, as: UTF8.self).hasPrefix("not an event: \(reason)") } == true)
+        }
+    }
+
+    /// The item of the issue: only the keys and the event name. It used to be published with `"messageId":""`,
+    /// `"aggregateType":""` and a 1970 timestamp.
+    @Test func anItemWithOnlyTheKeysAndTheEventNameIsNotPublished() {
+        let (records, outcome) = plan(Self.record(["aggregateId": .s("order-7"), "sequenceNumber": .n("3"), "eventName": .s("OrderPlaced")]))
+        #expect(outcome.reason?.hasPrefix("not an event: messageId: is missing") == true, "\(outcome)")
+        #expect(records.map(\.topic) == ["dlq"])
+    }
+
     @Test func aRecordThatIsNotADynamoDBChangeGoesToTheDeadLetterTopicUnchanged() throws {
         let data = Array("plain text, not a change".utf8)
         let record = StreamRecord.makeUnreadable(
@@ -150,5 +183,12 @@ import Testing
         let (records, outcome) = plan(Self.record(Self.event(name: "OrderPlaced").item, change: change))
         #expect(records.isEmpty)
         #expect(outcome == .ignored(changeType: change))
+    }
+}
+
+extension RecordOutcome {
+    /// The dead-letter reason, when the record was dead-lettered.
+    var reason: String? {
+        if case .deadLettered(let reason) = self { reason } else { nil }
     }
 }

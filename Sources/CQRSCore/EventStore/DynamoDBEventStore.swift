@@ -46,6 +46,14 @@ public struct DynamoDBEventStore: EventStore {
     public func append(_ events: [GenericDomainEventMessage]) async throws {
         guard let first = events.first else { return }
         precondition(events.count <= Self.maximumEventsPerAppend, "at most \(Self.maximumEventsPerAppend) events per append")
+        // Every item gets all of `requiredItemStrings` (the timestamp is always written); an empty one would be
+        // dead-lettered by the router, so it is refused here, before anything is stored.
+        for event in events {
+            for (field, text) in [(GenericDomainEventMessage.Field.messageID, event.messageID), (GenericDomainEventMessage.Field.aggregateType, event.aggregateType)]
+            where text.isEmpty {
+                throw EventDecodingError(field: field, reason: "is empty in event \(event.eventName) of aggregate \(event.aggregateID); the events table requires it")
+            }
+        }
         let items = events.map { event in
             TransactWriteItem.put(
                 table: tableName,

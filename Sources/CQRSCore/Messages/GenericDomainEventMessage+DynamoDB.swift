@@ -52,13 +52,51 @@ extension GenericDomainEventMessage {
         return item
     }
 
+    /// The attributes an events-table item must hold as non-empty S values, besides `eventName` and `aggregateId`:
+    /// Fanout publishes them, and invents none (an empty message id would defeat every idempotency filter).
+    public static let requiredItemStrings = [Field.messageID, Field.aggregateType, Field.timestamp]
+
     /// Reads an event from an events table item.
+    ///
+    /// Stricter than a Kafka record's JSON: `messageId`, `aggregateType` and `timestamp` must be non-empty S
+    /// values (`requiredItemStrings`).
     public init(item: DynamoDBItem) throws(EventDecodingError) {
         let object = JSONObject(attributes: item)
         // sequenceNumber is the table's numeric sort key; a string one is a foreign writer's mistake.
         if case .s? = item[Field.sequenceNumber] {
             throw EventDecodingError(field: Field.sequenceNumber, reason: "expected N (a number), found S")
         }
+        for field in Self.requiredItemStrings {
+            switch item[field] {
+            case .s?, nil: break
+            case let other?: throw EventDecodingError(field: field, reason: "expected S (a string), found \(other.typeTag)")
+            }
+        }
         try self.init(decoding: object)
+        for field in Self.requiredItemStrings {
+            switch item[field] {
+            case .s(let text)? where text.isEmpty: throw EventDecodingError(field: field, reason: "is empty; a non-empty S is required")
+            case nil: throw EventDecodingError(field: field, reason: "is missing; every event item needs messageId, aggregateType and timestamp")
+            default: break
+            }
+        }
+    }
+}
+
+extension AttributeValue {
+    /// DynamoDB's name for the value's type: S, N, B, BOOL, NULL, M, L, SS, NS or BS.
+    var typeTag: String {
+        switch self {
+        case .s: "S"
+        case .n: "N"
+        case .b: "B"
+        case .bool: "BOOL"
+        case .null: "NULL"
+        case .m: "M"
+        case .l: "L"
+        case .ss: "SS"
+        case .ns: "NS"
+        case .bs: "BS"
+        }
     }
 }

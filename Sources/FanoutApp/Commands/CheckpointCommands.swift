@@ -1,5 +1,8 @@
+import AWS
+import AsyncHTTPClient
 import Delivery
 import Foundation
+import JSON
 import Kafka
 import Logging
 import Settings
@@ -20,6 +23,24 @@ public enum CheckpointCommands {
         let warnings = resolution.unreadable.map { "\(topic): \($0) (ignored)" }
             + resolution.staleEpochs.map { "\(topic): \($0) (ignored: a fenced writer's)" }
         return (resolution.entries.isEmpty ? ["no checkpoints in \(topic)"] : lines(resolution.entries), warnings)
+    }
+
+    /// `list --format json`: `{"topic", "checkpoints": [{"streamArn", "shardId", "sequenceNumber", "finished", "epoch",
+    /// "writtenAt"}], "ignored": [...]}`; the unknown as null.
+    public static func json(_ settings: ResolvedSettings, logger: Logger) async throws -> String {
+        let (topic, resolution) = try await read(settings, logger: logger)
+        let checkpoints = resolution.entries.map { entry in
+            JSONValue.object(JSONObject([
+                "streamArn": .string(entry.streamARN),
+                "shardId": .string(entry.shardID),
+                "sequenceNumber": entry.checkpoint.sequenceNumber.map(JSONValue.string) ?? .null,
+                "finished": .bool(entry.checkpoint.isFinished),
+                "epoch": entry.checkpoint.epoch.map { .number($0) } ?? .null,
+                "writtenAt": entry.writtenAt.map(JSONValue.string) ?? .null,
+            ]))
+        }
+        let ignored = resolution.unreadable.map { JSONValue.string("\($0)") } + resolution.staleEpochs.map { JSONValue.string("\($0) (a fenced writer's)") }
+        return JSONWriter.string(.object(JSONObject(["topic": .string(topic), "checkpoints": .array(checkpoints), "ignored": .array(ignored)])))
     }
 
     /// A table: one line per shard.
@@ -71,17 +92,78 @@ public enum CheckpointCommands {
         await producer.shutdown()
     }
 
-    /// `fanout checkpoints reset`: checks `--to`, finds the shard's checkpoint, prints it and what it becomes, asks
-    /// for the shard id to be typed back unless `yes` (refusing when standard input is not a terminal), then
-    /// writes the reset. `output` prints one line.
+    /// The newest sequence number in the shard now, read from the checkpoint on (or from the oldest record when
+    /// there is none) to the shard's end: the end of a closed shard, a page that is not behind (Kinesis), or three
+    /// empty pages in a row (DynamoDB Streams, which does not say). Nil when the shard holds no record after the
+    /// checkpoint and the checkpoint has no position. AWS settings come from the environment, as for `fanout run`.
+    static func latestSequenceNumber(of entry: CheckpointRecords.Entry, environment: [String: String], logger: Logger) async throws -> String? {
+        let aws: AWSConfiguration
+        do {
+            aws = try AWSConfiguration.fromEnvironment(environment)
+        } catch {
+            throw SettingsError("--to latest reads the shard: AWS settings: \(error)")
+        }
+        let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
+        do {
+            let latest = try await latestSequenceNumber(of: entry, aws: aws, httpClient: httpClient, logger: logger)
+            try? await httpClient.shutdown()
+            return latest
+        } catch {
+            try? await httpClient.shutdown()
+            throw error
+        }
+    }
+
+    private static func latestSequenceNumber(
+        of entry: CheckpointRecords.Entry, aws: AWSConfiguration, httpClient: HTTPClient, logger: Logger
+    ) async throws -> String? {
+        let source: any StreamSource
+        if entry.streamARN.hasPrefix("arn:aws:kinesis:") || entry.streamARN.contains(":kinesis:") {
+            guard let name = KinesisSource.streamName(fromARN: entry.streamARN) else {
+                throw SettingsError("\(entry.streamARN) is not a Kinesis stream ARN")
+            }
+            source = KinesisSource(kinesis: Kinesis(configuration: aws, httpClient: httpClient, logger: logger), streamName: name)
+        } else {
+            source = DynamoDBStreamsSource(streams: DynamoDBStreams(configuration: aws, httpClient: httpClient, logger: logger), streamARN: entry.streamARN)
+        }
+        var latest = entry.checkpoint.sequenceNumber
+        var iterator: String? = try await source.shardIterator(
+            shardID: entry.shardID, position: latest.map(ShardPosition.afterSequenceNumber) ?? .trimHorizon
+        )
+        var emptyPages = 0
+        while let current = iterator {
+            let page = try await source.records(iterator: current, limit: 1000)
+            if let last = page.records.last {
+                latest = last.sequenceNumber
+                emptyPages = 0
+            } else {
+                emptyPages += 1
+                if page.millisBehindLatest == 0 || emptyPages >= 3 { break }
+            }
+            iterator = page.nextIterator
+        }
+        return latest
+    }
+
+    /// `fanout checkpoints reset`: checks `--to` (a sequence number, or `latest`: the shard's newest record now, so
+    /// that the next start reads only what is written after it), finds the shard's checkpoint, prints it and what
+    /// it becomes, asks for the shard id to be typed back unless `yes` (refusing when standard input is not a
+    /// terminal), then writes the reset. `output` prints one line.
     public static func reset(
-        settings: ResolvedSettings, shard: String, streamARN: String?, to: String?, yes: Bool, logger: Logger, output: (String) -> Void
+        settings: ResolvedSettings, shard: String, streamARN: String?, to: String?, yes: Bool,
+        environment: [String: String] = ProcessInfo.processInfo.environment, logger: Logger, output: (String) -> Void
     ) async throws {
-        if let to, to.isEmpty || !to.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
-            throw SettingsError("--to: \"\(to)\" is not a sequence number (decimal digits)")
+        var to = to
+        let isLatest = to?.lowercased() == "latest"
+        if !isLatest, let to, to.isEmpty || !to.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
+            throw SettingsError("--to: \"\(to)\" is not a sequence number (decimal digits) or latest")
         }
         let (topic, resolution) = try await read(settings, logger: logger)
         let entry = try entry(resolution, topic: topic, shard: shard, streamARN: streamARN)
+        if isLatest {
+            to = try await latestSequenceNumber(of: entry, environment: environment, logger: logger)
+            output("shard \(entry.shardID) of \(entry.streamARN): its newest record now is \(to ?? "none (the shard is empty)")")
+        }
         output("shard \(entry.shardID) of \(entry.streamARN): now \(entry.checkpoint.sequenceNumber ?? "no position")\(entry.checkpoint.isFinished ? ", finished" : ""); reset to \(to ?? "the start position")")
         if !yes {
             guard isatty(STDIN_FILENO) == 1 else {

@@ -10,9 +10,9 @@ import JSON
 /// whole item, then a `GenericDomainEventMessage`, then writes it; this runs for every routed event.
 /// `EventItem` reads the same item and writes the very same bytes without building either.
 /// It covers the items a well-behaved writer produces; for anything else (a missing or empty
-/// required field, a field of an unexpected type, a timestamp that does not parse, a `traceparent`
-/// that is not an S) `init(item:)` returns nil, and the caller takes the reference path, which
-/// decides (and words any error) exactly as before.
+/// required field, `GenericDomainEventMessage.requiredItemStrings` included, a field of an unexpected
+/// type, a timestamp that does not parse, a `traceparent` that is not an S) `init(item:)` returns nil,
+/// and the caller takes the reference path, which decides (and words any error) exactly as before.
 public struct EventItem: Sendable {
     public typealias Field = GenericDomainEventMessage.Field
 
@@ -33,7 +33,6 @@ public struct EventItem: Sendable {
     }
     public let eventName: String
     public let aggregateID: String
-    /// Empty when the item has none (as in `GenericDomainEventMessage`).
     public let messageID: String
     public let aggregateType: String
     /// The metadata's `traceparent`, when it is an S.
@@ -42,18 +41,16 @@ public struct EventItem: Sendable {
     private let timestamp: Date
 
     public init?(item: DynamoDBItem) {
-        func string(_ field: String, required: Bool) -> String?? {
-            switch item[field] {
-            case .s(let text)?: return required && text.isEmpty ? nil : .some(text)
-            case nil: return required ? nil : .some(nil)
-            default: return nil
-            }
+        /// The field's text when it is a non-empty S (every header field is required).
+        func string(_ field: String) -> String? {
+            if case .s(let text)? = item[field], !text.isEmpty { text } else { nil }
         }
-        guard let eventName = string(Field.eventName, required: true) ?? nil,
-            let aggregateID = string(Field.aggregateID, required: true) ?? nil,
-            let messageID = string(Field.messageID, required: false),
-            let aggregateType = string(Field.aggregateType, required: false),
-            let timestampText = string(Field.timestamp, required: false)
+        guard let eventName = string(Field.eventName),
+            let aggregateID = string(Field.aggregateID),
+            let messageID = string(Field.messageID),
+            let aggregateType = string(Field.aggregateType),
+            let timestampText = string(Field.timestamp),
+            let timestamp = GenericDomainEventMessage.parseTimestamp(timestampText)
         else { return nil }
         var sequenceNumber: Int64 = 0
         switch item[Field.sequenceNumber] {
@@ -62,11 +59,6 @@ public struct EventItem: Sendable {
             sequenceNumber = value
         case nil: break
         default: return nil
-        }
-        var timestamp = Date(timeIntervalSince1970: 0)
-        if let timestampText {
-            guard let parsed = GenericDomainEventMessage.parseTimestamp(timestampText) else { return nil }
-            timestamp = parsed
         }
         switch item[Field.payload] {
         case .m?, nil: break
@@ -86,8 +78,8 @@ public struct EventItem: Sendable {
         self.source = .item(item)
         self.eventName = eventName
         self.aggregateID = aggregateID
-        self.messageID = messageID ?? ""
-        self.aggregateType = aggregateType ?? ""
+        self.messageID = messageID
+        self.aggregateType = aggregateType
         self.sequenceNumber = sequenceNumber
         self.timestamp = timestamp
         self.traceparent = traceparent
@@ -249,12 +241,9 @@ public struct EventItem: Sendable {
         } catch {
             return nil
         }
-        guard !eventName.isEmpty, !aggregateID.isEmpty else { return nil }
-        var timestamp = Date(timeIntervalSince1970: 0)
-        if let timestampText {
-            guard let parsed = GenericDomainEventMessage.parseTimestamp(timestampText) else { return nil }
-            timestamp = parsed
-        }
+        guard !eventName.isEmpty, !aggregateID.isEmpty, !messageID.isEmpty, !aggregateType.isEmpty,
+            let timestampText, let timestamp = GenericDomainEventMessage.parseTimestamp(timestampText)
+        else { return nil }
         let written = reader.output.written
         func part(_ range: Range<Int>?) -> (inout [UInt8]) -> Void {
             { output in
