@@ -220,7 +220,7 @@ extension Sidecar {
     /// the age of the last checkpoint, and whether the shard is stalled; plus trimmed gaps in total. A shard's
     /// series exist while it is read or waits for its parent, and are removed once it is finished or not held.
     fileprivate func recordShardMetrics() async {
-        var gauges: [String: (age: Metrics.Gauge, checkpointAge: Metrics.Gauge, stalled: Metrics.Gauge)] = [:]
+        var gauges: [String: (age: Metrics.Gauge, lag: Metrics.Gauge, checkpointAge: Metrics.Gauge, stalled: Metrics.Gauge)] = [:]
         let gaps = Metrics.Gauge(label: "fanout_stream_trimmed_gaps")
         let stalledShards = Metrics.Gauge(label: "fanout_stream_stalled_shards")
         while !Task.isCancelled {
@@ -232,6 +232,7 @@ extension Sidecar {
             let liveIDs = Set(live.map(\.shardID))
             for (shardID, retired) in gauges where !liveIDs.contains(shardID) {
                 retired.age.destroy()
+                retired.lag.destroy()
                 retired.checkpointAge.destroy()
                 retired.stalled.destroy()
                 gauges[shardID] = nil
@@ -239,13 +240,13 @@ extension Sidecar {
             for shard in live {
                 let shardGauges = gauges[shard.shardID] ?? (
                     Metrics.Gauge(label: "fanout_shard_newest_record_age_seconds", dimensions: [("shard", shard.shardID)]),
+                    Metrics.Gauge(label: "fanout_shard_lag_seconds", dimensions: [("shard", shard.shardID)]),
                     Metrics.Gauge(label: "fanout_shard_checkpoint_age_seconds", dimensions: [("shard", shard.shardID)]),
                     Metrics.Gauge(label: "fanout_shard_stalled", dimensions: [("shard", shard.shardID)])
                 )
                 gauges[shard.shardID] = shardGauges
-                if let age = shard.newestRecordAge {
-                    shardGauges.age.record(Double(age.components.seconds) + Double(age.components.attoseconds) / 1e18)
-                }
+                if let age = shard.newestRecordAge(now: now) { shardGauges.age.record(age.seconds) }
+                if let lag = shard.lag(now: now) { shardGauges.lag.record(lag.seconds) }
                 if let checkpoint = shard.lastCheckpoint {
                     shardGauges.checkpointAge.record(now.timeIntervalSince(checkpoint))
                 }
@@ -261,17 +262,34 @@ extension Sidecar {
         }
     }
 
-    /// Asks Kafka for its metadata every 10 s, for readiness.
+    /// Asks Kafka for its topics every 10 s (the readiness check), and logs an outage once when it begins (a
+    /// clearer line than librdkafka's own) and once when it ends, with how long it lasted.
     fileprivate func checkKafkaPeriodically() async {
+        var outageSince: ContinuousClock.Instant?
         while !Task.isCancelled {
             do {
                 try await Task.sleep(for: .seconds(10))
                 let topics = try await admin.listTopics(timeout: .seconds(5))
                 kafkaCheck.withLock { $0 = (true, "\(topics.count) topics visible at \(configuration.brokers)") }
+                if let since = outageSince {
+                    outageSince = nil
+                    logger.info(
+                        "Kafka is reachable again after \((ContinuousClock.now - since).components.seconds) s",
+                        metadata: [LogKey.brokers: "\(configuration.brokers)"]
+                    )
+                }
             } catch is CancellationError {
                 return
             } catch {
                 kafkaCheck.withLock { $0 = (false, "\(configuration.brokers): \(error)") }
+                if outageSince == nil {
+                    // The outage began at most one check interval ago.
+                    outageSince = .now - .seconds(10)
+                    logger.warning(
+                        "Kafka is unreachable: the brokers did not answer a metadata request within 5 s; pages wait (nothing is checkpointed until Kafka acknowledges them)",
+                        metadata: [LogKey.brokers: "\(configuration.brokers)", LogKey.error: "\(error)"]
+                    )
+                }
             }
         }
     }

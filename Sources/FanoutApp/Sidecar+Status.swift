@@ -174,8 +174,11 @@ public struct ShardStatusEntry: Sendable, Encodable, Hashable {
     /// The last sequence number checkpointed; nil before the first checkpoint.
     public var lastSequenceNumber: String?
     public var recordsRead: Int
-    /// Age of the newest record read (now minus its approximate creation time); nil before the first record.
+    /// Age of the newest record routed (now minus its approximate creation time); nil before the first record.
     public var newestRecordAgeSeconds: Double?
+    /// How far routing is behind the writers now: the age of the oldest record read and not yet acknowledged, 0
+    /// when caught up, else the time since the newest record routed or the shard was last caught up (the later).
+    public var lagSeconds: Double?
     /// True when the shard has made no progress for longer than the reader allows.
     public var stalled: Bool
     /// The parent shard, and for a Kinesis merge the adjacent parent: read to their end before this one.
@@ -205,6 +208,7 @@ public struct ShardStatusEntry: Sendable, Encodable, Hashable {
         try container.encode(lastSequenceNumber, forKey: .lastSequenceNumber)
         try container.encode(recordsRead, forKey: .recordsRead)
         try container.encode(newestRecordAgeSeconds, forKey: .newestRecordAgeSeconds)
+        try container.encode(lagSeconds, forKey: .lagSeconds)
         try container.encode(stalled, forKey: .stalled)
         try container.encode(parents, forKey: .parents)
         try container.encode(millisBehindLatest, forKey: .millisBehindLatest)
@@ -214,7 +218,7 @@ public struct ShardStatusEntry: Sendable, Encodable, Hashable {
     }
 
     private enum CodingKeys: String, CodingKey {
-        case id, state, lastSequenceNumber, recordsRead, newestRecordAgeSeconds, stalled, parents, millisBehindLatest
+        case id, state, lastSequenceNumber, recordsRead, newestRecordAgeSeconds, lagSeconds, stalled, parents, millisBehindLatest
         case checkpointAgeSeconds, lastError, trimmedGaps
     }
 }
@@ -222,6 +226,7 @@ public struct ShardStatusEntry: Sendable, Encodable, Hashable {
 extension Sidecar {
     /// A snapshot of what the sidecar is doing, for `GET /status`.
     public var status: SidecarStatus {
+        let now = Date()
         var status = SidecarStatus(
             mode: configuration.exactlyOnce ? "exactly-once" : "at-least-once",
             application: configuration.application,
@@ -234,12 +239,13 @@ extension Sidecar {
                     state: shard.state.rawValue,
                     lastSequenceNumber: shard.lastSequenceNumber,
                     recordsRead: shard.recordsRead,
-                    newestRecordAgeSeconds: shard.newestRecordAge.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 },
+                    newestRecordAgeSeconds: shard.newestRecordAge(now: now)?.seconds,
                     stalled: shard.isStalled
                 )
+                entry.lagSeconds = shard.lag(now: now)?.seconds
                 entry.parents = [shard.parentShardID, shard.adjacentParentShardID].compactMap { $0 }
                 entry.millisBehindLatest = shard.millisBehindLatest
-                entry.checkpointAgeSeconds = shard.lastCheckpoint.map { max(0, Date().timeIntervalSince($0)) }
+                entry.checkpointAgeSeconds = shard.lastCheckpoint.map { max(0, now.timeIntervalSince($0)) }
                 entry.lastError = shard.lastError
                 entry.trimmedGaps = shard.trimmedGaps
                 return entry

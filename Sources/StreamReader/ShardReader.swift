@@ -121,12 +121,17 @@ struct ShardReader {
                     page = try await reader.source.records(iterator: current, limit: configuration.effectivePageLimit)
                 }
                 failures = 0
+                reader.awsCallSucceeded(logger: logger)
                 let isBacklog = page.records.count >= configuration.effectivePageLimit || (page.millisBehindLatest ?? 0) > 0
                     || page.records.last?.approximateCreationDateTime.map { startedAt.timeIntervalSince($0) > StreamReaderConfiguration.backlogAge } == true
                 lastCall = isBacklog ? nil : started
                 if let behind = page.millisBehindLatest { reader.update(id) { $0.status.millisBehindLatest = behind } }
                 if !page.records.isEmpty {
                     markBehind()
+                    reader.update(id) { track in
+                        track.status.pendingSince = page.records.first!.approximateCreationDateTime ?? startedAt
+                        track.status.isCaughtUp = false
+                    }
                     if isBacklog, let next = page.nextIterator {
                         // Read on at once: the next page is fetched (and decoded) while this one is routed.
                         prefetched = Prefetch(iterator: next, task: Task { [source = reader.source, limit = configuration.effectivePageLimit] in
@@ -140,16 +145,23 @@ struct ShardReader {
                         return
                     }
                     lastSequence = page.records.last!.sequenceNumber
-                    let age = page.records.last!.approximateCreationDateTime.map { Duration.seconds(max(0, Date().timeIntervalSince($0))) }
                     reader.update(id) { [lastSequence] track in
                         track.status.lastSequenceNumber = lastSequence
                         track.status.recordsRead += page.records.count
-                        if let age { track.status.newestRecordAge = age }
+                        track.status.pendingSince = nil
+                        if let created = page.records.last!.approximateCreationDateTime { track.status.newestRecordCreatedAt = created }
                     }
                     reader.progressed(id, caughtUp: false, logger: logger)
                 } else {
                     // Kinesis may answer empty pages while records wait further on (MillisBehindLatest > 0).
-                    reader.progressed(id, caughtUp: (page.millisBehindLatest ?? 0) == 0, logger: logger)
+                    let caughtUp = (page.millisBehindLatest ?? 0) == 0
+                    if caughtUp {
+                        reader.update(id) { track in
+                            track.status.isCaughtUp = true
+                            track.status.caughtUpAt = startedAt
+                        }
+                    }
+                    reader.progressed(id, caughtUp: caughtUp, logger: logger)
                 }
                 iterator = page.nextIterator
                 if iterator == nil || (page.records.isEmpty && hasReachedEnd()) {
@@ -181,6 +193,9 @@ struct ShardReader {
                     metadata: [LogKey.error: "\(error)", LogKey.retryIn: "\(pause)", LogKey.failures: "\(failures)"]
                 )
                 reader.recordError(id, error)
+                // Records may be waiting that cannot be read: not caught up (the lag grows from the last known point).
+                reader.update(id) { $0.status.isCaughtUp = false }
+                if !error.isThrottling { reader.awsCallFailed(error, logger: logger) }
                 try await reader.pause(pause, shardID: id)
             }
         }

@@ -64,6 +64,8 @@ public final class ShardedStreamReader: Sendable {
         var shardEndWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
         /// The parent cycles of the last listing, already reported.
         var reportedCycles: Set<String> = []
+        /// Since when AWS calls fail (not throttled: unanswered or refused), and the first error; nil while they succeed.
+        var awsOutage: (since: ContinuousClock.Instant, error: String)?
 
         /// The shard starts running: a fresh stop signal, triggered at once if the reader is stopping.
         mutating func shardStarted(_ shardID: String) {
@@ -203,6 +205,7 @@ public final class ShardedStreamReader: Sendable {
                             }
                         }
                         discoveryFailures = 0
+                        awsCallSucceeded(logger: logger)
                         nextDiscovery = ContinuousClock.now + configuration.discoveryInterval
                     } catch let error as AWSError where Self.isTransient(error) {
                         discoveryFailures += 1
@@ -212,6 +215,7 @@ public final class ShardedStreamReader: Sendable {
                             metadata: [LogKey.stream: "\(arn)", LogKey.error: "\(error)", LogKey.retryIn: "\(pause)"]
                         )
                         state.withLock { $0.lastDiscoveryError = "\(error)" }
+                        if !error.isThrottling { awsCallFailed(error, logger: logger) }
                         nextDiscovery = ContinuousClock.now + min(pause, configuration.discoveryInterval)
                     } catch {
                         fail(with: error)
@@ -304,6 +308,34 @@ public final class ShardedStreamReader: Sendable {
                 state.order.append(shardID)
             }
             change(&state.shards[shardID]!)
+        }
+    }
+
+    /// An AWS call of the reader failed (not throttled): the first failure after a success is logged once as an outage.
+    func awsCallFailed(_ error: any Error, logger: Logger) {
+        let began = state.withLock { state -> Bool in
+            guard state.awsOutage == nil else { return false }
+            state.awsOutage = (.now, "\(error)")
+            return true
+        }
+        if began {
+            logger.warning("AWS is unreachable or failing: reading the stream fails; retrying with backoff (nothing is skipped)", metadata: [
+                LogKey.stream: "\(configuration.streamARN)", LogKey.error: "\(error)",
+            ])
+        }
+    }
+
+    /// An AWS call of the reader succeeded: the end of an outage is logged once, with how long it lasted.
+    func awsCallSucceeded(logger: Logger) {
+        let ended = state.withLock { state -> (since: ContinuousClock.Instant, error: String)? in
+            defer { state.awsOutage = nil }
+            return state.awsOutage
+        }
+        if let ended {
+            let lasted = ContinuousClock.now - ended.since
+            logger.info("AWS is reachable again after \(lasted.components.seconds) s", metadata: [
+                LogKey.stream: "\(configuration.streamARN)", LogKey.error: "\(ended.error)",
+            ])
         }
     }
 

@@ -59,9 +59,31 @@ public struct ShardStatus: Sendable, Hashable {
     public var lastSequenceNumber: String?
     /// Records handed to `process` by this run (a page retried counts once).
     public var recordsRead: Int
-    /// `now − ApproximateCreationDateTime` of the newest record read, measured when it was read:
-    /// how far behind the writers the shard was then. nil before the first record.
-    public var newestRecordAge: Duration?
+    /// `ApproximateCreationDateTime` of the newest record routed; nil before the first.
+    public var newestRecordCreatedAt: Date?
+    /// `ApproximateCreationDateTime` of the first record of the page being routed (read, not yet acknowledged).
+    public var pendingSince: Date?
+    /// The last read reached the shard's newest record (an empty page; Kinesis: `MillisBehindLatest` 0) and
+    /// nothing is pending. False after a page with records and after a failed read.
+    public var isCaughtUp: Bool = false
+    /// When a read last reached the shard's newest record: records not read yet were written after it.
+    public var caughtUpAt: Date?
+
+    /// `now − creation time` of the newest record routed; nil before the first.
+    public func newestRecordAge(now: Date = Date()) -> Duration? {
+        newestRecordCreatedAt.map { .seconds(max(0, now.timeIntervalSince($0))) }
+    }
+
+    /// How far the shard's routing is behind its writers, now: the age of the oldest record read and not yet
+    /// acknowledged when a page is pending; zero when caught up; otherwise (a backlog, or the shard cannot be
+    /// read) the time since the newest record routed or since the shard was last caught up, whichever is later:
+    /// records not yet read were written after both. nil while nothing is known.
+    public func lag(now: Date = Date()) -> Duration? {
+        if let pendingSince { return .seconds(max(0, now.timeIntervalSince(pendingSince))) }
+        if isCaughtUp { return .zero }
+        let since = [newestRecordCreatedAt, caughtUpAt].compactMap { $0 }.max()
+        return since.map { .seconds(max(0, now.timeIntervalSince($0))) }
+    }
     /// When this run last saved the shard's checkpoint.
     public var lastCheckpoint: Date?
     /// The last error reading the shard (kept after it cleared; see `lastErrorTime`).
@@ -80,7 +102,7 @@ public struct ShardStatus: Sendable, Hashable {
         isClosed: Bool = false,
         lastSequenceNumber: String? = nil,
         recordsRead: Int = 0,
-        newestRecordAge: Duration? = nil,
+        newestRecordCreatedAt: Date? = nil,
         lastCheckpoint: Date? = nil,
         lastError: String? = nil,
         lastErrorTime: Date? = nil,
@@ -94,11 +116,18 @@ public struct ShardStatus: Sendable, Hashable {
         self.isClosed = isClosed
         self.lastSequenceNumber = lastSequenceNumber
         self.recordsRead = recordsRead
-        self.newestRecordAge = newestRecordAge
+        self.newestRecordCreatedAt = newestRecordCreatedAt
         self.lastCheckpoint = lastCheckpoint
         self.lastError = lastError
         self.lastErrorTime = lastErrorTime
         self.isStalled = isStalled
         self.trimmedGaps = trimmedGaps
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, fractions included.
+    public var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

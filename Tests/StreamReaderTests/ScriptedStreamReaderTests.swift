@@ -141,7 +141,7 @@ import Testing
         #expect(status.shard("shard-child")?.recordsRead == 5)
         #expect(status.shard("shard-independent")?.lastSequenceNumber == collector.pages.withLock { $0.last { $0.shardID == "shard-independent" }?.records.last?.sequenceNumber })
         #expect(status.shard("shard-independent")?.lastCheckpoint != nil)
-        #expect((status.shard("shard-independent")?.newestRecordAge ?? .zero) >= .milliseconds(500))
+        #expect((status.shard("shard-independent")?.newestRecordAge() ?? .zero) >= .milliseconds(500))
         let saved = try await checkpoints.load(streamARN: arn)
         #expect(saved["shard-parent"]?.isFinished == true)
         #expect(saved["shard-orphan"]?.isFinished == true)
@@ -310,6 +310,36 @@ import Testing
         #expect(harness.logs.count(.warning, containing: "listing the stream's shards failed") >= 1)
         #expect(reader.status.lastDiscoveryError == nil)
         #expect(reader.status.lastDiscovery != nil)
+        await harness.shutdown()
+    }
+
+    @Test func anAWSOutageIsLoggedWhenItBeginsAndWhenItEndsAndTheLagGrowsMeanwhile() async throws {
+        // GetRecords 1 answers the records, 2 an empty page (caught up), 3 to 10 fail (a 500 each), then it answers again.
+        let harness = try await Harness.start(StreamScenario(shards: [
+            .init(id: "shard-1", records: StreamScenario.events("a", 1...2), faults: [.http(500, nth: 3, times: 8)])
+        ]))
+        let reader = harness.makeReader { $0.pollInterval = .milliseconds(100) }
+        let collector = Collector()
+        let caughtUpLag = Mutex<Duration?>(nil)
+        let outageLags = Mutex<[Duration]>([])
+        let logs = harness.logs
+        try await Self.run(reader, process: { collector.add($0) }, until: {
+            let shard = reader.status.shard("shard-1")
+            if logs.count(.warning, containing: "AWS is unreachable or failing") == 0 {
+                if collector.records.count == 2, shard?.isCaughtUp == true { caughtUpLag.withLock { $0 = shard?.lag() } }
+            } else if logs.count(.info, containing: "AWS is reachable again") == 0, let lag = shard?.lag() {
+                outageLags.withLock { $0.append(lag) }
+            }
+            return logs.count(.info, containing: "AWS is reachable again") == 1 && shard?.isCaughtUp == true
+        })
+        #expect(collector.labels == Self.labels("a", 1...2))
+        #expect(harness.logs.count(.warning, containing: "AWS is unreachable or failing") == 1, "one line when the outage begins")
+        #expect(harness.logs.count(.info, containing: "AWS is reachable again after") == 1, "one line when it ends")
+        #expect(caughtUpLag.withLock { $0 } == .zero, "caught up before the outage: no lag")
+        // Measured against now: during the outage the lag grows (records may be waiting since the shard was caught up).
+        let lags = outageLags.withLock { $0 }
+        #expect((lags.first ?? .zero) > .zero && (lags.last ?? .zero) > (lags.first ?? .zero), "lags during the outage: \(lags)")
+        #expect(reader.status.shard("shard-1")?.lag() == .zero, "caught up again")
         await harness.shutdown()
     }
 
