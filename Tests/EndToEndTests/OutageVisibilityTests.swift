@@ -30,38 +30,12 @@ import Testing
     }
 
     @Test func aFrozenBrokerIsLoggedStalledLaggingAndAlertedThenRecovered() async throws {
-        let suffix = TestServices.uniqueName("outage-visible")
-        let moto = try await MotoServer(name: suffix)
-        let broker = try BrokerRestartTests.OwnBroker(name: suffix)
-        try await broker.start()
-        defer {
-            broker.process?.signal(SIGCONT)
-            broker.process?.kill()
-            moto.process.kill()
-        }
-        let setup = try await TickSetup(suffix: suffix, endpoint: moto.endpoint, logger: Self.logger)
-        var environment = ProcessInfo.processInfo.environment
-        for (key, value) in [
-            "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": moto.endpoint,
-            "FANOUT_LOG_LEVEL": "info",
-        ] { environment[key] = value }
-        let logFile = FileManager.default.temporaryDirectory.appendingPathComponent("fanout-\(suffix).log")
-        let fanout = try ChildProcess(
-            CommandLineTests.binary.path,
-            ["run", "--brokers", broker.brokers, "--table", suffix, "--routes", setup.routesPath, "--application", suffix, "--http-port", "0"],
-            environment: environment, standardError: .file(logFile)
-        )
+        let own = try await OwnBrokerSidecar("outage-visible", logger: Self.logger)
+        defer { own.stop() }
+        let (broker, setup) = (own.broker, own.setup)
+        let (fanout, log) = try own.start("run")
         defer { fanout.kill() }
-        let log = { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
-        func write(_ range: Range<Int>) async throws {
-            for index in range {
-                try await setup.store.appendRetrying(GenericDomainEventMessage(
-                    eventName: "Tick", aggregateID: "clock-\(index % 3)", aggregateType: "Clock",
-                    sequenceNumber: Int64(index / 3 + 1), payload: ["n": .number(index)]
-                ))
-            }
-        }
-        try await write(0..<6)
+        try await own.write(0..<6)
         _ = try await BrokerRestartTests.waitFor("the first 6 events routed", seconds: 60) { () async throws -> Bool? in
             try await BrokerRestartTests.read(setup.topic, brokers: broker.brokers).count >= 6 ? true : nil
         }
@@ -76,7 +50,7 @@ import Testing
 
         broker.process?.signal(SIGSTOP)
         let frozen = ContinuousClock.now
-        try await write(6..<9)
+        try await own.write(6..<9)
         // The log says so (the background check asks Kafka every 10 s, with a 5 s timeout).
         _ = try await BrokerRestartTests.waitFor("a log line saying Kafka is unreachable", seconds: 40) {
             log().contains("Kafka is unreachable") ? true : nil

@@ -13,53 +13,20 @@ import Testing
 
     @Test(arguments: [false, true])
     func sigtermDuringAFrozenBrokerExitsWithinTheBoundAndTheNextStartRoutesWhatWasLeft(exactlyOnce: Bool) async throws {
-        let suffix = TestServices.uniqueName(exactlyOnce ? "shutdown-outage-eos" : "shutdown-outage")
-        let moto = try await MotoServer(name: suffix)
-        let broker = try BrokerRestartTests.OwnBroker(name: suffix)
-        try await broker.start()
-        defer {
-            broker.process?.signal(SIGCONT)
-            broker.process?.kill()
-            moto.process.kill()
-        }
-        let setup = try await TickSetup(suffix: suffix, endpoint: moto.endpoint, logger: Self.logger)
-        var environment = ProcessInfo.processInfo.environment
-        for (key, value) in [
-            "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_ENDPOINT_URL": moto.endpoint,
-            "FANOUT_LOG_LEVEL": "info",
-        ] { environment[key] = value }
-        func start(_ name: String) throws -> (ChildProcess, URL) {
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("fanout-\(suffix)-\(name).log")
-            let process = try ChildProcess(
-                CommandLineTests.binary.path,
-                ["run", "--brokers", broker.brokers, "--table", suffix, "--routes", setup.routesPath, "--application", suffix, "--http-port", "0"]
-                    + (exactlyOnce ? ["--exactly-once"] : []),
-                environment: environment, standardError: .file(log)
-            )
-            return (process, log)
-        }
-        func write(_ range: Range<Int>) async throws {
-            for index in range {
-                try await setup.store.appendRetrying(GenericDomainEventMessage(
-                    eventName: "Tick", aggregateID: "clock-\(index % 3)", aggregateType: "Clock",
-                    sequenceNumber: Int64(index / 3 + 1), payload: ["n": .number(index)]
-                ))
-            }
-        }
-        func routed() async throws -> Set<String> {
-            Set(try await BrokerRestartTests.read(setup.topic, brokers: broker.brokers).map(BrokerRestartTests.tag))
-        }
+        let own = try await OwnBrokerSidecar(exactlyOnce ? "shutdown-outage-eos" : "shutdown-outage", logger: Self.logger)
+        defer { own.stop() }
+        let broker = own.broker
+        let mode = exactlyOnce ? ["--exactly-once"] : []
 
-        let (first, firstLog) = try start("first")
+        let (first, text) = try own.start("first", mode)
         defer { first.kill() }
-        try await write(0..<12)
+        try await own.write(0..<12)
         _ = try await BrokerRestartTests.waitFor("the first 12 events routed", seconds: 60) {
-            try await routed().count >= 12 ? true : nil
+            try await own.routed().count >= 12 ? true : nil
         }
 
         // Their checkpoint saved and nothing outstanding: then the broker frozen, and three more events, read by the
         // sidecar and waiting for an acknowledgement that cannot come.
-        let text = { (try? String(contentsOf: firstLog, encoding: .utf8)) ?? "" }
         _ = try await BrokerRestartTests.waitFor("the first 12 events checkpointed", seconds: 30) { () async throws -> Bool? in
             let status = try await BrokerRestartTests.statusJSON(log: text())
             let outstanding = (status["producer"] as? [String: Any])?["outstandingRecords"] as? Int ?? -1
@@ -67,7 +34,7 @@ import Testing
             return outstanding == 0 && checkpointed ? true : nil
         }
         broker.process?.signal(SIGSTOP)
-        try await write(12..<15)
+        try await own.write(12..<15)
         let waiting = try await BrokerRestartTests.waitFor("the sidecar to hold records Kafka has not acknowledged", seconds: 30) {
             let producer = try await BrokerRestartTests.statusJSON(log: text())["producer"] as? [String: Any]
             return (producer?["outstandingRecords"] as? Int ?? 0) > 0 ? producer : nil
@@ -89,13 +56,12 @@ import Testing
         // The broker back: the next start reads again what the first left unacknowledged (its checkpoint stayed at
         // the 12th event) and routes it.
         broker.process?.signal(SIGCONT)
-        let (second, secondLog) = try start("second")
+        let (second, secondText) = try own.start("second", mode)
         defer { second.kill() }
-        let secondText = { (try? String(contentsOf: secondLog, encoding: .utf8)) ?? "" }
         _ = try await BrokerRestartTests.waitFor("the 3 events left read again and all 15 routed", seconds: 90) { () async throws -> Bool? in
             let read = (try await BrokerRestartTests.statusJSON(log: secondText())["counts"] as? [String: Any])?["recordsRead"] as? Int ?? 0
             guard read == 3 else { return nil }
-            return try await routed().isSuperset(of: Set((0..<15).map { "n\($0)" })) ? true : nil
+            return try await own.routed().isSuperset(of: Set((0..<15).map { "n\($0)" })) ? true : nil
         }
         let secondStatus = try await BrokerRestartTests.statusJSON(log: secondText())
         #expect((secondStatus["counts"] as? [String: Any])?["recordsRead"] as? Int == 3, "the second start read: \(secondStatus)")
