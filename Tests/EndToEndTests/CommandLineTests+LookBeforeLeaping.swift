@@ -19,6 +19,18 @@ import Testing
 
     static func lines(_ text: String) -> [String] { text.split(separator: "\n").map(String.init) }
 
+    /// A dead-letter topic of one partition holding one `failed` entry for o-1, with `header` besides its kind.
+    static func makeDeadLetterTopic(_ topic: String, admin: KafkaAdmin, brokers: String, header: KafkaHeader) async throws {
+        try await admin.createTopics([KafkaTopicSpecification(name: topic, partitions: 1)])
+        try await OperatorCommandsTests.produce([
+            KafkaProducerRecord(
+                topic: topic, key: Array("o-1".utf8), value: Array(#"{"eventName":"OrderShipped","aggregateId":"o-1","sequenceNumber":2}"#.utf8),
+                headers: [KafkaHeader(key: DeadLetterHeader.kind, string: "failed"), header],
+                partition: 0
+            ),
+        ], brokers: brokers)
+    }
+
     /// The group's committed offsets in `topic`, by partition (nil: none), read without changing them.
     static func committed(group: String, topic: String, brokers: String) async throws -> [Int64?] {
         try await KafkaGroupOffsets.plan(
@@ -86,14 +98,7 @@ import Testing
         #expect(try await admin.listTopics()[topic] == nil)
 
         // The group's dead-letter topic, with one failed event of o-1.
-        try await admin.createTopics([KafkaTopicSpecification(name: topic, partitions: 1)])
-        try await OperatorCommandsTests.produce([
-            KafkaProducerRecord(
-                topic: topic, key: Array("o-1".utf8), value: Array(#"{"eventName":"OrderShipped","aggregateId":"o-1","sequenceNumber":2}"#.utf8),
-                headers: [KafkaHeader(key: DeadLetterHeader.kind, string: "failed"), KafkaHeader(key: DeadLetterHeader.reason, string: "down")],
-                partition: 0
-            ),
-        ], brokers: brokers)
+        try await Self.makeDeadLetterTopic(topic, admin: admin, brokers: brokers, header: KafkaHeader(key: DeadLetterHeader.reason, string: "down"))
         func records() async throws -> [KafkaConsumerMessage] {
             try await KafkaTopicReader.readToEnd(topic: topic, configuration: configuration, timeout: .seconds(10), logger: Self.logger)
         }
@@ -149,14 +154,7 @@ import Testing
         let topic = "\(group).dead-letter"
         let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: Self.logger)
         defer { admin.close() }
-        try await admin.createTopics([KafkaTopicSpecification(name: topic, partitions: 1)])
-        try await OperatorCommandsTests.produce([
-            KafkaProducerRecord(
-                topic: topic, key: Array("o-1".utf8), value: Array(#"{"eventName":"OrderShipped","aggregateId":"o-1","sequenceNumber":2}"#.utf8),
-                headers: [KafkaHeader(key: DeadLetterHeader.kind, string: "failed"), KafkaHeader(key: DeadLetterHeader.attempts, string: "3")],
-                partition: 0
-            ),
-        ], brokers: brokers)
+        try await Self.makeDeadLetterTopic(topic, admin: admin, brokers: brokers, header: KafkaHeader(key: DeadLetterHeader.attempts, string: "3"))
         let letters = try await CommandLineTests.run(["dead-letters", "list", "--group", group, "--format", "json", "--brokers", brokers])
         #expect(letters.status == 0, "\(letters.standardError)")
         let listed = try #require(try JSONSerialization.jsonObject(with: Data(letters.standardOutput.utf8)) as? [String: Any])
