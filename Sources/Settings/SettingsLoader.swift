@@ -43,6 +43,8 @@ public struct ResolvedSettings: Sendable {
         /// The value as text (a list joined with commas); nil when unset and without default.
         public var content: ConfigContent?
         public var source: SettingSource
+        /// For a list: where each item came from (lists add up across sources); nil otherwise.
+        public var itemSources: [SettingSource]? = nil
     }
 
     public var entries: [String: Entry]
@@ -84,13 +86,21 @@ public struct ResolvedSettings: Sendable {
         entries[setting.dottedKey]?.source ?? .defaultValue
     }
 
+    /// A list's items, each with the source it came from (the configuration file's first, `-X` last).
+    public func listWithSources(_ setting: Setting) -> [(item: String, source: SettingSource)] {
+        let items = list(setting)
+        let sources = entries[setting.dottedKey]?.itemSources ?? Array(repeating: source(setting), count: items.count)
+        return Array(zip(items, sources))
+    }
+
     /// One line per setting, `key = value (source)`, with every secret redacted: what `fanout config` prints.
     public func describe() -> [String] {
         Setting.all.map { setting in
             guard let entry = entries[setting.dottedKey], let content = entry.content else {
                 return "\(setting.dottedKey) = (unset)"
             }
-            return "\(setting.dottedKey) = \(Self.display(content, secret: setting.isSecret, listOfProperties: setting == .kafkaProperties)) (\(entry.source))"
+            let sources = entry.itemSources.map { sources in sources.reduce(into: [SettingSource]()) { if !$0.contains($1) { $0.append($1) } } } ?? [entry.source]
+            return "\(setting.dottedKey) = \(Self.display(content, secret: setting.isSecret, listOfProperties: setting == .kafkaProperties)) (\(sources.map(\.description).joined(separator: ", ")))"
         }
     }
 
@@ -156,6 +166,25 @@ public enum SettingsLoader {
         var entries: [String: ResolvedSettings.Entry] = [:]
         for setting in settings {
             let key = AbsoluteConfigKey(setting.key)
+            if setting.kind == .list {
+                // A list adds up: the file's items, then the environment's, then the flags' (a later
+                // librdkafka property with the same key wins).
+                var items: [(String, SettingSource)] = []
+                if let file, let configPath,
+                   case .stringArray(let values)? = try lookup(file, key: key, setting: setting, describedAs: "\(configPath): \(setting.dottedKey)") {
+                    items += values.map { ($0, .file(path: configPath, key: setting.dottedKey)) }
+                }
+                if let text = environment[setting.environmentName] {
+                    items += splitList(text).map { ($0, .environment(setting.environmentName)) }
+                }
+                if case .stringArray(let values)? = flags[setting] {
+                    items += values.map { ($0, .flag(setting.flagName)) }
+                }
+                if let last = items.last {
+                    entries[setting.dottedKey] = .init(setting: setting, content: .stringArray(items.map(\.0)), source: last.1, itemSources: items.map(\.1))
+                }
+                continue
+            }
             if let content = flags[setting] {
                 entries[setting.dottedKey] = .init(setting: setting, content: content, source: .flag(setting.flagName))
                 continue
@@ -174,6 +203,31 @@ public enum SettingsLoader {
             }
         }
         return ResolvedSettings(entries: entries)
+    }
+
+    /// A comma-separated list from the environment: `\,` is a comma inside an item, `\\` a backslash;
+    /// empty items are dropped.
+    public static func splitList(_ text: String) -> [String] {
+        var items: [String] = []
+        var current = ""
+        var escaped = false
+        for character in text {
+            if escaped {
+                if character != "," && character != "\\" { current.append("\\") }
+                current.append(character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == "," {
+                items.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        if escaped { current.append("\\") }
+        items.append(current)
+        return items.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     /// Converts a flag's or default's text to the setting's type.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Configuration
 import FanoutApp
 import Foundation
+import Logging
 import Settings
 
 /// The settings of `fanout run` beyond Kafka's.
@@ -112,16 +113,30 @@ struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
         abstract: "Print the settings `fanout run` would use with these flags, environment and configuration file, and where each came from; secrets are redacted.",
-        discussion: "Exits 1 with one line naming the setting when any is invalid, as `fanout run` would."
+        discussion: """
+            Exits 1 with one line naming the setting when any is invalid, as `fanout run` would: every check that needs \
+            no server (values, one source, librdkafka's own check of every Kafka property). With --check, also every \
+            check `fanout run` makes before it starts (the routes file, the HTTP port is free, the table and its stream \
+            exist and the stream's view type is NEW_IMAGE or NEW_AND_OLD_IMAGES, or the Kinesis stream exists) and that \
+            the Kafka brokers answer, printing one line per check: a linter for CI and a pre-flight for a deployment.
+            """
     )
 
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var options: RunOptions
 
+    @Flag(name: .long, help: "Also check the routes file, the HTTP port, the stream in AWS and that Kafka answers.")
+    var check = false
+
     func run() async throws {
         try await reportingErrors {
             let settings = try kafka.resolve(adding: try options.flags(), settings: RunOptions.settings)
-            try RunCommand.describe(settings: settings, environment: ProcessInfo.processInfo.environment).forEach { print($0) }
+            let environment = ProcessInfo.processInfo.environment
+            try RunCommand.describe(settings: settings, environment: environment).forEach { print($0) }
+            if check {
+                let logger = Logger(label: "fanout") { _ in SwiftLogNoOpLogHandler() }
+                try await RunCommand.check(settings: settings, environment: environment, logger: logger).forEach { print("ok: \($0)") }
+            }
         }
     }
 }
