@@ -27,22 +27,21 @@ public enum Preflight {
     /// The status server can listen on `host:port` (port 0 always can); `setting` names where the port was set.
     public static func checkPort(_ port: Int, host: String = "0.0.0.0", setting: String) throws -> String {
         guard port != 0 else { return "http: port 0: a free port is picked at start-up" }
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &found) == 0, let address = found else {
+            throw StartupError("\(Setting.httpHost.flagName): \"\(host)\" is not an address of this host to listen on")
+        }
+        defer { freeaddrinfo(found) }
+        let descriptor = socket(address.pointee.ai_family, address.pointee.ai_socktype, address.pointee.ai_protocol)
         guard descriptor >= 0 else { throw StartupError("\(setting): cannot open a socket: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
         // As the server binds: with SO_REUSEADDR, so a port left in TIME_WAIT by a previous run counts as free.
         var one: Int32 = 1
         setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            throw StartupError("\(setting): \"\(host)\" is not an IPv4 address to listen on")
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else {
+        guard bind(descriptor, address.pointee.ai_addr, address.pointee.ai_addrlen) == 0 else {
             throw StartupError("\(setting): cannot listen on \(host):\(port) for /healthz, /readyz, /status and /metrics: \(String(cString: strerror(errno))); choose another port with \(Setting.httpPort.flagName) (\(Setting.httpPort.environmentName)), or 0 for a free one")
         }
         return "http: \(host):\(port) is free"

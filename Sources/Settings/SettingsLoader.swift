@@ -120,7 +120,10 @@ public struct ResolvedSettings: Sendable {
         case .double(let value): return String(value)
         case .bool(let value): return String(value)
         case .stringArray(let values):
-            return values.map { listOfProperties ? redactProperty($0) : $0 }.joined(separator: ",")
+            // Written as FANOUT_KAFKA_PROPERTIES takes it: a comma or backslash in an item escaped with a backslash.
+            return values.map { listOfProperties ? redactProperty($0) : $0 }
+                .map { $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: ",", with: "\\,") }
+                .joined(separator: ",")
         default: return "\(content)"
         }
     }
@@ -295,9 +298,9 @@ public enum SettingsLoader {
                 name.hasPrefix("FANOUT_") && !reservedEnvironmentPrefixes.contains { name.hasPrefix($0) } && !known.contains(name)
             }
             .sorted()
-        guard let first = unknown.first else { return }
-        let suggestion = closest(first, in: known).map { " (did you mean \($0)?)" } ?? ""
-        throw SettingsError("environment: \(first) is not a Fanout setting\(suggestion); docs/configuration.md lists them all")
+        guard !unknown.isEmpty else { return }
+        let each = unknown.map { name in "\(name) is not a Fanout setting\(closest(name, in: known).map { " (did you mean \($0)?)" } ?? "")" }
+        throw SettingsError("environment: \(each.joined(separator: "; ")); docs/configuration.md lists them all")
     }
 
     private static func loadFile(_ path: String) throws -> any ConfigSnapshot {
@@ -315,19 +318,24 @@ public enum SettingsLoader {
         }
         let known = Set(Setting.all.map(\.dottedKey))
         let prefixes = Set(Setting.all.flatMap { setting in (1..<setting.key.count).map { setting.key[..<$0].joined(separator: ".") } })
-        func check(_ object: [String: Any], path keyPath: [String]) throws {
+        // Every unknown key, in one line.
+        var unknown: [String] = []
+        func check(_ object: [String: Any], path keyPath: [String]) {
             for (name, value) in object.sorted(by: { $0.key < $1.key }) {
                 let dotted = (keyPath + [name]).joined(separator: ".")
                 if known.contains(dotted) { continue }
                 if prefixes.contains(dotted), let nested = value as? [String: Any] {
-                    try check(nested, path: keyPath + [name])
+                    check(nested, path: keyPath + [name])
                     continue
                 }
                 let suggestion = closest(dotted, in: known).map { " (did you mean \"\($0)\"?)" } ?? ""
-                throw SettingsError("\(path): \"\(dotted)\" is not a Fanout setting\(suggestion); docs/configuration.md lists them all")
+                unknown.append("\"\(dotted)\" is not a Fanout setting\(suggestion)")
             }
         }
-        try check(root, path: [])
+        check(root, path: [])
+        if !unknown.isEmpty {
+            throw SettingsError("\(path): \(unknown.joined(separator: "; ")); docs/configuration.md lists them all")
+        }
         let bytes = [UInt8](data)
         do {
             return try JSONSnapshot(

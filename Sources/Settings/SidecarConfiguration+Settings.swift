@@ -101,6 +101,15 @@ extension ResolvedSettings {
         return port
     }
 
+    /// The address the status server listens on.
+    public func httpHost() throws -> String {
+        let host = string(.httpHost) ?? "0.0.0.0"
+        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }) else {
+            throw SettingsError("\(source(.httpHost)): \"\(host)\" is not an address to listen on, such as 0.0.0.0 or 127.0.0.1")
+        }
+        return host
+    }
+
     /// An ISO-8601 time with a zone (`Z` or `±hh:mm`), with or without fractional seconds.
     static func parseTimestamp(_ text: String) -> Date? {
         let plain = ISO8601DateFormatter()

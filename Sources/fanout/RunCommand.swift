@@ -48,6 +48,9 @@ struct RunOptions: ParsableArguments {
     @Option(name: .customLong("http-port"), help: .setting(.httpPort))
     var httpPort: String?
 
+    @Option(name: .customLong("http-host"), help: .setting(.httpHost, valueName: "address"))
+    var httpHost: String?
+
     @Option(name: .customLong("log-format"), help: .setting(.logFormat))
     var logFormat: String?
 
@@ -56,7 +59,7 @@ struct RunOptions: ParsableArguments {
 
     static let settings: [Setting] = [
         .routes, .routesPollInterval, .table, .streamArn, .kinesisStream, .startPosition, .startTimestamp, .pollInterval, .application,
-        .exactlyOnce, .leases, .leaseDuration, .workerId, .httpPort, .logFormat, .logLevel,
+        .exactlyOnce, .leases, .leaseDuration, .workerId, .httpPort, .httpHost, .logFormat, .logLevel,
     ]
 
     func flags() throws -> [Setting: ConfigContent] {
@@ -74,6 +77,7 @@ struct RunOptions: ParsableArguments {
         flags[.leaseDuration] = try leaseDuration.map { try SettingsLoader.parse($0, as: .leaseDuration) }
         flags[.workerId] = workerID.map(ConfigContent.string)
         flags[.httpPort] = try httpPort.map { try SettingsLoader.parse($0, as: .httpPort) }
+        flags[.httpHost] = httpHost.map(ConfigContent.string)
         flags[.logFormat] = logFormat.map(ConfigContent.string)
         flags[.logLevel] = logLevel.map(ConfigContent.string)
         return flags

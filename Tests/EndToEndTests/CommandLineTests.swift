@@ -44,8 +44,44 @@ import Testing
         let root = TestServices.packageRoot.appendingPathComponent("routes.json").path
         let result = try await Self.run(["routes", "check", root])
         #expect(result.status == 0, "\(result.standardError)")
-        #expect(result.standardOutput.hasPrefix("\(root): valid (version 1): 4 routes, 4 topics"))
+        // Four declared topics and the dead-letter topic: counted as /status counts them (routes.topicCount).
+        #expect(result.standardOutput.hasPrefix("\(root): valid (version 1): 4 routes, 5 topics, 8 event-name patterns"))
+        #expect(result.standardOutput.contains("  topic fanout.dead-letter: 3 partitions, replication 1"))
         #expect(result.standardOutput.contains("route billing: OrderPlaced, OrderCancelled, Payment* -> billing.events"))
+    }
+
+    @Test func routesCheckSaysOnePartitionAndOneRoute() async throws {
+        let path = try Self.write(#"{"version": 1, "topics": {"t": {"partitions": 1}}, "routes": [{"name": "a", "events": ["A"], "to": ["t"]}], "deadLetterTopic": "t"}"#)
+        let result = try await Self.run(["routes", "check", path])
+        #expect(result.status == 0, "\(result.standardError)")
+        let lines = result.standardOutput.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("\(path): valid (version 1): 1 route, 1 topic, 1 event-name pattern; sha256 ") == true, "\(result.standardOutput)")
+        #expect(lines.contains("  topic t: 1 partition, replication 1, retention.ms=604800000"), "\(result.standardOutput)")
+    }
+
+    @Test func aMissingRoutesFileIsOneLineNamingThePath() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(TestServices.uniqueName("absent")).json").path
+        let check = try await Self.run(["routes", "check", path])
+        #expect(check.status == 1)
+        #expect(check.standardError == "\(path): $: cannot read the file: no such file\n")
+        let run = try await Self.run(["run", "--brokers", "127.0.0.1:1", "--table", "t", "--routes", path],
+            environment: ["AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"])
+        #expect(run.status == 1)
+        #expect(run.standardError.hasSuffix("fanout: error: invalid routes file: \(path): $: cannot read the file: no such file\n"), "\(run.standardError)")
+    }
+
+    @Test func usageMistakesAreOneErrorLineWithExitStatus1AndBareFanoutShowsHelp() async throws {
+        let unknown = try await Self.run(["run", "--no-such-flag"])
+        #expect(unknown.status == 1)
+        #expect(unknown.standardError == "fanout: error: Unknown option '--no-such-flag' (see `fanout run --help`)\n", "\(unknown.standardError)")
+        let missing = try await Self.run(["routes", "explain"])
+        #expect(missing.status == 1)
+        #expect(missing.standardError.hasPrefix("fanout: error: Missing expected argument '<file>'"), "\(missing.standardError)")
+        #expect(missing.standardError.hasSuffix(" (see `fanout routes explain --help`)\n"))
+        let bare = try await Self.run([], environment: ["FANOUT_TABLE": "t", "FANOUT_BROKERS": "127.0.0.1:1"])
+        #expect(bare.status == 0, "\(bare.standardError)")
+        #expect(bare.standardOutput.contains("USAGE: fanout <subcommand>"), "\(bare.standardOutput)")
+        #expect(bare.standardError.isEmpty, "nothing was started: \(bare.standardError)")
     }
 
     @Test func routesCheckPrintsEveryProblemOnALineAndExits1() async throws {

@@ -46,6 +46,44 @@ import Testing
         }
     }
 
+    @Test func everyUnknownKeyAndVariableIsNamedInOneLine() async throws {
+        let config = try Self.writeFile(#"{"brokers": "h:1", "tabel": "t", "kafka": {"saslPasword": "x"}}"#)
+        let file = try await CommandLineTests.run(["config", "--config", config], environment: Self.awsEnvironment)
+        #expect(file.status == 1)
+        #expect(file.standardError == "fanout: error: \(config): \"kafka.saslPasword\" is not a Fanout setting (did you mean \"kafka.saslPassword\"?); \"tabel\" is not a Fanout setting (did you mean \"table\"?); docs/configuration.md lists them all\n")
+        let environment = try await CommandLineTests.run(
+            ["config", "--brokers", "h:1", "--table", "t"], environment: Self.awsEnvironment.merging(["FANOUT_BROKER": "h:2", "FANOUT_TABEL": "t"]) { $1 })
+        #expect(environment.status == 1)
+        #expect(environment.standardError == "fanout: error: environment: FANOUT_BROKER is not a Fanout setting (did you mean FANOUT_BROKERS?); FANOUT_TABEL is not a Fanout setting (did you mean FANOUT_TABLE?); docs/configuration.md lists them all\n")
+    }
+
+    @Test func aBackslashPutsACommaInAKafkaPropertyFromTheEnvironment() async throws {
+        let escaped = try await CommandLineTests.run(
+            ["config", "--brokers", "h:1", "--table", "t"], environment: Self.awsEnvironment.merging(["FANOUT_KAFKA_PROPERTIES": #"debug=broker\,topic,linger.ms=5"#]) { $1 })
+        #expect(escaped.status == 0, "\(escaped.standardError)")
+        #expect(escaped.standardOutput.split(separator: "\n").contains(#"kafka.properties = debug=broker\,topic,linger.ms=5 (FANOUT_KAFKA_PROPERTIES)"#), "\(escaped.standardOutput)")
+        // Without the backslash the comma separates two properties, and "topic" is not one.
+        let plain = try await CommandLineTests.run(
+            ["config", "--brokers", "h:1", "--table", "t"], environment: Self.awsEnvironment.merging(["FANOUT_KAFKA_PROPERTIES": "debug=broker,topic"]) { $1 })
+        #expect(plain.status == 1)
+        #expect(plain.standardError == "fanout: error: FANOUT_KAFKA_PROPERTIES: \"topic\" is not key=value\n")
+    }
+
+    @Test func dashXAddsToTheKafkaPropertiesOfTheFileAndTheEnvironment() async throws {
+        let config = try Self.writeFile(#"{"brokers": "h:1", "table": "t", "kafka": {"properties": ["linger.ms=7", "acks=all"]}}"#)
+        let result = try await CommandLineTests.run(
+            ["config", "--config", config, "-X", "linger.ms=9"],
+            environment: Self.awsEnvironment.merging(["FANOUT_KAFKA_PROPERTIES": "compression.type=lz4"]) { $1 })
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.split(separator: "\n").contains(
+            "kafka.properties = linger.ms=7,acks=all,compression.type=lz4,linger.ms=9 (\(config): kafka.properties, FANOUT_KAFKA_PROPERTIES, -X)"), "\(result.standardOutput)")
+        // A bad value is named by where it came from: here the file.
+        let bad = try Self.writeFile(#"{"brokers": "h:1", "table": "t", "kafka": {"properties": ["acks=some"]}}"#)
+        let refused = try await CommandLineTests.run(["config", "--config", bad, "-X", "linger.ms=9"], environment: Self.awsEnvironment)
+        #expect(refused.status == 1)
+        #expect(refused.standardError.hasPrefix("fanout: error: \(bad): kafka.properties: acks=some: invalid value 'some' for configuration property 'acks'"), "\(refused.standardError)")
+    }
+
     @Test func anUnknownEnvironmentVariableIsRefusedWithASuggestion() async throws {
         let result = try await CommandLineTests.run(["config", "--brokers", "h:1", "--table", "t"], environment: Self.awsEnvironment.merging(["FANOUT_BROKER": "h:2"]) { $1 })
         #expect(result.status == 1)

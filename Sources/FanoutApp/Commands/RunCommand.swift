@@ -10,6 +10,7 @@ public enum RunCommand {
     /// Throws a one-line error for invalid settings and failed checks (before anything is started) and for a failed start-up.
     public static func run(settings: ResolvedSettings, environment: [String: String], version: String) async throws {
         let (level, format, port, configuration) = try checked(settings, environment: environment)
+        let host = try settings.httpHost()
         switch format {
         case "json":
             LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
@@ -23,11 +24,13 @@ public enum RunCommand {
         let logger = Logger(label: "fanout")
         logger.info("settings", metadata: [LogKey.version: "\(version)", LogKey.settings: "\(settings.redactedSummary)"])
         _ = try Preflight.checkRoutes(path: configuration.routesPath)
-        _ = try Preflight.checkPort(port, setting: portSetting(settings))
+        _ = try Preflight.checkPort(port, host: host, setting: portSetting(settings))
         _ = try await Preflight.checkSource(configuration, logger: logger)
         let metrics = bootstrapMetrics()
         let sidecar = try await Sidecar.make(configuration: configuration, reloadOnHangup: true, logger: logger)
-        try await sidecar.runUntilSignalled(statusPort: port, metrics: metrics)
+        try await StatusServerAddress.$host.withValue(host) {
+            try await sidecar.runUntilSignalled(statusPort: port, metrics: metrics)
+        }
     }
 
     /// `fanout config`: every setting `run` would use and where it came from (secrets redacted), after the checks
@@ -43,7 +46,7 @@ public enum RunCommand {
         let (_, _, port, configuration) = try checked(settings, environment: environment)
         var lines = ["settings: valid"]
         lines.append(try Preflight.checkRoutes(path: configuration.routesPath))
-        lines.append(try Preflight.checkPort(port, setting: portSetting(settings)))
+        lines.append(try Preflight.checkPort(port, host: try settings.httpHost(), setting: portSetting(settings)))
         lines.append(try await Preflight.checkSource(configuration, logger: logger))
         lines.append(try await Preflight.checkKafka(configuration, logger: logger))
         return lines
@@ -59,6 +62,7 @@ public enum RunCommand {
     private static func checked(
         _ settings: ResolvedSettings, environment: [String: String]
     ) throws -> (level: Logger.Level, format: String, port: Int, configuration: SidecarConfiguration) {
-        (try settings.logLevel(), try settings.logFormat(), try settings.httpPort(), try settings.sidecarConfiguration(environment: environment))
+        _ = try settings.httpHost()
+        return (try settings.logLevel(), try settings.logFormat(), try settings.httpPort(), try settings.sidecarConfiguration(environment: environment))
     }
 }
