@@ -35,7 +35,8 @@ public struct KafkaConfiguration: Sendable {
     public func firstRejectedProperty() -> (key: String, reason: String)? {
         for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
             do {
-                rd_kafka_conf_destroy(try RDKafkaConfig.make([key: value]))
+                let conf = try RDKafkaConfig.make([key: value])
+                rd_kafka_conf_destroy(conf)
             } catch let error as KafkaError {
                 return (key, error.message)
             } catch {

@@ -184,7 +184,7 @@ public enum SettingsLoader {
                     items += values.map { ($0, .flag(setting.flagName)) }
                 }
                 if let last = items.last {
-                    entries[setting.dottedKey] = .init(setting: setting, content: .stringArray(items.map(\.0)), source: last.1, itemSources: items.map(\.1))
+                    entries[setting.dottedKey] = .init(setting: setting, content: .stringArray(items.map { $0.0 }), source: last.1, itemSources: items.map { $0.1 })
                 }
                 continue
             }

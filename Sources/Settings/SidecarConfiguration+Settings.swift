@@ -65,7 +65,8 @@ extension ResolvedSettings {
         }
         let configuration = KafkaConfiguration(bootstrapServers: brokers, properties: try kafkaProperties())
         // librdkafka checks every property itself (names and values), before anything connects.
-        if let (key, reason) = configuration.firstRejectedProperty() {
+        if let rejected = configuration.firstRejectedProperty() {
+            let key = rejected.key, reason = rejected.reason
             let given = listWithSources(.kafkaProperties).last { $0.item.split(separator: "=", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces) == key }
             let value = Setting.secretKafkaProperties.contains(key) ? "<redacted>" : configuration[key] ?? ""
             let reasonText = Setting.secretKafkaProperties.contains(key) ? "librdkafka refuses the value" : reason

@@ -194,7 +194,7 @@ import Testing
         let registry = factory.registry
         Counter(label: "fanout_records_read_total", factory: factory).increment()
         Gauge(label: "fanout_shard_stalled", dimensions: [("shard", "s-1")], factory: factory).record(0)
-        Timer(label: "fanout_delivery_latency_seconds", factory: factory).recordSeconds(0.5)
+        Metrics.Timer(label: "fanout_delivery_latency_seconds", factory: factory).recordSeconds(0.5)
         Counter(label: "fanout_not_yet_documented_total", factory: factory).increment()
         try await Self.makeApp(metrics: registry).test(.router) { client in
             try await client.execute(uri: "/metrics", method: .get) { response in

@@ -55,7 +55,7 @@ public enum TopicsEnsure {
     ) async throws -> Report {
         let existing = try await admin.listTopics()
         if fix, !dryRun, !allowRepartition,
-           let grown = specifications.first(where: { existing[$0.name].map { current in current < $0.partitions } ?? false }) {
+           let grown = specifications.first(where: { specification in existing[specification.name].map { $0 < specification.partitions } ?? false }) {
             throw SettingsError(
                 "--fix would add partitions to \(grown.name) (\(existing[grown.name]!) -> \(grown.partitions)): Kafka places a key by the partition count, so an aggregate's new events would go to another partition than its earlier ones and per-aggregate order breaks for what is already in the topic; add --allow-repartition to do it anyway")
         }
