@@ -46,7 +46,7 @@ import Testing
         let result = try await Self.run(["routes", "check", root])
         #expect(result.status == 0, "\(result.standardError)")
         // Four declared topics and the dead-letter topic: counted as /status counts them (routes.topicCount).
-        #expect(result.standardOutput.hasPrefix("\(root): valid (version 1): 4 routes, 5 topics, 8 event-name patterns"))
+        #expect(result.standardOutput.hasPrefix("\(root): valid (version 1): 4 routes, 5 topics, 6 event-name patterns"))
         #expect(result.standardOutput.contains("  topic fanout.dead-letter: 3 partitions, replication 1"))
         #expect(result.standardOutput.contains("route billing: OrderPlaced, OrderCancelled, Payment* -> billing.events"))
     }
