@@ -1,3 +1,5 @@
+import CRdKafka
+
 /// Properties handed to librdkafka, rendered in one place.
 ///
 /// Any librdkafka property may be set (see librdkafka's CONFIGURATION.md); the
@@ -26,6 +28,22 @@ public struct KafkaConfiguration: Sendable {
     public var bootstrapServers: String {
         get { properties["bootstrap.servers"] ?? "" }
         set { properties["bootstrap.servers"] = newValue }
+    }
+
+    /// The first property librdkafka itself refuses (in order of name), with librdkafka's reason; nil when it
+    /// accepts them all. Nothing connects: each property is set on an `rd_kafka_conf_t` that is then destroyed.
+    public func firstRejectedProperty() -> (key: String, reason: String)? {
+        for (key, value) in properties.sorted(by: { $0.key < $1.key }) {
+            do {
+                let conf = try RDKafkaConfig.make([key: value])
+                rd_kafka_conf_destroy(conf)
+            } catch let error as KafkaError {
+                return (key, error.message)
+            } catch {
+                return (key, "\(error)")
+            }
+        }
+        return nil
     }
 
     /// The properties with `defaults` filled in where this configuration leaves them unset.

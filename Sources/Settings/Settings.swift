@@ -91,6 +91,9 @@ extension Setting {
     public static let httpPort = Setting(
         ["httpPort"], flag: "http-port", kind: .int, default: "9400",
         help: "port of /healthz, /readyz, /status and /metrics; 0 picks a free one")
+    public static let httpHost = Setting(
+        ["httpHost"], flag: "http-host", default: "0.0.0.0",
+        help: "address the status endpoint listens on: 0.0.0.0 (every interface: a container's port can be published) or 127.0.0.1 (this host only)")
     public static let logFormat = Setting(["logFormat"], flag: "log-format", default: "text", help: "text or json (one JSON object a line)")
     public static let logLevel = Setting(
         ["logLevel"], flag: "log-level", default: "info", help: "trace, debug, info, notice, warning, error or critical")
@@ -121,7 +124,7 @@ extension Setting {
     public static let all: [Setting] = [
         .brokers, .routes, .routesPollInterval, .table, .streamArn, .kinesisStream, .startPosition, .startTimestamp, .pollInterval, .application,
         .exactlyOnce, .leases, .leaseDuration, .workerId,
-        .httpPort, .logFormat, .logLevel,
+        .httpPort, .httpHost, .logFormat, .logLevel,
         .kafkaProperties, .kafkaSecurityProtocol, .kafkaSSLCALocation, .kafkaSSLCertificateLocation, .kafkaSSLKeyLocation,
         .kafkaSSLKeyPassword, .kafkaSASLMechanism, .kafkaSASLUsername, .kafkaSASLPassword,
     ]

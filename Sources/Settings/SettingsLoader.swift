@@ -43,6 +43,8 @@ public struct ResolvedSettings: Sendable {
         /// The value as text (a list joined with commas); nil when unset and without default.
         public var content: ConfigContent?
         public var source: SettingSource
+        /// For a list: where each item came from (lists add up across sources); nil otherwise.
+        public var itemSources: [SettingSource]? = nil
     }
 
     public var entries: [String: Entry]
@@ -84,13 +86,21 @@ public struct ResolvedSettings: Sendable {
         entries[setting.dottedKey]?.source ?? .defaultValue
     }
 
+    /// A list's items, each with the source it came from (the configuration file's first, `-X` last).
+    public func listWithSources(_ setting: Setting) -> [(item: String, source: SettingSource)] {
+        let items = list(setting)
+        let sources = entries[setting.dottedKey]?.itemSources ?? Array(repeating: source(setting), count: items.count)
+        return Array(zip(items, sources))
+    }
+
     /// One line per setting, `key = value (source)`, with every secret redacted: what `fanout config` prints.
     public func describe() -> [String] {
         Setting.all.map { setting in
             guard let entry = entries[setting.dottedKey], let content = entry.content else {
                 return "\(setting.dottedKey) = (unset)"
             }
-            return "\(setting.dottedKey) = \(Self.display(content, secret: setting.isSecret, listOfProperties: setting == .kafkaProperties)) (\(entry.source))"
+            let sources = entry.itemSources.map { sources in sources.reduce(into: [SettingSource]()) { if !$0.contains($1) { $0.append($1) } } } ?? [entry.source]
+            return "\(setting.dottedKey) = \(Self.display(content, secret: setting.isSecret, listOfProperties: setting == .kafkaProperties)) (\(sources.map(\.description).joined(separator: ", ")))"
         }
     }
 
@@ -110,7 +120,10 @@ public struct ResolvedSettings: Sendable {
         case .double(let value): return String(value)
         case .bool(let value): return String(value)
         case .stringArray(let values):
-            return values.map { listOfProperties ? redactProperty($0) : $0 }.joined(separator: ",")
+            // Written as FANOUT_KAFKA_PROPERTIES takes it: a comma or backslash in an item escaped with a backslash.
+            return values.map { listOfProperties ? redactProperty($0) : $0 }
+                .map { $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: ",", with: "\\,") }
+                .joined(separator: ",")
         default: return "\(content)"
         }
     }
@@ -156,6 +169,25 @@ public enum SettingsLoader {
         var entries: [String: ResolvedSettings.Entry] = [:]
         for setting in settings {
             let key = AbsoluteConfigKey(setting.key)
+            if setting.kind == .list {
+                // A list adds up: the file's items, then the environment's, then the flags' (a later
+                // librdkafka property with the same key wins).
+                var items: [(String, SettingSource)] = []
+                if let file, let configPath,
+                   case .stringArray(let values)? = try lookup(file, key: key, setting: setting, describedAs: "\(configPath): \(setting.dottedKey)") {
+                    items += values.map { ($0, .file(path: configPath, key: setting.dottedKey)) }
+                }
+                if let text = environment[setting.environmentName] {
+                    items += splitList(text).map { ($0, .environment(setting.environmentName)) }
+                }
+                if case .stringArray(let values)? = flags[setting] {
+                    items += values.map { ($0, .flag(setting.flagName)) }
+                }
+                if let last = items.last {
+                    entries[setting.dottedKey] = .init(setting: setting, content: .stringArray(items.map { $0.0 }), source: last.1, itemSources: items.map { $0.1 })
+                }
+                continue
+            }
             if let content = flags[setting] {
                 entries[setting.dottedKey] = .init(setting: setting, content: content, source: .flag(setting.flagName))
                 continue
@@ -174,6 +206,31 @@ public enum SettingsLoader {
             }
         }
         return ResolvedSettings(entries: entries)
+    }
+
+    /// A comma-separated list from the environment: `\,` is a comma inside an item, `\\` a backslash;
+    /// empty items are dropped.
+    public static func splitList(_ text: String) -> [String] {
+        var items: [String] = []
+        var current = ""
+        var escaped = false
+        for character in text {
+            if escaped {
+                if character != "," && character != "\\" { current.append("\\") }
+                current.append(character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == "," {
+                items.append(current)
+                current = ""
+            } else {
+                current.append(character)
+            }
+        }
+        if escaped { current.append("\\") }
+        items.append(current)
+        return items.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     /// Converts a flag's or default's text to the setting's type.
@@ -241,9 +298,9 @@ public enum SettingsLoader {
                 name.hasPrefix("FANOUT_") && !reservedEnvironmentPrefixes.contains { name.hasPrefix($0) } && !known.contains(name)
             }
             .sorted()
-        guard let first = unknown.first else { return }
-        let suggestion = closest(first, in: known).map { " (did you mean \($0)?)" } ?? ""
-        throw SettingsError("environment: \(first) is not a Fanout setting\(suggestion); docs/configuration.md lists them all")
+        guard !unknown.isEmpty else { return }
+        let each = unknown.map { name in "\(name) is not a Fanout setting\(closest(name, in: known).map { " (did you mean \($0)?)" } ?? "")" }
+        throw SettingsError("environment: \(each.joined(separator: "; ")); docs/configuration.md lists them all")
     }
 
     private static func loadFile(_ path: String) throws -> any ConfigSnapshot {
@@ -261,19 +318,24 @@ public enum SettingsLoader {
         }
         let known = Set(Setting.all.map(\.dottedKey))
         let prefixes = Set(Setting.all.flatMap { setting in (1..<setting.key.count).map { setting.key[..<$0].joined(separator: ".") } })
-        func check(_ object: [String: Any], path keyPath: [String]) throws {
+        // Every unknown key, in one line.
+        var unknown: [String] = []
+        func check(_ object: [String: Any], path keyPath: [String]) {
             for (name, value) in object.sorted(by: { $0.key < $1.key }) {
                 let dotted = (keyPath + [name]).joined(separator: ".")
                 if known.contains(dotted) { continue }
                 if prefixes.contains(dotted), let nested = value as? [String: Any] {
-                    try check(nested, path: keyPath + [name])
+                    check(nested, path: keyPath + [name])
                     continue
                 }
                 let suggestion = closest(dotted, in: known).map { " (did you mean \"\($0)\"?)" } ?? ""
-                throw SettingsError("\(path): \"\(dotted)\" is not a Fanout setting\(suggestion); docs/configuration.md lists them all")
+                unknown.append("\"\(dotted)\" is not a Fanout setting\(suggestion)")
             }
         }
-        try check(root, path: [])
+        check(root, path: [])
+        if !unknown.isEmpty {
+            throw SettingsError("\(path): \(unknown.joined(separator: "; ")); docs/configuration.md lists them all")
+        }
         let bytes = [UInt8](data)
         do {
             return try JSONSnapshot(

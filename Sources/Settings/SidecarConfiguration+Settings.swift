@@ -10,9 +10,9 @@ extension ResolvedSettings {
     /// over `-X`). Every value is checked for form here; librdkafka checks the rest at start-up.
     public func kafkaProperties() throws -> [String: String] {
         var properties: [String: String] = [:]
-        for pair in list(.kafkaProperties) {
+        for (pair, source) in listWithSources(.kafkaProperties) {
             guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
-                throw SettingsError("\(source(.kafkaProperties)): \"\(ResolvedSettings.redactProperty(pair))\" is not key=value")
+                throw SettingsError("\(source): \"\(ResolvedSettings.redactProperty(pair))\" is not key=value")
             }
             properties[String(pair[..<eq]).trimmingCharacters(in: .whitespaces)] = String(pair[pair.index(after: eq)...])
         }
@@ -63,7 +63,16 @@ extension ResolvedSettings {
         guard let brokers = string(.brokers), !brokers.isEmpty else {
             throw SettingsError("no Kafka brokers: set \(Setting.brokers.flagName), \(Setting.brokers.environmentName) or \"brokers\" in the configuration file")
         }
-        return KafkaConfiguration(bootstrapServers: brokers, properties: try kafkaProperties())
+        let configuration = KafkaConfiguration(bootstrapServers: brokers, properties: try kafkaProperties())
+        // librdkafka checks every property itself (names and values), before anything connects.
+        if let rejected = configuration.firstRejectedProperty() {
+            let key = rejected.key, reason = rejected.reason
+            let given = listWithSources(.kafkaProperties).last { $0.item.split(separator: "=", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces) == key }
+            let value = Setting.secretKafkaProperties.contains(key) ? "<redacted>" : configuration[key] ?? ""
+            let reasonText = Setting.secretKafkaProperties.contains(key) ? "librdkafka refuses the value" : reason
+            throw SettingsError("\(given.map { "\($0.source)" } ?? "Kafka property"): \(key)=\(value): \(reasonText)")
+        }
+        return configuration
     }
 
     /// The log level of `--log-level`.
@@ -91,6 +100,15 @@ extension ResolvedSettings {
             throw SettingsError("\(source(.httpPort)): \(port) is not a port number (0-65535)")
         }
         return port
+    }
+
+    /// The address the status server listens on.
+    public func httpHost() throws -> String {
+        let host = string(.httpHost) ?? "0.0.0.0"
+        guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }) else {
+            throw SettingsError("\(source(.httpHost)): \"\(host)\" is not an address to listen on, such as 0.0.0.0 or 127.0.0.1")
+        }
+        return host
     }
 
     /// An ISO-8601 time with a zone (`Z` or `±hh:mm`), with or without fractional seconds.
@@ -135,6 +153,7 @@ extension ResolvedSettings {
         } catch {
             throw SettingsError("AWS settings: \(error)")
         }
+        try checkSource(position: position)
         return SidecarConfiguration(
             brokers: kafka["bootstrap.servers"] ?? "",
             routesPath: string(.routes) ?? "routes.json",
@@ -151,6 +170,21 @@ extension ResolvedSettings {
             aws: aws,
             leases: leases
         )
+    }
+
+    /// Exactly one source: a Kinesis stream, or a DynamoDB table and/or stream ARN (which DynamoDB Streams has no
+    /// AT_TIMESTAMP for). Whether the stream exists and suits is checked online (`Preflight`).
+    func checkSource(position: StartPosition) throws {
+        let table = string(.table), arn = string(.streamArn)
+        if let stream = string(.kinesisStream) {
+            if let other = table.map({ (Setting.table, $0) }) ?? arn.map({ (Setting.streamArn, $0) }) {
+                throw SettingsError("\(source(.kinesisStream)) \(stream) and \(source(other.0)) \(other.1): set one source, a Kinesis stream or a DynamoDB table/stream ARN, not both")
+            }
+        } else if table == nil, arn == nil {
+            throw SettingsError("no source: set \(Setting.table.flagName) (\(Setting.table.environmentName)), \(Setting.streamArn.flagName) (\(Setting.streamArn.environmentName)) or \(Setting.kinesisStream.flagName) (\(Setting.kinesisStream.environmentName))")
+        } else if position == .atTimestamp {
+            throw SettingsError("\(source(.startPosition)): DynamoDB Streams has no AT_TIMESTAMP iterator (only Kinesis streams have); use TRIM_HORIZON or LATEST")
+        }
     }
 
     /// The application (default `fanout`), checked: it names Kafka topics and transactional ids.

@@ -11,12 +11,12 @@ struct Fanout: AsyncParsableCommand {
         commandName: "fanout",
         abstract: "Routes DynamoDB Streams events to Kafka topics by the rules in routes.json.",
         version: version,
-        subcommands: [Run.self, Routes.self, Topics.self, Tail.self, Checkpoints.self, DeadLetters.self, Replay.self, ConfigCommand.self, Version.self],
-        defaultSubcommand: Run.self
+        subcommands: [Run.self, Routes.self, Topics.self, Tail.self, Checkpoints.self, DeadLetters.self, Replay.self, ConfigCommand.self, Version.self]
     )
 
     /// ArgumentParser's main, except that the process exits only once every Kafka client is destroyed:
-    /// exiting while librdkafka is still tearing one down (a refused TLS handshake, say) can crash it.
+    /// exiting while librdkafka is still tearing one down (a refused TLS handshake, say) can crash it; and that
+    /// every error is one `fanout: error:` line with exit status 1 (docs/configuration.md#errors-and-exit-status).
     static func main() async {
         Allocator.configure(environment: ProcessInfo.processInfo.environment)
         var failure: (any Error)?
@@ -31,7 +31,24 @@ struct Fanout: AsyncParsableCommand {
             failure = error
         }
         await KafkaClients.waitUntilAllDestroyed(timeout: .seconds(5))
-        if let failure { exit(withError: failure) }
+        if let failure { exit(reporting: failure) }
+    }
+
+    /// Help, `--version` and the exit codes commands chose (their lines already printed) go through ArgumentParser;
+    /// anything else, a usage mistake included, is one `fanout: error:` line and exit status 1.
+    static func exit(reporting error: any Error) -> Never {
+        if error is ExitCode || exitCode(for: error) == .success { exit(withError: error) }
+        let message = message(for: error).split(separator: "\n").map(String.init).joined(separator: " ")
+        // The subcommand the arguments name, for where to read its help.
+        var path: [String] = []
+        var commands = configuration.subcommands
+        for argument in CommandLine.arguments.dropFirst() {
+            guard let command = commands.first(where: { $0._commandName == argument }) else { break }
+            path.append(argument)
+            commands = command.configuration.subcommands
+        }
+        printError("fanout: error: \(message) (see `\((["fanout"] + path).joined(separator: " ")) --help`)")
+        Foundation.exit(ExitCode.failure.rawValue)
     }
 }
 

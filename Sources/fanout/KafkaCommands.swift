@@ -28,6 +28,10 @@ struct Topics: AsyncParsableCommand {
 
                 Exit status: 0 when every topic matches, 2 when some drift remains, 1 on an error.
 
+                Adding partitions changes which partition a key goes to: an aggregate's new events land on another \
+                partition than its earlier ones, so a consumer reading the topic sees them out of order. --fix \
+                therefore refuses to add partitions unless --allow-repartition is given too.
+
                 Configs are reported, never altered: change them with your Kafka tooling (librdkafka 2.0.2 has only \
                 the non-incremental AlterConfigs, which would reset every other config of the topic).
                 """
@@ -39,8 +43,13 @@ struct Topics: AsyncParsableCommand {
         @Option(name: .long, help: .setting(.routes, valueName: "file"))
         var routes: String?
 
-        @Flag(name: .long, help: "Add partitions to topics that have fewer than the file asks for.")
+        @Flag(name: .long, help: "Add partitions to topics that have fewer than the file asks for (needs --allow-repartition).")
         var fix = false
+
+        @Flag(
+            name: .customLong("allow-repartition"),
+            help: "Let --fix add partitions: keys then map to other partitions, so per-aggregate order breaks for records already in the topic.")
+        var allowRepartition = false
 
         @Flag(name: .customLong("dry-run"), help: "Create and change nothing; report what would be done.")
         var dryRun = false
@@ -50,7 +59,7 @@ struct Topics: AsyncParsableCommand {
                 var flags = application.flags
                 flags[.routes] = routes.map(ConfigContent.string)
                 let settings = try kafka.resolve(adding: flags, settings: [.routes, .application])
-                return try await TopicsEnsure.run(settings: settings, fix: fix, dryRun: dryRun, logger: commandLogger())
+                return try await TopicsEnsure.run(settings: settings, fix: fix, allowRepartition: allowRepartition, dryRun: dryRun, logger: commandLogger())
             }
             report.lines.forEach { print($0) }
             if report.driftCount > 0 { throw ExitCode(2) }

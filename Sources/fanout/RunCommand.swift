@@ -2,6 +2,7 @@ import ArgumentParser
 import Configuration
 import FanoutApp
 import Foundation
+import Logging
 import Settings
 
 /// The settings of `fanout run` beyond Kafka's.
@@ -47,6 +48,9 @@ struct RunOptions: ParsableArguments {
     @Option(name: .customLong("http-port"), help: .setting(.httpPort))
     var httpPort: String?
 
+    @Option(name: .customLong("http-host"), help: .setting(.httpHost, valueName: "address"))
+    var httpHost: String?
+
     @Option(name: .customLong("log-format"), help: .setting(.logFormat))
     var logFormat: String?
 
@@ -55,7 +59,7 @@ struct RunOptions: ParsableArguments {
 
     static let settings: [Setting] = [
         .routes, .routesPollInterval, .table, .streamArn, .kinesisStream, .startPosition, .startTimestamp, .pollInterval, .application,
-        .exactlyOnce, .leases, .leaseDuration, .workerId, .httpPort, .logFormat, .logLevel,
+        .exactlyOnce, .leases, .leaseDuration, .workerId, .httpPort, .httpHost, .logFormat, .logLevel,
     ]
 
     func flags() throws -> [Setting: ConfigContent] {
@@ -73,6 +77,7 @@ struct RunOptions: ParsableArguments {
         flags[.leaseDuration] = try leaseDuration.map { try SettingsLoader.parse($0, as: .leaseDuration) }
         flags[.workerId] = workerID.map(ConfigContent.string)
         flags[.httpPort] = try httpPort.map { try SettingsLoader.parse($0, as: .httpPort) }
+        flags[.httpHost] = httpHost.map(ConfigContent.string)
         flags[.logFormat] = logFormat.map(ConfigContent.string)
         flags[.logLevel] = logLevel.map(ConfigContent.string)
         return flags
@@ -112,16 +117,30 @@ struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
         abstract: "Print the settings `fanout run` would use with these flags, environment and configuration file, and where each came from; secrets are redacted.",
-        discussion: "Exits 1 with one line naming the setting when any is invalid, as `fanout run` would."
+        discussion: """
+            Exits 1 with one line naming the setting when any is invalid, as `fanout run` would: every check that needs \
+            no server (values, one source, librdkafka's own check of every Kafka property). With --check, also every \
+            check `fanout run` makes before it starts (the routes file, the HTTP port is free, the table and its stream \
+            exist and the stream's view type is NEW_IMAGE or NEW_AND_OLD_IMAGES, or the Kinesis stream exists) and that \
+            the Kafka brokers answer, printing one line per check: a linter for CI and a pre-flight for a deployment.
+            """
     )
 
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var options: RunOptions
 
+    @Flag(name: .long, help: "Also check the routes file, the HTTP port, the stream in AWS and that Kafka answers.")
+    var check = false
+
     func run() async throws {
         try await reportingErrors {
             let settings = try kafka.resolve(adding: try options.flags(), settings: RunOptions.settings)
-            try RunCommand.describe(settings: settings, environment: ProcessInfo.processInfo.environment).forEach { print($0) }
+            let environment = ProcessInfo.processInfo.environment
+            try RunCommand.describe(settings: settings, environment: environment).forEach { print($0) }
+            if check {
+                let logger = Logger(label: "fanout") { _ in SwiftLogNoOpLogHandler() }
+                try await RunCommand.check(settings: settings, environment: environment, logger: logger).forEach { print("ok: \($0)") }
+            }
         }
     }
 }

@@ -189,6 +189,39 @@ import Testing
         }
     }
 
+    @Test func everyMetricHasAHelpLine() async throws {
+        let factory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
+        let registry = factory.registry
+        Counter(label: "fanout_records_read_total", factory: factory).increment()
+        Gauge(label: "fanout_shard_stalled", dimensions: [("shard", "s-1")], factory: factory).record(0)
+        Metrics.Timer(label: "fanout_delivery_latency_seconds", factory: factory).recordSeconds(0.5)
+        Counter(label: "fanout_not_yet_documented_total", factory: factory).increment()
+        try await Self.makeApp(metrics: registry).test(.router) { client in
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                let lines = String(buffer: response.body).split(separator: "\n").map(String.init)
+                let types = lines.indices.filter { lines[$0].hasPrefix("# TYPE ") }
+                #expect(types.count == 4, "\(lines)")
+                for index in types {
+                    let name = lines[index].split(separator: " ")[2]
+                    #expect(index > 0 && lines[index - 1].hasPrefix("# HELP \(name) "), "\(lines)")
+                }
+                #expect(lines.contains("# HELP fanout_records_read_total Stream records read."))
+                #expect(lines.contains("# HELP fanout_not_yet_documented_total Fanout metric fanout_not_yet_documented_total (docs/operations.md)."))
+                #expect(lines.filter { $0.hasPrefix("# HELP ") }.count == 4)
+            }
+        }
+    }
+
+    @Test func everyDocumentedMetricHasItsOwnHelpText() throws {
+        let operations = try String(contentsOf: TestServices.packageRoot.appendingPathComponent("docs/operations.md"), encoding: .utf8)
+        let documented = operations.split(separator: "\n").compactMap { line -> String? in
+            guard line.hasPrefix("| `fanout_") else { return nil }
+            return String(line.dropFirst(3).prefix { $0 != "`" && $0 != "{" })
+        }
+        #expect(documented.count > 20)
+        #expect(documented.filter { MetricsHelp.texts[$0] == nil } == [])
+    }
+
     @Test func liveServerAnswersAHTTPClient() async throws {
         try await Self.makeApp().test(.live) { client in
             let port = try #require(client.port)

@@ -28,7 +28,7 @@ import Testing
              "kafka": {"securityProtocol": "sasl_ssl", "saslMechanism": "SCRAM-SHA-512", "saslUsername": "svc", "saslPassword": "hunter2-file"}}
             """)
         let result = try await CommandLineTests.run(
-            ["config", "--config", config, "--application", "from-flag", "-X", "ssl.key.password=pem-secret", "-X", "linger.ms=7"],
+            ["config", "--config", config, "--table", "t", "--application", "from-flag", "-X", "ssl.key.password=pem-secret", "-X", "linger.ms=7"],
             environment: Self.awsEnvironment.merging(["FANOUT_APPLICATION": "from-env", "FANOUT_HTTP_PORT": "9600", "FANOUT_KAFKA_SASL_PASSWORD": "hunter2-env"]) { $1 }
         )
         #expect(result.status == 0, "\(result.standardError)")
@@ -46,8 +46,46 @@ import Testing
         }
     }
 
+    @Test func everyUnknownKeyAndVariableIsNamedInOneLine() async throws {
+        let config = try Self.writeFile(#"{"brokers": "h:1", "tabel": "t", "kafka": {"saslPasword": "x"}}"#)
+        let file = try await CommandLineTests.run(["config", "--config", config], environment: Self.awsEnvironment)
+        #expect(file.status == 1)
+        #expect(file.standardError == "fanout: error: \(config): \"kafka.saslPasword\" is not a Fanout setting (did you mean \"kafka.saslPassword\"?); \"tabel\" is not a Fanout setting (did you mean \"table\"?); docs/configuration.md lists them all\n")
+        let environment = try await CommandLineTests.run(
+            ["config", "--brokers", "h:1", "--table", "t"], environment: Self.awsEnvironment.merging(["FANOUT_BROKER": "h:2", "FANOUT_TABEL": "t"]) { $1 })
+        #expect(environment.status == 1)
+        #expect(environment.standardError == "fanout: error: environment: FANOUT_BROKER is not a Fanout setting (did you mean FANOUT_BROKERS?); FANOUT_TABEL is not a Fanout setting (did you mean FANOUT_TABLE?); docs/configuration.md lists them all\n")
+    }
+
+    @Test func aBackslashPutsACommaInAKafkaPropertyFromTheEnvironment() async throws {
+        let escaped = try await CommandLineTests.run(
+            ["config", "--brokers", "h:1", "--table", "t"], environment: Self.awsEnvironment.merging(["FANOUT_KAFKA_PROPERTIES": #"debug=broker\,topic,linger.ms=5"#]) { $1 })
+        #expect(escaped.status == 0, "\(escaped.standardError)")
+        #expect(escaped.standardOutput.split(separator: "\n").contains(#"kafka.properties = debug=broker\,topic,linger.ms=5 (FANOUT_KAFKA_PROPERTIES)"#), "\(escaped.standardOutput)")
+        // Without the backslash the comma separates two properties, and "topic" is not one.
+        let plain = try await CommandLineTests.run(
+            ["config", "--brokers", "h:1", "--table", "t"], environment: Self.awsEnvironment.merging(["FANOUT_KAFKA_PROPERTIES": "debug=broker,topic"]) { $1 })
+        #expect(plain.status == 1)
+        #expect(plain.standardError == "fanout: error: FANOUT_KAFKA_PROPERTIES: \"topic\" is not key=value\n")
+    }
+
+    @Test func dashXAddsToTheKafkaPropertiesOfTheFileAndTheEnvironment() async throws {
+        let config = try Self.writeFile(#"{"brokers": "h:1", "table": "t", "kafka": {"properties": ["linger.ms=7", "acks=all"]}}"#)
+        let result = try await CommandLineTests.run(
+            ["config", "--config", config, "-X", "linger.ms=9"],
+            environment: Self.awsEnvironment.merging(["FANOUT_KAFKA_PROPERTIES": "compression.type=lz4"]) { $1 })
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.split(separator: "\n").contains(
+            "kafka.properties = linger.ms=7,acks=all,compression.type=lz4,linger.ms=9 (\(config): kafka.properties, FANOUT_KAFKA_PROPERTIES, -X)"), "\(result.standardOutput)")
+        // A bad value is named by where it came from: here the file.
+        let bad = try Self.writeFile(#"{"brokers": "h:1", "table": "t", "kafka": {"properties": ["acks=some"]}}"#)
+        let refused = try await CommandLineTests.run(["config", "--config", bad, "-X", "linger.ms=9"], environment: Self.awsEnvironment)
+        #expect(refused.status == 1)
+        #expect(refused.standardError.hasPrefix("fanout: error: \(bad): kafka.properties: acks=some: invalid value 'some' for configuration property 'acks'"), "\(refused.standardError)")
+    }
+
     @Test func anUnknownEnvironmentVariableIsRefusedWithASuggestion() async throws {
-        let result = try await CommandLineTests.run(["config", "--brokers", "h:1"], environment: Self.awsEnvironment.merging(["FANOUT_BROKER": "h:2"]) { $1 })
+        let result = try await CommandLineTests.run(["config", "--brokers", "h:1", "--table", "t"], environment: Self.awsEnvironment.merging(["FANOUT_BROKER": "h:2"]) { $1 })
         #expect(result.status == 1)
         #expect(result.standardError == "fanout: error: environment: FANOUT_BROKER is not a Fanout setting (did you mean FANOUT_BROKERS?); docs/configuration.md lists them all\n")
     }
@@ -76,7 +114,7 @@ import Testing
         let missing = try await CommandLineTests.run(["config"], environment: Self.awsEnvironment.merging(["FANOUT_CONFIG": "/nonexistent/fanout.json"]) { $1 })
         #expect(missing.status == 1)
         #expect(missing.standardError == "fanout: error: /nonexistent/fanout.json: cannot read the configuration file (set by --config or FANOUT_CONFIG)\n")
-        let port = try await CommandLineTests.run(["config", "--brokers", "h:1"], environment: Self.awsEnvironment.merging(["FANOUT_HTTP_PORT": "ninety"]) { $1 })
+        let port = try await CommandLineTests.run(["config", "--brokers", "h:1", "--table", "t"], environment: Self.awsEnvironment.merging(["FANOUT_HTTP_PORT": "ninety"]) { $1 })
         #expect(port.status == 1)
         #expect(port.standardError == "fanout: error: FANOUT_HTTP_PORT: \"ninety\" is not a whole number\n")
         let sasl = try await CommandLineTests.run(
@@ -104,10 +142,10 @@ import Testing
     }
 
     @Test func thePollIntervalDefaultsToFiveCallsASecondAndRefusesNonsense() async throws {
-        let shown = try await CommandLineTests.run(["config", "--brokers", "h:1"], environment: Self.awsEnvironment)
+        let shown = try await CommandLineTests.run(["config", "--brokers", "h:1", "--table", "t"], environment: Self.awsEnvironment)
         #expect(shown.status == 0, "\(shown.standardError)")
         #expect(shown.standardOutput.split(separator: "\n").contains("pollInterval = 0.2 (default)"), "\(shown.standardOutput)")
-        let set = try await CommandLineTests.run(["config", "--brokers", "h:1"], environment: Self.awsEnvironment.merging(["FANOUT_POLL_INTERVAL": "0.5"]) { $1 })
+        let set = try await CommandLineTests.run(["config", "--brokers", "h:1", "--table", "t"], environment: Self.awsEnvironment.merging(["FANOUT_POLL_INTERVAL": "0.5"]) { $1 })
         #expect(set.standardOutput.split(separator: "\n").contains("pollInterval = 0.5 (FANOUT_POLL_INTERVAL)"), "\(set.standardOutput)")
         let zero = try await CommandLineTests.run(["run", "--brokers", "h:1", "--table", "t", "--poll-interval", "0"], environment: Self.awsEnvironment)
         #expect(zero.status == 1)
@@ -119,7 +157,7 @@ import Testing
             ["run", "--brokers", "127.0.0.1:1", "--table", "t", "--log-format", "json",
              "--kafka-security-protocol", "sasl_plaintext", "--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-username", "svc",
              "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path],
-            environment: Self.awsEnvironment.merging(["FANOUT_KAFKA_SASL_PASSWORD": "hunter2"]) { $1 }
+            environment: Self.awsEnvironment.merging(["FANOUT_KAFKA_SASL_PASSWORD": "hunter2", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"]) { $1 }
         )
         #expect(result.status == 1)
         #expect(!result.standardError.contains("hunter2"))
@@ -135,10 +173,10 @@ import Testing
         let application = TestServices.uniqueName("ensure")
         let orders = "\(application).orders"
         let audit = "\(application).audit"
-        func routes(ordersPartitions: Int, auditRetention: Int) throws -> String {
+        func routes(ordersPartitions: Int, auditRetention: Int, auditPartitions: Int = 6) throws -> String {
             try Self.writeFile("""
                 {"version": 1, "deadLetterTopic": "\(application).dead",
-                 "topics": {"\(orders)": {"partitions": \(ordersPartitions)}, "\(audit)": {"retentionMs": \(auditRetention)}},
+                 "topics": {"\(orders)": {"partitions": \(ordersPartitions)}, "\(audit)": {"retentionMs": \(auditRetention), "partitions": \(auditPartitions)}},
                  "routes": [{"name": "o", "events": ["Order*"], "to": ["\(orders)"]}, {"name": "a", "events": ["*"], "to": ["\(audit)"]}]}
                 """)
         }
@@ -149,7 +187,7 @@ import Testing
             "created \(orders): 2 partitions, replication 1, retention.ms=604800000",
             "created \(audit): 6 partitions, replication 1, retention.ms=86400000",
             "created \(application).dead: 6 partitions, replication 1, retention.ms=604800000",
-            "created fanout.checkpoints.\(application): 1 partitions, replication 1, cleanup.policy=compact",
+            "created fanout.checkpoints.\(application): 1 partition, replication 1, cleanup.policy=compact",
         ])
 
         let same = try await CommandLineTests.run(
@@ -157,19 +195,31 @@ import Testing
         #expect(same.status == 0, "\(same.standardError)")
         #expect(same.standardOutput.split(separator: "\n").allSatisfy { $0.hasPrefix("ok ") }, "\(same.standardOutput)")
 
-        let changed = try routes(ordersPartitions: 4, auditRetention: 172_800_000)
+        let changed = try routes(ordersPartitions: 4, auditRetention: 172_800_000, auditPartitions: 8)
         let drift = try await CommandLineTests.run(["topics", "ensure", "--routes", changed, "--brokers", brokers, "--application", application])
         #expect(drift.status == 2)
         let driftLines = drift.standardOutput.split(separator: "\n").map(String.init)
-        #expect(driftLines.contains("drift \(orders): 2 partitions, the file asks for 4 (--fix adds them)"), "\(drift.standardOutput)")
-        #expect(driftLines.contains("drift \(audit): retention.ms is 86400000, the file asks for 172800000"))
+        #expect(driftLines.contains("drift \(orders): 2 partitions, the file asks for 4 (--fix --allow-repartition adds them)"), "\(drift.standardOutput)")
+        #expect(driftLines.contains("drift \(audit): 6 partitions, the file asks for 8 (--fix --allow-repartition adds them); retention.ms is 86400000, the file asks for 172800000"))
 
-        let fixed = try await CommandLineTests.run(["topics", "ensure", "--fix", "--routes", changed, "--brokers", brokers, "--application", application])
-        #expect(fixed.status == 2, "the retention still differs")
-        #expect(fixed.standardOutput.contains("fixed \(orders): partitions 2 -> 4"), "\(fixed.standardOutput)")
+        // Adding partitions moves keys: --fix alone refuses, naming the first topic, and changes nothing.
         let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers), logger: Logger(label: "t"))
         defer { admin.close() }
+        let refused = try await CommandLineTests.run(["topics", "ensure", "--fix", "--routes", changed, "--brokers", brokers, "--application", application])
+        #expect(refused.status == 1)
+        #expect(refused.standardError == "fanout: error: --fix would add partitions to \(orders) (2 -> 4): Kafka places a key by the partition count, so an aggregate's new events would go to another partition than its earlier ones and per-aggregate order breaks for what is already in the topic; add --allow-repartition to do it anyway\n", "\(refused.standardError)")
+        #expect(refused.standardOutput.isEmpty)
+        #expect(try await admin.listTopics()[orders] == 2)
+
+        let fixed = try await CommandLineTests.run(
+            ["topics", "ensure", "--fix", "--allow-repartition", "--routes", changed, "--brokers", brokers, "--application", application])
+        #expect(fixed.status == 2, "the retention still differs")
+        let fixedLines = fixed.standardOutput.split(separator: "\n").map(String.init)
+        #expect(fixedLines.contains("fixed \(orders): partitions 2 -> 4"), "\(fixed.standardOutput)")
+        #expect(fixedLines.contains("fixed \(audit): partitions 6 -> 8; still differs: retention.ms is 86400000, the file asks for 172800000"), "\(fixed.standardOutput)")
+        #expect(!fixed.standardOutput.contains("drift"))
         #expect(try await admin.listTopics()[orders] == 4)
+        #expect(try await admin.listTopics()[audit] == 8)
     }
 
     @Test func topicsEnsureDryRunCreatesNothing() async throws {

@@ -27,7 +27,7 @@ import Testing
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("\(table).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let arguments = [
-            "run", "--brokers", brokers, "--table", table, "--application", table, "--http-port", "0",
+            "run", "--brokers", brokers, "--table", table, "--application", table, "--http-port", "0", "--http-host", "127.0.0.2",
             "--routes", TestServices.packageRoot.appendingPathComponent("routes.json").path,
         ]
         var environment = ProcessInfo.processInfo.environment
@@ -48,7 +48,10 @@ import Testing
                 port = Int(text[range.upperBound...].prefix { $0.isNumber })
             }
         }
-        let base = "http://127.0.0.1:\(try #require(port, "no listening line in: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")"))"
+        let base = "http://127.0.0.2:\(try #require(port, "no listening line in: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")"))"
+        // --http-host: only that address answers.
+        #expect(MotoServer.accepts(port: port!, host: "127.0.0.2"))
+        #expect(!MotoServer.accepts(port: port!, host: "127.0.0.1"))
 
         func get(_ path: String) async throws -> (status: Int, body: String) {
             let response = try await HTTPClient.shared.get(url: base + path).get()
@@ -83,6 +86,7 @@ import Testing
         #expect(metrics.contains("fanout_shard_checkpoint_age_seconds{shard="), "\(metrics)")
         #expect(metrics.contains("fanout_stream_stalled_shards 0"))
         #expect(metrics.contains("fanout_records_read_total 1"), "\(metrics)")
+        #expect(metrics.contains("# HELP fanout_records_read_total Stream records read.\n# TYPE fanout_records_read_total counter"), "\(metrics)")
         #expect(metrics.contains("fanout_kafka_producer_rebuilds_total 0"), "\(metrics)")
         #expect(metrics.contains("fanout_routes_info{"))
         #expect(metrics.contains(#"fanout_records_routed_total{topic="orders.events"} 1"#))

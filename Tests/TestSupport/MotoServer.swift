@@ -33,14 +33,14 @@ public final class MotoServer: Sendable {
 
     public func stop() async { _ = await process.stop() }
 
-    /// Whether something accepts TCP connections on 127.0.0.1:`port` (moto listens once it is ready to answer).
-    static func accepts(port: Int) -> Bool {
+    /// Whether something accepts TCP connections on `host`:`port` (moto listens on 127.0.0.1 once it is ready to answer).
+    public static func accepts(port: Int, host: String = "127.0.0.1") -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(host)
         address.sin_port = UInt16(port).bigEndian
         return withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }

@@ -32,7 +32,7 @@ public enum TopicsEnsure {
 
     /// `fanout topics ensure`: the topics of the routes file the settings name (`routes`, default routes.json) and
     /// the application's checkpoint topic, checked and created through one admin client.
-    public static func run(settings: ResolvedSettings, fix: Bool, dryRun: Bool, logger: Logger) async throws -> Report {
+    public static func run(settings: ResolvedSettings, fix: Bool, allowRepartition: Bool = false, dryRun: Bool, logger: Logger) async throws -> Report {
         let path = settings.string(.routes) ?? "routes.json"
         let file: RoutesFile
         do {
@@ -43,16 +43,22 @@ public enum TopicsEnsure {
         }
         let admin = try KafkaAdmin(configuration: try settings.kafkaConfiguration(), logger: logger)
         defer { admin.close() }
-        return try await run(specifications(routes: file, checkpointTopic: try settings.checkpointTopic()), admin: admin, fix: fix, dryRun: dryRun)
+        return try await run(specifications(routes: file, checkpointTopic: try settings.checkpointTopic()), admin: admin, fix: fix, allowRepartition: allowRepartition, dryRun: dryRun)
     }
 
     /// - Parameters:
-    ///   - fix: add missing partitions to topics that have fewer than the file asks for.
+    ///   - fix: add missing partitions to topics that have fewer than the file asks for; refused (before anything
+    ///     is changed) unless `allowRepartition`, since new partitions move keys.
     ///   - dryRun: create and change nothing; report what would be done.
     public static func run(
-        _ specifications: [KafkaTopicSpecification], admin: KafkaAdmin, fix: Bool, dryRun: Bool
+        _ specifications: [KafkaTopicSpecification], admin: KafkaAdmin, fix: Bool, allowRepartition: Bool = false, dryRun: Bool
     ) async throws -> Report {
         let existing = try await admin.listTopics()
+        if fix, !dryRun, !allowRepartition,
+           let grown = specifications.first(where: { specification in existing[specification.name].map { $0 < specification.partitions } ?? false }) {
+            throw SettingsError(
+                "--fix would add partitions to \(grown.name) (\(existing[grown.name]!) -> \(grown.partitions)): Kafka places a key by the partition count, so an aggregate's new events would go to another partition than its earlier ones and per-aggregate order breaks for what is already in the topic; add --allow-repartition to do it anyway")
+        }
         var lines: [String] = []
         var drift = 0
         var toCreate: [KafkaTopicSpecification] = []
@@ -61,7 +67,7 @@ public enum TopicsEnsure {
             guard let partitions = existing[name] else {
                 toCreate.append(specification)
                 let configs = specification.configs.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-                lines.append("\(dryRun ? "missing" : "created") \(name): \(specification.partitions) partitions, replication \(specification.replicationFactor)\(configs.isEmpty ? "" : ", \(configs)")")
+                lines.append("\(dryRun ? "missing" : "created") \(name): \(specification.partitions) partition\(specification.partitions == 1 ? "" : "s"), replication \(specification.replicationFactor)\(configs.isEmpty ? "" : ", \(configs)")")
                 continue
             }
             var differences: [String] = []
@@ -71,7 +77,7 @@ public enum TopicsEnsure {
                     try await admin.createPartitions([name: specification.partitions])
                     fixed.append("partitions \(partitions) -> \(specification.partitions)")
                 } else {
-                    differences.append("\(partitions) partitions, the file asks for \(specification.partitions) (--fix adds them)")
+                    differences.append("\(partitions) partitions, the file asks for \(specification.partitions) (--fix --allow-repartition adds them)")
                 }
             } else if partitions > specification.partitions {
                 differences.append("\(partitions) partitions, the file asks for \(specification.partitions) (Kafka cannot remove partitions)")
@@ -82,11 +88,11 @@ public enum TopicsEnsure {
                     differences.append("\(key) is \(actual[key] ?? "unset"), the file asks for \(wanted)")
                 }
             }
-            if !differences.isEmpty {
-                drift += 1
+            if !differences.isEmpty { drift += 1 }
+            if !fixed.isEmpty {
+                lines.append("fixed \(name): \(fixed.joined(separator: "; "))" + (differences.isEmpty ? "" : "; still differs: \(differences.joined(separator: "; "))"))
+            } else if !differences.isEmpty {
                 lines.append("drift \(name): \(differences.joined(separator: "; "))")
-            } else if !fixed.isEmpty {
-                lines.append("fixed \(name): \(fixed.joined(separator: "; "))")
             } else {
                 lines.append("ok \(name)")
             }

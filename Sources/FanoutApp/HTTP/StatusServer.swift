@@ -25,6 +25,12 @@ public func bootstrapMetrics() -> PrometheusCollectorRegistry {
     return registry
 }
 
+/// The address `makeStatusApplication` listens on when its caller names none: 0.0.0.0, or within
+/// `StatusServerAddress.$host.withValue(_:)` the given one (`fanout run --http-host` sets it for the run).
+public enum StatusServerAddress {
+    @TaskLocal public static var host = "0.0.0.0"
+}
+
 /// The operator endpoint: `GET /healthz`, `/readyz`, `/status` and `/metrics`; anything else is 404.
 ///
 /// The result is a swift-service-lifecycle `Service`: put it in the sidecar's `ServiceGroup`
@@ -32,7 +38,7 @@ public func bootstrapMetrics() -> PrometheusCollectorRegistry {
 ///
 /// - Parameters:
 ///   - port: The TCP port; 0 picks a free one (see `onServerRunning`).
-///   - host: The address to bind.
+///   - host: The address to bind (default: `StatusServerAddress.host`, 0.0.0.0 unless set).
 ///   - status: A snapshot for `GET /status`.
 ///   - readiness: The checks for `GET /readyz`; 200 when ready, 503 otherwise.
 ///   - metrics: The registry `GET /metrics` exposes (usually the one from `bootstrapMetrics()`).
@@ -40,7 +46,7 @@ public func bootstrapMetrics() -> PrometheusCollectorRegistry {
 ///   - onServerRunning: Called once the socket is bound, with the bound port.
 public func makeStatusApplication(
     port: Int = defaultStatusPort,
-    host: String = "0.0.0.0",
+    host: String = StatusServerAddress.host,
     status: @escaping @Sendable () -> SidecarStatus,
     readiness: @escaping @Sendable () async -> Readiness,
     metrics: PrometheusCollectorRegistry,
@@ -62,7 +68,7 @@ public func makeStatusApplication(
         Response(
             status: .ok,
             headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.emitToBuffer()))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: MetricsHelp.adding(to: metrics.emitToBuffer())))
         )
     }
     return Application(

@@ -55,6 +55,11 @@ extension RoutesFile {
         func failure(_ message: String) -> RoutesFileError {
             RoutesFileError(issues: [RoutesFileIssue(file: path, position: nil, path: "$", message: message)])
         }
+        // Foundation's text for these is "The operation could not be completed".
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw failure("cannot read the file: no such file") }
+        guard !isDirectory.boolValue else { throw failure("cannot read the file: it is a directory") }
+        guard FileManager.default.isReadableFile(atPath: path) else { throw failure("cannot read the file: permission denied") }
         do {
             let attribute = try FileManager.default.attributesOfItem(atPath: path)[.size]
             let size = (attribute as? NSNumber)?.intValue ?? (attribute as? Int) ?? 0
