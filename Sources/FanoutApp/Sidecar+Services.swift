@@ -54,12 +54,13 @@ extension Sidecar {
     }
 
     /// Runs until SIGTERM or SIGINT, then stops gracefully. With `statusPort`, serves `/healthz`, `/readyz`,
-    /// `/status` and `/metrics` there until the sidecar has drained (services stop in reverse order).
-    public func runUntilSignalled(statusPort: Int? = nil, metrics: PrometheusCollectorRegistry? = nil) async throws {
+    /// `/status` and `/metrics` there (on `statusHost`) until the sidecar has drained (services stop in reverse order).
+    public func runUntilSignalled(statusPort: Int? = nil, statusHost: String = "0.0.0.0", metrics: PrometheusCollectorRegistry? = nil) async throws {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let statusPort {
             let application = makeStatusApplication(
                 port: statusPort,
+                host: statusHost,
                 status: { [self] in self.status },
                 readiness: { [self] in self.readiness() },
                 metrics: metrics ?? PrometheusCollectorRegistry(),

@@ -26,6 +26,9 @@ public struct SidecarStatus: Sendable, Encodable, Hashable {
         /// Why the newest file on disk is not live; nil once a good file is live again.
         public var lastError: String?
         public var lastErrorAt: Date?
+        /// Existing topics whose partition count differs from the file's (Fanout publishes to them as they are; see
+        /// `fanout topics ensure`), a line each; empty when none.
+        public var topicDrift: [String] = []
 
         public init(
             path: String, hash: String, version: Int, routeCount: Int, topicCount: Int, loadedAt: Date,
@@ -64,10 +67,11 @@ public struct SidecarStatus: Sendable, Encodable, Hashable {
             try container.encode(reloadFailures, forKey: .reloadFailures)
             try container.encode(lastError, forKey: .lastError)
             try container.encode(lastErrorAt, forKey: .lastErrorAt)
+            try container.encode(topicDrift, forKey: .topicDrift)
         }
 
         private enum CodingKeys: String, CodingKey {
-            case path, hash, version, routeCount, topicCount, loadedAt, reloads, reloadFailures, lastError, lastErrorAt
+            case path, hash, version, routeCount, topicCount, loadedAt, reloads, reloadFailures, lastError, lastErrorAt, topicDrift
         }
     }
 
@@ -251,6 +255,7 @@ extension Sidecar {
                 return entry
             }
         )
+        status.routes.topicDrift = topicDrift.current
         status.producer = SidecarStatus.Producer(producersHealth, outstandingRecords: producers.reduce(0) { $0 + $1.outstandingRecords })
         status.workerID = leases?.workerID
         status.leases = leases?.heldLeases

@@ -16,6 +16,13 @@ public struct StartupError: Error, Sendable, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
+/// The topic drift of the routes file in force (see `TopicProvisioner.ensureTopics`), replaced at each reload.
+final class TopicDrift: Sendable {
+    private let lines = Mutex<[String]>([])
+    var current: [String] { lines.withLock { $0 } }
+    func set(_ drift: [String]) { lines.withLock { $0 = drift } }
+}
+
 /// The sidecar, built and checked: routes loaded, Kafka reachable, topics
 /// created, the stream found. `run()` reads until `requestStop()` (or SIGTERM
 /// under `runUntilSignalled`), then drains and flushes.
@@ -30,6 +37,9 @@ public final class Sidecar: Sendable {
     /// With `--leases on`: this instance's leases.
     public let leases: LeaseCoordinator?
     let kafkaCheck = Mutex<(ok: Bool, detail: String)>((true, "reachable at start-up"))
+    /// Existing topics whose partition count differs from the routes file in force (found at start-up and at
+    /// each reload), a line each.
+    let topicDrift: TopicDrift
     /// Exactly-once mode: the transactional producers (per leased shard with leases).
     let transactions: ExactlyOnceTransactions?
     let producer: KafkaProducer
@@ -40,8 +50,9 @@ public final class Sidecar: Sendable {
     private init(
         configuration: SidecarConfiguration, routes: LiveRoutes, reloader: RoutesReloader, streamARN: String, pipeline: FanOutPipeline,
         reader: ShardedStreamReader, leases: LeaseCoordinator?, transactions: ExactlyOnceTransactions?, producer: KafkaProducer,
-        admin: KafkaAdmin, httpClient: HTTPClient, logger: Logger
+        admin: KafkaAdmin, httpClient: HTTPClient, topicDrift: TopicDrift, logger: Logger
     ) {
+        self.topicDrift = topicDrift
         self.leases = leases
         self.transactions = transactions
         self.configuration = configuration
@@ -84,8 +95,9 @@ public final class Sidecar: Sendable {
             admin.close()
             throw StartupError("Kafka is not reachable at \(configuration.brokers): \(error)")
         }
+        let topicDrift = TopicDrift()
         do {
-            try await TopicProvisioner.ensureTopics(of: routesFile, admin: admin, logger: logger)
+            topicDrift.set(try await TopicProvisioner.ensureTopics(of: routesFile, admin: admin, logger: logger))
         } catch {
             admin.close()
             throw StartupError("cannot create the topics of \(configuration.routesPath): \(error)")
@@ -93,8 +105,9 @@ public final class Sidecar: Sendable {
         let reloader = RoutesReloader(
             path: configuration.routesPath, live: routes, pollInterval: configuration.routesPollInterval, reloadsOnHangup: reloadOnHangup,
             logger: logger
-        ) { [admin, logger] file in
-            try await TopicProvisioner.ensureTopics(of: file, admin: admin, logger: logger)
+        ) { [admin, logger, topicDrift] file in
+            let drift = try await TopicProvisioner.ensureTopics(of: file, admin: admin, logger: logger)
+            topicDrift.set(drift)
         }
 
         let httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .forAWS())
@@ -153,7 +166,7 @@ public final class Sidecar: Sendable {
             return Sidecar(
                 configuration: configuration, routes: routes, reloader: reloader, streamARN: streamARN, pipeline: pipeline,
                 reader: reader, leases: leases, transactions: transactions, producer: producer, admin: admin, httpClient: httpClient,
-                logger: logger
+                topicDrift: topicDrift, logger: logger
             )
         } catch {
             await createdProducer?.shutdown()

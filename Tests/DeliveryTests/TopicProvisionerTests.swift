@@ -25,7 +25,8 @@ import Testing
         let routes = try RoutesFile.parse(Array(text.utf8), file: "routes.json")
         let (logger, log) = LogRecorder.makeLogger()
 
-        try await TopicProvisioner.ensureTopics(of: routes, admin: admin, logger: logger)
+        let drift = try await TopicProvisioner.ensureTopics(of: routes, admin: admin, logger: logger)
+        #expect(drift == ["\(drifted) has 2 partitions, the routes file asks for 4"])
 
         let warnings = log.all.filter { $0.level == .warning }.map(\.message)
         #expect(warnings == [

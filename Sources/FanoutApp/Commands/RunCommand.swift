@@ -28,9 +28,7 @@ public enum RunCommand {
         _ = try await Preflight.checkSource(configuration, logger: logger)
         let metrics = bootstrapMetrics()
         let sidecar = try await Sidecar.make(configuration: configuration, reloadOnHangup: true, logger: logger)
-        try await StatusServerAddress.$host.withValue(host) {
-            try await sidecar.runUntilSignalled(statusPort: port, metrics: metrics)
-        }
+        try await sidecar.runUntilSignalled(statusPort: port, statusHost: host, metrics: metrics)
     }
 
     /// `fanout config`: every setting `run` would use and where it came from (secrets redacted), after the checks

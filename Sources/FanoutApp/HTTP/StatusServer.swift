@@ -25,12 +25,6 @@ public func bootstrapMetrics() -> PrometheusCollectorRegistry {
     return registry
 }
 
-/// The address `makeStatusApplication` listens on when its caller names none: 0.0.0.0, or within
-/// `StatusServerAddress.$host.withValue(_:)` the given one (`fanout run --http-host` sets it for the run).
-public enum StatusServerAddress {
-    @TaskLocal public static var host = "0.0.0.0"
-}
-
 /// The operator endpoint: `GET /healthz`, `/readyz`, `/status` and `/metrics`; anything else is 404.
 ///
 /// The result is a swift-service-lifecycle `Service`: put it in the sidecar's `ServiceGroup`
@@ -38,7 +32,7 @@ public enum StatusServerAddress {
 ///
 /// - Parameters:
 ///   - port: The TCP port; 0 picks a free one (see `onServerRunning`).
-///   - host: The address to bind (default: `StatusServerAddress.host`, 0.0.0.0 unless set).
+///   - host: The address to bind (`fanout run --http-host`; 0.0.0.0 by default).
 ///   - status: A snapshot for `GET /status`.
 ///   - readiness: The checks for `GET /readyz`; 200 when ready, 503 otherwise.
 ///   - metrics: The registry `GET /metrics` exposes (usually the one from `bootstrapMetrics()`).
@@ -46,7 +40,7 @@ public enum StatusServerAddress {
 ///   - onServerRunning: Called once the socket is bound, with the bound port.
 public func makeStatusApplication(
     port: Int = defaultStatusPort,
-    host: String = StatusServerAddress.host,
+    host: String = "0.0.0.0",
     status: @escaping @Sendable () -> SidecarStatus,
     readiness: @escaping @Sendable () async -> Readiness,
     metrics: PrometheusCollectorRegistry,
