@@ -219,13 +219,22 @@ final class RDKafkaConsumer: Sendable {
         }
     }
 
+    /// librdkafka before 2.0.3 waits a thousandth of `rd_kafka_seek_partitions`'s timeout (the milliseconds are
+    /// read as microseconds: librdkafka #4230): Debian's 2.0.2 turned 30 s into 30 ms, and a seek timed out
+    /// whenever the broker thread took longer (seen at load 8 and more). The timeout is scaled to match.
+    static func seekTimeoutArgument(_ ms: Int32, version: Int32 = rd_kafka_version()) -> Int32 {
+        guard version < 0x0200_0300 else { return ms }
+        let (scaled, overflow) = ms.multipliedReportingOverflow(by: 1_000)
+        return overflow ? Int32.max : scaled
+    }
+
     private static func seek(
         _ rk: OpaquePointer,
         _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>,
         ms: Int32,
         context: String
     ) throws {
-        if let error = rd_kafka_seek_partitions(rk, list, ms) {
+        if let error = rd_kafka_seek_partitions(rk, list, seekTimeoutArgument(ms)) {
             throw KafkaError(consuming: error, context: context)
         }
         try throwFirstPartitionError(list, context: context)
