@@ -87,6 +87,19 @@ public enum Preflight {
             try checkViewType(description.streamViewType, of: description.tableName.map { "table \"\($0)\"" } ?? "stream \(arn)", table: description.tableName)
             return "source: DynamoDB stream \(arn) (\(description.streamViewType?.rawValue ?? "view type unknown"))"
         }
+        let (description, arn) = try await tableStream(table, aws: aws, httpClient: httpClient, logger: logger)
+        if let given = configuration.streamARN, given != arn {
+            throw StartupError("\(Setting.streamArn.flagName) \(given) is not the stream of table \"\(table)\" (\(arn)); checkpoints are kept per stream, so another stream would be read from its start: drop \(Setting.streamArn.flagName) or give the table's stream")
+        }
+        try checkViewType(description.streamSpecification?.viewType, of: "table \"\(table)\"", table: table)
+        return "source: table \"\(table)\", stream \(arn) (\(description.streamSpecification?.viewType?.rawValue ?? "view type unknown"))"
+    }
+
+    /// The events table's description and its stream's ARN; one line naming the table when it does not exist, cannot
+    /// be described, or has no stream enabled.
+    static func tableStream(
+        _ table: String, aws: AWSConfiguration, httpClient: HTTPClient, logger: Logger
+    ) async throws -> (description: TableDescription, streamARN: String) {
         let description: TableDescription
         do {
             description = try await DynamoDB(configuration: aws, httpClient: httpClient, logger: logger).describeTable(table)
@@ -98,11 +111,7 @@ public enum Preflight {
         guard let arn = description.latestStreamARN, description.streamSpecification?.enabled ?? true else {
             throw StartupError("table \"\(table)\" has no stream enabled; enable one: aws dynamodb update-table --table-name \(table) --stream-specification StreamEnabled=true,StreamViewType=NEW_IMAGE")
         }
-        if let given = configuration.streamARN, given != arn {
-            throw StartupError("\(Setting.streamArn.flagName) \(given) is not the stream of table \"\(table)\" (\(arn)); checkpoints are kept per stream, so another stream would be read from its start: drop \(Setting.streamArn.flagName) or give the table's stream")
-        }
-        try checkViewType(description.streamSpecification?.viewType, of: "table \"\(table)\"", table: table)
-        return "source: table \"\(table)\", stream \(arn) (\(description.streamSpecification?.viewType?.rawValue ?? "view type unknown"))"
+        return (description, arn)
     }
 
     /// Fanout reads each event from the record's new image: KEYS_ONLY and OLD_IMAGE streams carry none.

@@ -242,19 +242,7 @@ public final class Sidecar: Sendable {
         guard let table = configuration.tableName else {
             throw StartupError("no source: set --table (FANOUT_TABLE), --stream-arn (FANOUT_STREAM_ARN) or --kinesis-stream (FANOUT_KINESIS_STREAM)")
         }
-        let dynamoDB = DynamoDB(configuration: configuration.aws, httpClient: httpClient, logger: logger)
-        let description: TableDescription
-        do {
-            description = try await dynamoDB.describeTable(table)
-        } catch let error as AWSError where error.type == "ResourceNotFoundException" {
-            throw StartupError("table \"\(table)\" does not exist in \(configuration.aws.region) at \(configuration.aws.endpoint(for: .dynamoDB))")
-        } catch {
-            throw StartupError("cannot describe table \"\(table)\": \(error)")
-        }
-        guard let arn = description.latestStreamARN, description.streamSpecification?.enabled ?? true else {
-            throw StartupError("table \"\(table)\" has no stream enabled; enable one with StreamViewType NEW_IMAGE or NEW_AND_OLD_IMAGES")
-        }
-        return arn
+        return try await Preflight.tableStream(table, aws: configuration.aws, httpClient: httpClient, logger: logger).streamARN
     }
 
     /// The stream reader's shard states.
